@@ -1,0 +1,87 @@
+"""Command line: ``ocrpipe run | doctor | status``; the only place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from ocrpipe import __version__
+from ocrpipe.config import load_settings
+from ocrpipe.errors import ExitCode, OcrpipeError
+
+EPILOG = """exit codes: 0 all jobs ended well, 1 a file went to error/, 2 bad configuration or usage,
+3 a required tool is missing, 4 another ocrpipe runs on this data folder, 130 interrupted.
+Settings come from environment variables (DATA_DIR, OCR_LANG, OCR_CONCURRENCY…; see the README);
+flags win over them."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors exit 2, as configuration errors do
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.BAD_CONFIG, f"ocrpipe: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ocrpipe", description="Folder-drop OCR: scans in, searchable PDF/A out.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ocrpipe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="watch in/ and process what is dropped there")
+    run.add_argument("--data", type=Path, help="data folder (DATA_DIR), default ./data")
+    run.add_argument("--once", action="store_true", help="process what is in in/ now, then exit")
+    run.add_argument("--prep-concurrency", type=int, dest="PREP_CONCURRENCY")
+    run.add_argument("--ocr-concurrency", type=int, dest="OCR_CONCURRENCY")
+    run.add_argument("--lang", dest="OCR_LANG", help="Tesseract languages, e.g. fra+eng (OCR_LANG)")
+    doctor = sub.add_parser("doctor", help="check the tools, languages and folders")
+    doctor.add_argument("--data", type=Path)
+    status = sub.add_parser("status", help="what ocrpipe is doing and has done")
+    status.add_argument("--data", type=Path)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, object]:
+    flags = {k: v for k, v in vars(args).items() if k.isupper()}
+    if getattr(args, "data", None) is not None:
+        flags["DATA_DIR"] = args.data
+    return flags
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    settings = load_settings(flags=_flags(args))
+    if args.command == "run":
+        from ocrpipe.runner import run
+
+        return run(settings, once=args.once)
+    if args.command == "doctor":
+        from ocrpipe.doctor import doctor
+
+        return doctor(settings)
+    from ocrpipe.status import print_status
+
+    print_status(settings, as_json=args.json)
+    return ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(_dispatch(args))
+    except OcrpipeError as exc:
+        print(f"ocrpipe: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("ocrpipe: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 — a bug: one clear line for the user, the details in a file
+        crash = Path.cwd() / "ocrpipe-crash.log"
+        crash.write_text(traceback.format_exc(), encoding="utf-8")
+        print(f"ocrpipe: internal error: {type(exc).__name__}: {exc} (details in {crash})", file=sys.stderr)
+        return int(ExitCode.JOBS_FAILED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

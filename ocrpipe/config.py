@@ -1,0 +1,215 @@
+"""The one place that reads the environment: builds a frozen, validated Settings."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, TypeVar
+
+import psutil
+
+from ocrpipe.errors import ConfigError
+from ocrpipe.tools.locate import default_command
+
+T = TypeVar("T")
+
+# One ocrmypdf run took 107–159 MB here; big pages take more, so plan for this much per run.
+MB_PER_OCR_RUN = 512
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ocrpipe needs to know; picklable, so workers get it as an argument."""
+
+    data_dir: Path
+    in_dir: Path
+    out_dir: Path
+    archive_dir: Path
+    error_dir: Path
+    poll_seconds: float = 1.0
+    stable_seconds: float = 2.0
+    prep_concurrency: int = 1
+    ocr_concurrency: int = 2
+    max_jobs_in_flight: int = 32
+    ocr_lang: str = "fra+eng"
+    ocr_args: tuple[str, ...] = ()
+    image_dpi: int = 300
+    seven_zip: tuple[str, ...] = ("7z",)
+    ocrmypdf: tuple[str, ...] = ("ocrmypdf",)
+    tesseract: tuple[str, ...] = ("tesseract",)
+    ghostscript: tuple[str, ...] = ("gs",)
+    log_level: str = "INFO"
+    log_json: bool = False
+    max_attempts_prep: int = 3
+    max_attempts_ocr: int = 3
+    retry_backoff_seconds: float = 5.0
+    prep_timeout_seconds: float = 600.0
+    ocr_timeout_seconds: float = 300.0
+    ocr_timeout_per_page_seconds: float = 60.0
+    max_archive_members: int = 5000
+    max_archive_mb: int = 4096
+    cpu_count: int = 1
+    # The environment the tools start from (PATH, locale…), captured once here.
+    tool_env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+    @property
+    def hold_dir(self) -> Path:
+        return self.data_dir / "hold" / "duplicates"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports" / "duplicates"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    def ocr_timeout_for(self, pages: int) -> float:
+        return self.ocr_timeout_seconds + self.ocr_timeout_per_page_seconds * max(1, pages)
+
+
+def default_ocr_concurrency(cpu_count: int, available_bytes: int) -> int:
+    """One OCR run per core, but never more than free memory holds."""
+    by_memory = available_bytes // (MB_PER_OCR_RUN * 1024 * 1024)
+    return max(1, min(cpu_count, by_memory))
+
+
+class _Reader:
+    """Reads named values from flags first, then the environment, and names the culprit on error."""
+
+    def __init__(self, environ: Mapping[str, str], flags: Mapping[str, object]) -> None:
+        self.environ = environ
+        self.flags = {k: v for k, v in flags.items() if v is not None}
+
+    def raw(self, name: str) -> str | None:
+        if name in self.flags:
+            return str(self.flags[name])
+        value = self.environ.get(name)
+        return value if value not in (None, "") else None
+
+    def get(self, name: str, parse: Callable[[str], T], default: T, accepted: str) -> T:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError):
+            raise ConfigError(f"{name}={raw!r} is not valid: expected {accepted}") from None
+
+    def number(self, name: str, default: float, *, minimum: float, integer: bool = False) -> float:
+        parse = int if integer else float
+        kind = "a whole number" if integer else "a number"
+        value = self.get(name, parse, default, f"{kind} >= {minimum:g}")
+        if value < minimum:
+            raise ConfigError(f"{name}={value!r} is not valid: expected {kind} >= {minimum:g}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.raw(name) or default).strip().upper()
+        if value not in choices:
+            raise ConfigError(f"{name}={value!r} is not valid: expected one of {', '.join(choices)}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not valid: expected true or false")
+
+    def command(self, name: str, tool: str) -> tuple[str, ...]:
+        raw = self.raw(name)
+        if raw is None:
+            return tuple(default_command(tool, environ=self.environ))
+        if Path(raw).is_file():  # a path with spaces, like C:\Program Files\7-Zip\7z.exe
+            return (raw,)
+        try:
+            parts = shlex.split(raw, posix=sys.platform != "win32")
+        except ValueError:
+            parts = []
+        if not parts:
+            raise ConfigError(f"{name}={raw!r} is not valid: expected a program path or command")
+        return tuple(parts)
+
+
+def _languages(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", raw):
+        raise ValueError(raw)
+    return raw
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, object] | None = None) -> Settings:
+    """Build the settings from the environment, with command-line flags (same names) winning."""
+    environ = os.environ if environ is None else environ
+    read = _Reader(environ, flags or {})
+    data_dir = Path(read.raw("DATA_DIR") or "data").expanduser().resolve()
+
+    def folder(name: str, default: str) -> Path:
+        return Path(read.raw(name) or data_dir / default).expanduser().resolve()
+
+    in_dir = folder("IN_DIR", "in")
+    dirs = {
+        "OUT_DIR": folder("OUT_DIR", "out"),
+        "ARCHIVE_DIR": folder("ARCHIVE_DIR", "archive"),
+        "ERROR_DIR": folder("ERROR_DIR", "error"),
+    }
+    for name, path in {**dirs, "DATA_DIR work/": data_dir / "work"}.items():
+        if _inside(path, in_dir):
+            raise ConfigError(f"{name}={str(path)!r} is not valid: it must not be inside IN_DIR ({in_dir})")
+    if _inside(in_dir, data_dir / "work"):
+        raise ConfigError(f"IN_DIR={str(in_dir)!r} is not valid: it must not be inside the work folder")
+
+    cpu_count = psutil.cpu_count(logical=True) or 1
+    ocr_default = default_ocr_concurrency(cpu_count, psutil.virtual_memory().available)
+    try:
+        ocr_args = tuple(shlex.split(read.raw("OCR_ARGS") or ""))
+    except ValueError:
+        raise ConfigError(f"OCR_ARGS={read.raw('OCR_ARGS')!r} is not valid: expected ocrmypdf options") from None
+    return Settings(
+        data_dir=data_dir,
+        in_dir=in_dir,
+        out_dir=dirs["OUT_DIR"],
+        archive_dir=dirs["ARCHIVE_DIR"],
+        error_dir=dirs["ERROR_DIR"],
+        poll_seconds=read.number("POLL_SECONDS", 1.0, minimum=0.05),
+        stable_seconds=read.number("STABLE_SECONDS", 2.0, minimum=0),
+        prep_concurrency=int(read.number("PREP_CONCURRENCY", 1, minimum=1, integer=True)),
+        ocr_concurrency=int(read.number("OCR_CONCURRENCY", ocr_default, minimum=1, integer=True)),
+        max_jobs_in_flight=int(read.number("MAX_JOBS_IN_FLIGHT", 32, minimum=1, integer=True)),
+        ocr_lang=read.get("OCR_LANG", _languages, "fra+eng", "Tesseract language codes joined by '+', e.g. fra+eng"),
+        ocr_args=ocr_args,
+        image_dpi=int(read.number("IMAGE_DPI", 300, minimum=10, integer=True)),
+        seven_zip=read.command("SEVEN_ZIP", "7z"),
+        ocrmypdf=read.command("OCRMYPDF", "ocrmypdf") if read.raw("OCRMYPDF") else (sys.executable, "-m", "ocrmypdf"),
+        tesseract=read.command("TESSERACT", "tesseract"),
+        ghostscript=read.command("GHOSTSCRIPT", "gs"),
+        log_level=read.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+        log_json=read.flag("LOG_JSON", False),
+        max_attempts_prep=int(read.number("MAX_ATTEMPTS_PREP", 3, minimum=1, integer=True)),
+        max_attempts_ocr=int(read.number("MAX_ATTEMPTS_OCR", 3, minimum=1, integer=True)),
+        retry_backoff_seconds=read.number("RETRY_BACKOFF_SECONDS", 5.0, minimum=0),
+        prep_timeout_seconds=read.number("PREP_TIMEOUT_SECONDS", 600.0, minimum=1),
+        ocr_timeout_seconds=read.number("OCR_TIMEOUT_SECONDS", 300.0, minimum=1),
+        ocr_timeout_per_page_seconds=read.number("OCR_TIMEOUT_PER_PAGE_SECONDS", 60.0, minimum=0),
+        max_archive_members=int(read.number("MAX_ARCHIVE_MEMBERS", 5000, minimum=1, integer=True)),
+        max_archive_mb=int(read.number("MAX_ARCHIVE_MB", 4096, minimum=1, integer=True)),
+        cpu_count=cpu_count,
+        tool_env=tuple(sorted(environ.items())),
+    )

@@ -1,0 +1,62 @@
+"""``ocrpipe doctor``: what is installed, what is missing, and the command that installs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from typing import TextIO
+
+from ocrpipe.config import Settings
+from ocrpipe.errors import ExitCode
+from ocrpipe.model import normalise_languages
+from ocrpipe.toolcheck import INSTALL, language_install_hint, probe_tools, tesseract_languages
+
+
+def _writable(folder: os.PathLike[str]) -> bool:
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".ocrpipe-doctor-{uuid.uuid4().hex[:8]}")
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+        return True
+    except OSError:
+        return False
+
+
+def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
+    problems: list[tuple[str, tuple[str, str]]] = []
+    print("Tools:", file=out)
+    for tool in probe_tools(settings):
+        shown = " ".join(tool.command)
+        if tool.ok:
+            print(f"  ok       {tool.name:<12} {tool.version:<10} {shown}", file=out)
+        else:
+            print(f"  MISSING  {tool.name:<12} {'-':<10} {shown}", file=out)
+            problems.append((tool.name, INSTALL[tool.name]))
+    installed = tesseract_languages(settings)
+    print(f"OCR languages (OCR_LANG={settings.ocr_lang}):", file=out)
+    for lang in normalise_languages(settings.ocr_lang).split("+"):
+        if installed is not None and lang in installed:
+            print(f"  ok       {lang}", file=out)
+        else:
+            print(f"  MISSING  {lang}", file=out)
+            problems.append((f"tesseract language '{lang}'", language_install_hint(lang)))
+    print("Folders:", file=out)
+    for label, folder in (("data", settings.data_dir), ("in", settings.in_dir), ("out", settings.out_dir),
+                          ("archive", settings.archive_dir), ("error", settings.error_dir)):
+        if _writable(folder):
+            free_mb = shutil.disk_usage(folder).free // 2**20
+            print(f"  ok       {label:<8} {folder}  ({free_mb} MB free)", file=out)
+        else:
+            print(f"  NOT WRITABLE {label:<8} {folder}", file=out)
+            problems.append((f"folder {folder}", ("check its permissions", "check its permissions")))
+    if not problems:
+        print("Everything ocrpipe needs is here.", file=out)
+        return ExitCode.OK
+    print("\nTo fix:", file=out)
+    for what, (debian, windows) in problems:
+        print(f"  {what}\n    Debian/Ubuntu: {debian}\n    Windows:       {windows}", file=out)
+    return ExitCode.MISSING_TOOL

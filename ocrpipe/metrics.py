@@ -1,0 +1,54 @@
+"""``index/metrics.json``: integer counters plus ``updatedAt``, rewritten atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ocrpipe.fsutil import atomic_write_json, read_json
+from ocrpipe.store import utc_now
+
+METRICS_FILE = "metrics.json"
+COUNTERS = ("jobs_done", "jobs_error", "jobs_running", "jobs_queued", "pages_done", "duplicates_held", "retries")
+# Gauges describe the present and are set each tick; the rest only ever grow.
+GAUGES = frozenset({"jobs_running", "jobs_queued"})
+
+
+def make_empty_metrics() -> dict[str, Any]:
+    """The valid keys, all zero: the one definition of what metrics.json holds."""
+    metrics: dict[str, Any] = {name: 0 for name in COUNTERS}
+    metrics["updatedAt"] = None
+    return metrics
+
+
+def update_metrics(metrics: dict[str, Any], event: str, amount: int = 1) -> dict[str, Any]:
+    """Add ``amount`` to the counter named ``event``; unknown events are ignored."""
+    if event in COUNTERS:
+        metrics[event] += int(amount)
+    return metrics
+
+
+def set_gauge(metrics: dict[str, Any], name: str, value: int) -> None:
+    if name in GAUGES:
+        metrics[name] = int(value)
+
+
+def write_metrics(metrics: dict[str, Any], index_dir: Path) -> Path:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    metrics["updatedAt"] = utc_now()
+    path = index_dir / METRICS_FILE
+    atomic_write_json(path, metrics)
+    return path
+
+
+def load_metrics(index_dir: Path) -> dict[str, Any]:
+    """Counters carry on across restarts; anything unreadable starts again from zero."""
+    metrics = make_empty_metrics()
+    try:
+        saved = read_json(index_dir / METRICS_FILE)
+    except (OSError, ValueError):
+        return metrics
+    for name in COUNTERS:
+        if name not in GAUGES and isinstance(saved.get(name), int):
+            metrics[name] = saved[name]
+    return metrics

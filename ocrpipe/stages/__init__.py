@@ -1,0 +1,1 @@
+"""Worker-side stages: top-level functions that pickle into spawned pool workers."""

@@ -1,0 +1,126 @@
+"""Turn pages (PDFs and images) into one ``raw.pdf``: img2pdf for images, pikepdf to merge."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import img2pdf
+import pikepdf
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ocrpipe.errors import PermanentError
+from ocrpipe.stages.sniff import Kind, sniff
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """``page2`` sorts before ``page10``."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part.casefold()) for part in re.split(r"(\d+)", text))
+
+
+def open_pdf(path: Path) -> pikepdf.Pdf:
+    """Open a PDF; one with only an owner password opens (and is saved decrypted later)."""
+    try:
+        return pikepdf.open(path)
+    except pikepdf.PasswordError:
+        raise PermanentError(f"{path.name}: the PDF is encrypted and needs a password to open") from None
+    except pikepdf.PdfError as exc:
+        raise PermanentError(f"{path.name}: the PDF is damaged beyond repair ({exc})") from None
+
+
+def _image_dpi(image: Image.Image) -> tuple[float, float] | None:
+    dpi = image.info.get("dpi")
+    # Pillow reports 1 or 0 dpi when a file carries a unit but no real value.
+    if dpi and float(dpi[0]) > 10 and float(dpi[1]) > 10:
+        return float(dpi[0]), float(dpi[1])
+    return None
+
+
+def _flatten_frame(frame: Image.Image) -> Image.Image:
+    """A mode img2pdf takes: transparency on white, 16-bit scaled to 8, CMYK and palettes to RGB."""
+    if frame.mode in ("1", "L", "RGB"):
+        return frame.copy()
+    if frame.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return frame.point(lambda v: v / 256).convert("L") if frame.mode != "F" else frame.convert("L")
+    if frame.mode in ("RGBA", "LA", "PA") or (frame.mode == "P" and "transparency" in frame.info):
+        rgba = frame.convert("RGBA")
+        background = Image.new("RGB", rgba.size, "white")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return frame.convert("RGB")
+
+
+def _via_pillow(path: Path, dpi: tuple[float, float]) -> bytes:
+    pages = []
+    with Image.open(path) as image:
+        for index in range(getattr(image, "n_frames", 1)):
+            image.seek(index)
+            frame = _flatten_frame(ImageOps.exif_transpose(image) or image)
+            buffer = io.BytesIO()
+            frame.save(buffer, format="PNG", dpi=dpi)
+            pages.append(buffer.getvalue())
+    layout = img2pdf.get_fixed_dpi_layout_fun(dpi)
+    return img2pdf.convert(pages, layout_fun=layout)
+
+
+def image_to_pdf_bytes(path: Path, default_dpi: int) -> bytes:
+    """One PDF page per image frame; an image without DPI gets ``default_dpi``."""
+    try:
+        with Image.open(path) as image:
+            image_dpi = _image_dpi(image)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise PermanentError(f"{path.name}: the image is damaged or in a format we cannot read ({exc})") from None
+    dpi = image_dpi or (float(default_dpi), float(default_dpi))
+    layout = None if image_dpi else img2pdf.get_fixed_dpi_layout_fun(dpi)
+    try:
+        return img2pdf.convert(str(path), layout_fun=layout, rotation=img2pdf.Rotation.ifvalid)
+    except Exception:  # noqa: BLE001 — img2pdf refuses alpha, 16-bit and odd modes; Pillow converts them
+        pass
+    try:
+        return _via_pillow(path, dpi)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise PermanentError(f"{path.name}: the image could not be converted to PDF ({exc})") from None
+
+
+def _save(pdf: pikepdf.Pdf, out: Path) -> None:
+    tmp = out.with_name(out.name + ".partial")
+    pdf.save(tmp, encryption=False)
+    os.replace(tmp, out)
+
+
+def assemble(parts: Sequence[Path], out: Path, *, default_dpi: int) -> int:
+    """Write all pages of ``parts``, in order, to ``out``; returns the page count."""
+    if len(parts) == 1 and sniff(parts[0]) is Kind.PDF:
+        with open_pdf(parts[0]) as pdf:
+            pages = len(pdf.pages)
+            if pages == 0:
+                raise PermanentError(f"{parts[0].name}: the PDF has no pages")
+            if pdf.is_encrypted:
+                _save(pdf, out)  # ocrmypdf refuses owner-password PDFs; they open without one here
+                return pages
+        tmp = out.with_name(out.name + ".partial")
+        shutil.copyfile(parts[0], tmp)
+        os.replace(tmp, out)
+        return pages
+    merged = pikepdf.new()
+    sources: list[pikepdf.Pdf] = []
+    try:
+        for part in parts:
+            if sniff(part) is Kind.PDF:
+                source = open_pdf(part)
+            else:
+                source = pikepdf.open(io.BytesIO(image_to_pdf_bytes(part, default_dpi)))
+            sources.append(source)
+            merged.pages.extend(source.pages)
+        if len(merged.pages) == 0:
+            raise PermanentError("the document has no pages")
+        _save(merged, out)
+        return len(merged.pages)
+    finally:
+        for source in sources:
+            source.close()
+        merged.close()

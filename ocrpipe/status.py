@@ -1,0 +1,74 @@
+"""``ocrpipe status``: counts by state, running jobs and recent errors, read from files only."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+from ocrpipe.config import Settings
+from ocrpipe.fsutil import read_json
+from ocrpipe.jobindex import iter_index
+from ocrpipe.metrics import METRICS_FILE
+from ocrpipe.model import RUNNING_STATES, JobState
+from ocrpipe.store import STATE_FILE
+
+RECENT_ERRORS = 5
+
+
+def collect_status(settings: Settings) -> dict[str, Any]:
+    """Safe while ``ocrpipe run`` works: every file read is written atomically."""
+    counts: Counter[str] = Counter()
+    running = []
+    finished = {entry["jobKey"]: entry for entry in iter_index(settings.index_dir)}
+    for entry in finished.values():
+        counts[entry.get("state", "?")] += 1
+    work = settings.work_dir
+    for state_file in sorted(work.glob(f"*/{STATE_FILE}")) if work.is_dir() else []:
+        try:
+            record = read_json(state_file)
+        except (OSError, ValueError):
+            continue
+        if record.get("jobKey") in finished:
+            continue
+        counts[record["state"]] += 1
+        if JobState(record["state"]) in RUNNING_STATES:
+            running.append({"jobKey": record["jobKey"], "state": record["state"],
+                            "source": record["source"]["relpath"], "since": record["history"][-1]["at"]})
+    errors = [e for e in finished.values() if e.get("state") == "ERROR"][-RECENT_ERRORS:]
+    waiting = sum(1 for p in settings.in_dir.rglob("*") if p.is_file() and ".ocrpipe-staging" not in p.parts) \
+        if settings.in_dir.is_dir() else 0
+    held = sum(1 for p in settings.hold_dir.iterdir() if p.is_dir()) if settings.hold_dir.is_dir() else 0
+    try:
+        metrics = read_json(settings.index_dir / METRICS_FILE)
+    except (OSError, ValueError):
+        metrics = None
+    return {"counts": dict(sorted(counts.items())), "running": running, "waitingInInbox": waiting,
+            "heldDuplicates": held, "recentErrors": [
+                {"jobKey": e["jobKey"], "source": e.get("source"), "reason": e.get("reason")} for e in errors],
+            "metricsUpdatedAt": (metrics or {}).get("updatedAt")}
+
+
+def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout) -> None:
+    status = collect_status(settings)
+    if as_json:
+        print(json.dumps(status, indent=2, ensure_ascii=False), file=out)
+        return
+    print(f"Data folder: {settings.data_dir}", file=out)
+    print(f"Waiting in {Path(settings.in_dir).name}/: {status['waitingInInbox']}   "
+          f"held duplicates: {status['heldDuplicates']}", file=out)
+    print("Jobs by state:" if status["counts"] else "Jobs by state: none yet", file=out)
+    for state, n in status["counts"].items():
+        print(f"  {state:<16} {n}", file=out)
+    if status["running"]:
+        print("Running:", file=out)
+        for job in status["running"]:
+            print(f"  {job['state']:<12} {job['source']}  (since {job['since']}, job {job['jobKey'][:12]})", file=out)
+    if status["recentErrors"]:
+        print("Recent errors:", file=out)
+        for err in status["recentErrors"]:
+            print(f"  {err['source']}: {err['reason']}", file=out)
+    if status["metricsUpdatedAt"]:
+        print(f"Last scheduler tick: {status['metricsUpdatedAt']}", file=out)

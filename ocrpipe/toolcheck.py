@@ -1,0 +1,73 @@
+"""Which tools are there, in which version, and how to install the missing ones."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ocrpipe.config import Settings
+from ocrpipe.model import canonical_profile, normalise_languages
+from ocrpipe.tools.ocrmypdf import profile_args
+from ocrpipe.errors import TransientError
+from ocrpipe.tools.run import probe_version, run_tool
+
+INSTALL = {
+    "7z": ("sudo apt-get install -y p7zip-full", "winget install --id 7zip.7zip"),
+    "ocrmypdf": ("pip install ocrmypdf  (in ocrpipe's virtualenv)", "pip install ocrmypdf  (in ocrpipe's virtualenv)"),
+    "tesseract": ("sudo apt-get install -y tesseract-ocr", "winget install --id UB-Mannheim.TesseractOCR"),
+    "ghostscript": ("sudo apt-get install -y ghostscript", "winget install --id ArtifexSoftware.GhostScript"),
+}
+
+
+@dataclass(frozen=True)
+class ToolStatus:
+    name: str
+    command: tuple[str, ...]
+    version: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.version is not None
+
+
+def probe_tools(settings: Settings) -> list[ToolStatus]:
+    env = dict(settings.tool_env)
+    return [
+        ToolStatus("7z", settings.seven_zip, probe_version(settings.seven_zip, (), env=env)),
+        ToolStatus("ocrmypdf", settings.ocrmypdf, probe_version(settings.ocrmypdf, env=env)),
+        ToolStatus("tesseract", settings.tesseract, probe_version(settings.tesseract, env=env)),
+        ToolStatus("ghostscript", settings.ghostscript, probe_version(settings.ghostscript, env=env)),
+    ]
+
+
+def tesseract_languages(settings: Settings) -> set[str] | None:
+    """Installed Tesseract languages, or None when Tesseract does not run."""
+    try:
+        result = run_tool([*settings.tesseract, "--list-langs"], timeout=30, env=dict(settings.tool_env))
+    except TransientError:
+        return None
+    if result.returncode != 0:
+        return None
+    lines = (result.stdout + "\n" + result.stderr_tail).splitlines()
+    return {line.strip() for line in lines if re.fullmatch(r"[A-Za-z_]+", line.strip())}
+
+
+def missing_languages(settings: Settings) -> list[str]:
+    installed = tesseract_languages(settings)
+    wanted = normalise_languages(settings.ocr_lang).split("+")
+    return wanted if installed is None else [lang for lang in wanted if lang not in installed]
+
+
+def language_install_hint(lang: str) -> tuple[str, str]:
+    return (f"sudo apt-get install -y tesseract-ocr-{lang.replace('_', '-').lower()}",
+            f"download {lang}.traineddata into Tesseract's tessdata folder (the UB-Mannheim installer offers it)")
+
+
+def build_profile(settings: Settings, tools: list[ToolStatus]) -> dict[str, Any]:
+    return canonical_profile(
+        ocr_lang=settings.ocr_lang,
+        ocrmypdf_args=profile_args(settings.ocr_args),
+        tool_versions={t.name: t.version or "missing" for t in tools},
+        image_dpi=settings.image_dpi,
+    )

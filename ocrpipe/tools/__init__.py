@@ -1,0 +1,1 @@
+"""External tools: one module per tool, and the one subprocess entry point (run.py)."""

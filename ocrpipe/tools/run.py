@@ -1,0 +1,134 @@
+"""The one way ocrpipe starts a tool: argument list, no stdin, time limit, whole-tree kill."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import psutil
+
+from ocrpipe.errors import ToolTimeout, TransientError
+
+STDERR_TAIL_CHARS = 2000
+KILL_GRACE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    returncode: int
+    stdout: str
+    stderr_tail: str
+    seconds: float
+
+
+def tail(text: str, limit: int = STDERR_TAIL_CHARS) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def kill_tree(pid: int, *, grace: float = KILL_GRACE_SECONDS) -> list[int]:
+    """Terminate a process and all its descendants, then kill what is left; returns the pids."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return []
+    # Children first, so a parent cannot start new ones while we work through the list.
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+    return [p.pid for p in procs]
+
+
+def _detach_flags() -> dict[str, object]:
+    # A tool gets its own process group, so a Ctrl+C in the terminal reaches ocrpipe, not the tool:
+    # ocrpipe then decides whether to let it finish or to kill the tree.
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def run_tool(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    log_path: Path | None = None,
+    on_start: Callable[[psutil.Popen | subprocess.Popen], None] | None = None,
+) -> ToolResult:
+    """Run ``argv`` to its end or its time limit; stderr goes to ``log_path`` (the tool log)."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out, _stderr_file(log_path) as err:
+        try:
+            proc = subprocess.Popen(
+                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                env=dict(env) if env is not None else None, cwd=cwd, **_detach_flags(),
+            )
+        except OSError as exc:
+            raise TransientError(f"could not start {argv[0]}: {exc.strerror or exc}") from None
+        try:
+            if on_start is not None:
+                on_start(proc)
+            returncode = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc.pid)
+            proc.wait()
+            raise ToolTimeout(
+                f"{Path(argv[0]).name} ran longer than {timeout:g}s and was stopped",
+                stderr_tail=_read_tail(err),
+            ) from None
+        except BaseException:
+            kill_tree(proc.pid)
+            proc.wait()
+            raise
+        out.seek(0)
+        stdout = out.read().decode("utf-8", errors="replace")
+        return ToolResult(returncode, stdout, _read_tail(err), time.monotonic() - started)
+
+
+def _stderr_file(log_path: Path | None):  # type: ignore[no-untyped-def]
+    if log_path is None:
+        return tempfile.TemporaryFile()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    return open(log_path, "w+b")
+
+
+def _read_tail(handle) -> str:  # type: ignore[no-untyped-def]
+    handle.flush()
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, size - 4 * STDERR_TAIL_CHARS))
+    return tail(handle.read().decode("utf-8", errors="replace"))
+
+
+_VERSION = re.compile(r"(\d+(?:\.\d+)+)")
+
+
+def probe_version(command: Sequence[str], args: Sequence[str] = ("--version",), *, env: Mapping[str, str] | None = None) -> str | None:
+    """The tool's version number, or None when it does not run."""
+    try:
+        result = run_tool([*command, *args], timeout=30, env=env)
+    except TransientError:
+        return None
+    text = result.stdout + "\n" + result.stderr_tail
+    for line in text.splitlines():
+        match = _VERSION.search(line)
+        if match:
+            return match.group(1)
+    return None
