@@ -1,0 +1,112 @@
+"""Shared fixtures: fake tool commands, small PDFs, a settings builder, a scheduler driver."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pikepdf
+import pytest
+
+from ocrpipe.config import Settings, load_settings
+from ocrpipe.pools import process_pool_factory
+from ocrpipe.scheduler import Scheduler
+
+FAKE_TOOL = Path(__file__).parent / "fakes" / "fake_tool.py"
+
+
+def fake_command(tool: str) -> str:
+    # Quoted for shlex, so paths with spaces survive; the config splits it back.
+    return f'"{sys.executable}" "{FAKE_TOOL}" {tool}'
+
+
+def make_pdf(pages: int = 1, scenario: str | None = None) -> bytes:
+    """A small valid PDF; ``scenario`` is written in clear into a page so the fake tools can read it."""
+    pdf = pikepdf.new()
+    for n in range(pages):
+        pdf.add_blank_page(page_size=(200, 200))
+        text = f"% page {n + 1} {'FAKE-SCENARIO:' + scenario if scenario else ''}\n".encode()
+        pdf.pages[n].Contents = pdf.make_stream(text)
+    buffer = io.BytesIO()
+    pdf.save(buffer, compress_streams=False)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def tool_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fakes' call log; the variable is inherited by spawned workers and their tools."""
+    path = tmp_path / "tool-calls.jsonl"
+    monkeypatch.setenv("FAKE_TOOL_LOG", str(path))
+    return path
+
+
+def read_calls(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def fake_env(data_dir: Path, tool_log: Path) -> dict[str, str]:
+    import os
+
+    return {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "SEVEN_ZIP": fake_command("7z"),
+        "OCRMYPDF": fake_command("ocrmypdf"),
+        "TESSERACT": fake_command("tesseract"),
+        "GHOSTSCRIPT": fake_command("gs"),
+        "STABLE_SECONDS": "0",
+        "POLL_SECONDS": "0.1",
+        "RETRY_BACKOFF_SECONDS": "0",
+        "OCR_LANG": "eng",
+    }
+
+
+@pytest.fixture
+def make_settings(fake_env: dict[str, str]) -> Callable[..., Settings]:
+    def make(**overrides: str) -> Settings:
+        return load_settings({**fake_env, **overrides})
+
+    return make
+
+
+TEST_PROFILE = {"ocr_lang": "eng", "ocrmypdf_args": [], "tool_versions": {"fake": "1"}, "image_dpi": 300}
+
+
+@pytest.fixture
+def scheduler_for() -> Iterator[Callable[[Settings], Scheduler]]:
+    made: list[Scheduler] = []
+
+    def make(settings: Settings) -> Scheduler:
+        scheduler = Scheduler(settings, profile=TEST_PROFILE,
+                              executor_factory=process_pool_factory(None, "WARNING"))
+        made.append(scheduler)
+        return scheduler
+
+    yield make
+    for scheduler in made:
+        scheduler.close(wait=True)
+
+
+def drive(scheduler: Scheduler, *, until: Callable[[], bool] | None = None, timeout: float = 60) -> None:
+    """Tick with the real clock until ``until`` holds (default: nothing left to do)."""
+    until = until or scheduler.idle
+    deadline = time.monotonic() + timeout
+    scheduler.tick(time.monotonic())
+    while not until():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"scheduler did not finish in {timeout}s; jobs: "
+                                 f"{[(j.key[:8], j.state.value) for j in scheduler.jobs.values()]}")
+        scheduler.wait(0.05)
+        scheduler.tick(time.monotonic())

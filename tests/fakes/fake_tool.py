@@ -1,0 +1,125 @@
+"""A stand-in for 7z and ocrmypdf, launched through the tool command like the real ones.
+
+Usage: ``python fake_tool.py 7z|ocrmypdf|tesseract|gs ARGS...``. It does real minimal work (unzip
+with zipfile, copy the PDF), logs every call to ``$FAKE_TOOL_LOG`` (JSON lines: start and end),
+and takes its scenario from the input: ``FAKE-SCENARIO:<name>`` inside the PDF's bytes or the
+archive's file name. Scenarios: ``hang`` (starts a child, then sleeps forever), ``exit-N``,
+``transient-K`` (exit 7 on the first K calls for this job, then succeed), ``nooutput``,
+``killparent`` (SIGKILL its own parent: the pool worker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+CALL_ID = uuid.uuid4().hex
+
+
+def log(tool: str, event: str, **fields: object) -> None:
+    path = os.environ.get("FAKE_TOOL_LOG")
+    if not path:
+        return
+    line = json.dumps({"id": CALL_ID, "tool": tool, "event": event, "t": time.time(), "pid": os.getpid(), **fields})
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def scenario_of(path: Path) -> str:
+    match = re.search(rb"FAKE-SCENARIO:([\w-]+)", path.name.encode() + b" " + path.read_bytes())
+    return match.group(1).decode() if match else "ok"
+
+
+def hang() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], stdin=subprocess.DEVNULL)
+    log("child", "start", child_pid=child.pid)
+    time.sleep(3600)
+
+
+def count_call(job_dir: Path) -> int:
+    counter = job_dir / "fake-calls"
+    n = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(n))
+    return n
+
+
+def apply_scenario(tool: str, scenario: str, job_dir: Path) -> None:
+    """Fail or misbehave as the scenario says; returns if the tool should do its real work."""
+    if scenario == "hang":
+        hang()
+    if scenario == "killparent":
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(5)
+        sys.exit(15)
+    if m := re.fullmatch(r"exit-(\d+)", scenario):
+        print(f"fake {tool}: failing with exit {m.group(1)} as asked", file=sys.stderr)
+        sys.exit(int(m.group(1)))
+    if m := re.fullmatch(r"transient-(\d+)", scenario):
+        if count_call(job_dir) <= int(m.group(1)):
+            print(f"fake {tool}: transient failure", file=sys.stderr)
+            sys.exit(7 if tool == "ocrmypdf" else 2)
+
+
+def fake_7z(args: list[str]) -> int:
+    if not args:
+        print("\n7-Zip (fake) 99.01 : Copyright (c) Nobody")
+        return 0
+    command, archive = args[0], Path(args[-1])
+    log("7z", "start", command=command, archive=archive.name)
+    time.sleep(float(os.environ.get("FAKE_7Z_DELAY", "0")))
+    apply_scenario("7z", scenario_of(archive), archive.parent.parent)
+    with zipfile.ZipFile(archive) as zf:
+        if command == "l":
+            print("Listing archive: x\n--\nPath = x\nType = zip\n\n----------")
+            for info in zf.infolist():
+                print(f"Path = {info.filename.rstrip('/')}\nFolder = {'+' if info.is_dir() else '-'}\n"
+                      f"Size = {info.file_size}\nEncrypted = {'+' if info.flag_bits & 1 else '-'}\n")
+        elif command == "x":
+            dest = next(a[2:] for a in args if a.startswith("-o"))
+            zf.extractall(dest)
+    log("7z", "end", command=command, archive=archive.name)
+    return 0
+
+
+def fake_ocrmypdf(args: list[str]) -> int:
+    if "--version" in args:
+        print("99.1.0")
+        return 0
+    source, output = Path(args[-2]), Path(args[-1])
+    log("ocrmypdf", "start", input=str(source), jobs=args[args.index("--jobs") + 1] if "--jobs" in args else None)
+    time.sleep(float(os.environ.get("FAKE_OCR_DELAY", "0")))
+    scenario = scenario_of(source)
+    apply_scenario("ocrmypdf", scenario, source.parent)
+    if scenario != "nooutput":
+        shutil.copyfile(source, output)
+    log("ocrmypdf", "end", input=str(source))
+    return 0
+
+
+def main() -> int:
+    tool, args = sys.argv[1], sys.argv[2:]
+    if tool == "7z":
+        return fake_7z(args)
+    if tool == "ocrmypdf":
+        return fake_ocrmypdf(args)
+    if tool == "tesseract" and "--list-langs" in args:
+        print("List of available languages (3):\neng\nfra\nosd")
+        return 0
+    print(f"{tool} 99.0.0")  # tesseract / gs --version
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Polling in/: what is ignored, when a file counts as stable, staging by rename."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ocrpipe.intake import STAGING_DIR, Intake, is_ignored, stage, staged_leftovers
+
+
+@pytest.mark.parametrize("name", ["scan.pdf.tmp", "big.PART", "x.crdownload", "~$report.docx", ".hidden",
+                                  "._scan.pdf", "Thumbs.db", "desktop.ini", "@eaDir", STAGING_DIR])
+def test_partial_and_system_files_are_ignored(name: str) -> None:
+    assert is_ignored(name)
+
+
+@pytest.mark.parametrize("name", ["scan.pdf", "Scan 2024 (1).TIF", "archive.7z", "tmp.pdf"])
+def test_ordinary_names_are_taken(name: str) -> None:
+    assert not is_ignored(name)
+
+
+def test_file_is_ready_only_after_holding_still(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    growing = tmp_path / "sub" / "scan.pdf"
+    growing.write_bytes(b"%PDF-1.4 part")
+    (tmp_path / "@eaDir").mkdir()
+    (tmp_path / "@eaDir" / "thumb.jpg").write_bytes(b"x")
+    intake = Intake(tmp_path, stable_seconds=2)
+    assert intake.poll(100.0) == [] and intake.pending == 1
+    assert intake.poll(101.5) == []
+    with open(growing, "ab") as handle:  # still being copied
+        handle.write(b" more")
+    os.utime(growing, ns=(1, 1))
+    assert intake.poll(102.5) == []
+    assert intake.poll(104.0) == []
+    ready = intake.poll(104.6)
+    assert [c.relpath for c in ready] == ["sub/scan.pdf"]
+
+
+def test_vanished_files_are_forgotten(tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    intake = Intake(tmp_path, stable_seconds=0)
+    assert len(intake.poll(0)) == 1
+    (tmp_path / "a.pdf").unlink()
+    assert intake.poll(1) == [] and intake.pending == 0
+
+
+def test_stage_moves_file_and_records_where_it_came_from(tmp_path: Path) -> None:
+    (tmp_path / "May").mkdir()
+    (tmp_path / "May" / "inv.pdf").write_bytes(b"%PDF-")
+    [candidate] = Intake(tmp_path, 0).poll(0)
+    staged = stage(candidate, tmp_path)
+    assert staged is not None and staged.path.read_bytes() == b"%PDF-"
+    assert not (tmp_path / "May" / "inv.pdf").exists()
+    assert json.loads((staged.staging_dir / "staging.json").read_text())["relpath"] == "May/inv.pdf"
+    # The staging folder is invisible to the poller, and a restart finds the file again.
+    assert Intake(tmp_path, 0).poll(0) == []
+    [left] = staged_leftovers(tmp_path)
+    assert (left.path, left.relpath) == (staged.path, "May/inv.pdf")
+
+
+def test_stage_gives_up_quietly_when_the_file_is_gone(tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(b"x")
+    [candidate] = Intake(tmp_path, 0).poll(0)
+    (tmp_path / "a.pdf").unlink()
+    assert stage(candidate, tmp_path) is None
+    assert list((tmp_path / STAGING_DIR).iterdir()) == []

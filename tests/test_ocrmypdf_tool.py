@@ -1,0 +1,47 @@
+"""ocrmypdf's argv and the sorting of its exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ocrpipe.errors import PermanentError, TransientError
+from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
+from ocrpipe.tools.run import ToolResult
+
+
+def test_argv_defaults_first_so_operator_args_win() -> None:
+    argv = build_argv(["ocrmypdf"], Path("raw.pdf"), Path("out.pdf"), lang="eng+fra", jobs=2,
+                      extra_args=["--output-type", "pdf"])
+    assert argv == ["ocrmypdf", "--output-type", "auto", "--skip-text", "-l", "eng+fra", "--jobs", "2",
+                    "--output-type", "pdf", "raw.pdf", "out.pdf"]
+
+
+@pytest.mark.parametrize("code", [1, 2, 3, 6, 8, 9, 10])
+def test_permanent_exit_codes(code: int) -> None:
+    with pytest.raises(PermanentError) as info:
+        raise_for_exit(ToolResult(code, "", "tail", 1.0))
+    assert info.value.exit_code == code and info.value.stderr_tail == "tail"
+
+
+@pytest.mark.parametrize("code", [4, 5, 7, 15, 130, -9, 99])
+def test_transient_exit_codes(code: int) -> None:
+    with pytest.raises(TransientError):
+        raise_for_exit(ToolResult(code, "", "", 1.0))
+
+
+def test_success_and_reasons_are_plain_words() -> None:
+    raise_for_exit(ToolResult(0, "", "", 1.0))
+    with pytest.raises(PermanentError, match="encrypted"):
+        raise_for_exit(ToolResult(8, "", "", 1.0))
+    with pytest.raises(TransientError, match="killed by signal 9"):
+        raise_for_exit(ToolResult(-9, "", "", 1.0))
+
+
+def test_errors_survive_pickling() -> None:
+    import pickle
+
+    err = PermanentError("encrypted", 8, "tail")
+    copy = pickle.loads(pickle.dumps(err))
+    assert (type(copy), copy.reason, copy.exit_code, copy.stderr_tail) == (PermanentError, "encrypted", 8, "tail")
