@@ -32,7 +32,7 @@ def make_pdf(pages: int = 1, scenario: str | None = None) -> bytes:
         text = f"% page {n + 1} {'FAKE-SCENARIO:' + scenario if scenario else ''}\n".encode()
         pdf.pages[n].Contents = pdf.make_stream(text)
     buffer = io.BytesIO()
-    pdf.save(buffer, compress_streams=False)
+    pdf.save(buffer, compress_streams=False, static_id=True)  # same arguments, same bytes
     return buffer.getvalue()
 
 

@@ -83,3 +83,13 @@ def test_user_password_pdf_is_a_permanent_error(tmp_path: Path) -> None:
         pdf.save(tmp_path / "locked.pdf", encryption=pikepdf.Encryption(owner="a", user="b"))
     with pytest.raises(PermanentError, match="encrypted and needs a password"):
         assemble([tmp_path / "locked.pdf"], tmp_path / "raw.pdf", default_dpi=300)
+
+
+def test_zip_holding_a_pdf_is_an_archive(tmp_path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "scans.pdf", "w") as zf:  # stored, so "%PDF-" sits in the first KiB
+        zf.writestr("a.pdf", make_pdf())
+    assert sniff(tmp_path / "scans.pdf") is Kind.ARCHIVE
+    (tmp_path / "junk.pdf").write_bytes(b"\r\n\x00garbage " + make_pdf())
+    assert sniff(tmp_path / "junk.pdf") is Kind.PDF

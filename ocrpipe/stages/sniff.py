@@ -23,13 +23,16 @@ _ARCHIVE_MAGIC = (
 
 
 def sniff_bytes(head: bytes) -> Kind | None:
-    # Some scanners put junk before the header; PDF readers accept it within the first 1 KiB.
-    if b"%PDF-" in head[:1024]:
+    # Signatures at offset 0 first: a zip storing a PDF uncompressed has "%PDF-" in its first KiB too.
+    if head.startswith(b"%PDF-"):
         return Kind.PDF
     if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return Kind.IMAGE
     if head.startswith(_ARCHIVE_MAGIC) or head[257:262] == b"ustar":
         return Kind.ARCHIVE
+    # Some scanners put junk before the header; PDF readers accept it within the first KiB.
+    if b"%PDF-" in head[:1024]:
+        return Kind.PDF
     return None
 
 

@@ -5,7 +5,7 @@ with zipfile, copy the PDF), logs every call to ``$FAKE_TOOL_LOG`` (JSON lines: 
 and takes its scenario from the input: ``FAKE-SCENARIO:<name>`` inside the PDF's bytes or the
 archive's file name. Scenarios: ``hang`` (starts a child, then sleeps forever), ``exit-N``,
 ``transient-K`` (exit 7 on the first K calls for this job, then succeed), ``nooutput``,
-``killparent`` (SIGKILL its own parent: the pool worker).
+``killparent`` (SIGKILL its own parent, the pool worker, on the first call).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def apply_scenario(tool: str, scenario: str, job_dir: Path) -> None:
     """Fail or misbehave as the scenario says; returns if the tool should do its real work."""
     if scenario == "hang":
         hang()
-    if scenario == "killparent":
-        os.kill(os.getppid(), signal.SIGKILL)
+    if scenario == "killparent" and count_call(job_dir) == 1:
+        os.kill(os.getppid(), signal.SIGKILL)  # the pool worker dies mid-job, once
         time.sleep(5)
         sys.exit(15)
     if m := re.fullmatch(r"exit-(\d+)", scenario):
@@ -80,7 +80,12 @@ def fake_7z(args: list[str]) -> int:
     log("7z", "start", command=command, archive=archive.name)
     time.sleep(float(os.environ.get("FAKE_7Z_DELAY", "0")))
     apply_scenario("7z", scenario_of(archive), archive.parent.parent)
-    with zipfile.ZipFile(archive) as zf:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile:
+        print(f"ERROR: {archive} : Can not open the file as archive", file=sys.stderr)
+        return 2
+    with zf:
         if command == "l":
             print("Listing archive: x\n--\nPath = x\nType = zip\n\n----------")
             for info in zf.infolist():
