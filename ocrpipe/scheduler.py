@@ -280,6 +280,8 @@ class Scheduler:
         self.index.record({
             "jobKey": job.key, "runId": record["runId"], "state": state, "source": record["source"]["relpath"],
             "output": record.get("output"), "archived": record.get("archived"), "pages": record.get("pages"),
+            "kind": record.get("kind"), "attempts": record.get("attempts"), "timings": record.get("timings"),
+            "createdAt": record.get("createdAt"),
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
             "finishedAt": record["updatedAt"], **extra,
         })
