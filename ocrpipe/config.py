@@ -53,6 +53,11 @@ class Settings:
     ocr_timeout_per_page_seconds: float = 60.0
     max_archive_members: int = 5000
     max_archive_mb: int = 4096
+    heartbeat_seconds: float = 2.0
+    job_timeout_seconds: float = 60.0
+    min_free_mb: int = 500
+    ocr_temp_mb_per_page: int = 100
+    shutdown_grace_seconds: float = 30.0
     cpu_count: int = 1
     # The environment the tools start from (PATH, locale…), captured once here.
     tool_env: tuple[tuple[str, str], ...] = ()
@@ -210,6 +215,11 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         ocr_timeout_per_page_seconds=read.number("OCR_TIMEOUT_PER_PAGE_SECONDS", 60.0, minimum=0),
         max_archive_members=int(read.number("MAX_ARCHIVE_MEMBERS", 5000, minimum=1, integer=True)),
         max_archive_mb=int(read.number("MAX_ARCHIVE_MB", 4096, minimum=1, integer=True)),
+        heartbeat_seconds=read.number("HEARTBEAT_SECONDS", 2.0, minimum=0.05),
+        job_timeout_seconds=read.number("JOB_TIMEOUT_SECONDS", 60.0, minimum=0.1),
+        min_free_mb=int(read.number("MIN_FREE_MB", 500, minimum=0, integer=True)),
+        ocr_temp_mb_per_page=int(read.number("OCR_TEMP_MB_PER_PAGE", 100, minimum=0, integer=True)),
+        shutdown_grace_seconds=read.number("SHUTDOWN_GRACE_SECONDS", 30.0, minimum=0),
         cpu_count=cpu_count,
         tool_env=tuple(sorted(environ.items())),
     )

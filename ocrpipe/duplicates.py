@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ocrpipe.fsutil import atomic_write_json, move_file
+from ocrpipe.fsutil import atomic_write_json, move_unique
 from ocrpipe.store import utc_now
 
 STATUS_FILE = "status.json"
@@ -21,7 +21,7 @@ def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path, 
     """Move the file to ``hold/duplicates/<jobKey>/<ts>__<name>`` and describe it in status.json."""
     folder = hold_dir / job_key
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    held = move_file(source, folder, f"{stamp}__{source.name}")
+    held = move_unique(source, folder, f"{stamp}__{source.name}")
     atomic_write_json(folder / STATUS_FILE, {
         "status": "DUPLICATE_PENDING",
         "jobKey": job_key,

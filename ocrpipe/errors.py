@@ -72,6 +72,10 @@ class ToolTimeout(TransientError):
     """The tool ran past the stage's time limit and was killed with its children."""
 
 
+class DiskFullError(TransientError):
+    """No space left on the device: the job waits for space; it does not use up its attempts."""
+
+
 class PermanentError(StageError):
     """Retrying cannot help: encrypted, corrupt, unsupported or refused input."""
 

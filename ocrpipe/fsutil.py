@@ -68,25 +68,6 @@ def candidate_names(name: str) -> Iterator[str]:
         n += 1
 
 
-def _claim_name(tmp: Path, folder: Path, name: str) -> Path:
-    """Give the finished temp file its final name without ever overwriting another file."""
-    for candidate in candidate_names(name):
-        target = folder / candidate
-        try:
-            os.link(tmp, target)  # fails if target exists: no overwrite, even under races
-        except FileExistsError:
-            continue
-        except OSError:
-            # File systems without hard links (FAT, some SMB shares): check, then rename.
-            if target.exists():
-                continue
-            os.replace(tmp, target)
-            return target
-        tmp.unlink()
-        return target
-    raise AssertionError("unreachable")
-
-
 def copy_durably(src: Path, dest: Path) -> None:
     """Copy and fsync, then check the size, so a short copy is never taken for a good one."""
     with open(src, "rb") as fin, open(dest, "wb") as fout:
@@ -98,56 +79,75 @@ def copy_durably(src: Path, dest: Path) -> None:
         raise OSError(errno.EIO, f"copy of {src} is incomplete", str(dest))
 
 
-def publish_copy(src: Path, folder: Path, name: str) -> Path:
-    """Copy ``src`` into ``folder`` as ``name`` (or ``name (2)``…); the source stays."""
+def move_replacing(src: Path, folder: Path, name: str) -> Path:
+    """Move ``src`` to ``folder/name``, replacing what is there (our own folders only); across
+    volumes it copies, fsyncs, checks the size, then deletes the source."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.ocrpipe-tmp"
+    target = folder / name
     try:
-        copy_durably(src, tmp)
-        final = _claim_name(tmp, folder, name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(folder)
-    return final
-
-
-def move_file(src: Path, folder: Path, name: str | None = None, *, overwrite: bool = False) -> Path:
-    """Move ``src`` into ``folder``; across volumes it copies, fsyncs, checks, then deletes.
-
-    Without ``overwrite`` an existing file of that name is kept and the new one gets a suffix.
-    """
-    name = name or src.name
-    folder.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        target = folder / name
-        try:
-            os.replace(src, target)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.ocrpipe-tmp"
-            copy_durably(src, tmp)
-            os.replace(tmp, target)
-            src.unlink()
-        _fsync_dir(folder)
-        return target
-    tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.ocrpipe-tmp"
-    try:
-        os.rename(src, tmp)
+        os.replace(src, target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        final = publish_copy(src, folder, name)
+        partial = folder / f".{name}.{uuid.uuid4().hex[:8]}.partial"
+        copy_durably(src, partial)
+        os.replace(partial, target)
         src.unlink()
-        return final
-    try:
-        final = _claim_name(tmp, folder, name)
-    except BaseException:
-        os.rename(tmp, src)  # put it back where it was
-        raise
     _fsync_dir(folder)
+    return target
+
+
+def move_unique(src: Path, folder: Path, name: str) -> Path:
+    """Move ``src`` into ``folder`` as ``name`` or ``name (2)``…, never overwriting."""
+    tmp = f".{uuid.uuid4().hex}.ocrpipe-tmp"
+    final = place_file(src, folder, name, tmp_name=tmp, keep_source=False)
+    drop_temp(folder, tmp)
     return final
+
+
+def place_file(src: Path, folder: Path, name: str, *, tmp_name: str, keep_source: bool) -> Path:
+    """Copy (``keep_source``) or move ``src`` to ``folder/name`` — or ``name (2)``…, never overwriting.
+
+    Safe to call again after a crash at any point, with the same ``tmp_name``: it finishes the same
+    placement instead of making a second copy. The temp file stays, hard-linked to the result, until
+    the caller has recorded the result and calls :func:`drop_temp`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / tmp_name
+    if not tmp.exists():
+        moved = False
+        if not keep_source:
+            try:
+                os.rename(src, tmp)
+                moved = True
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+        if not moved:  # a copy: across volumes, or when the source stays
+            partial = folder / (tmp_name + ".partial")
+            copy_durably(src, partial)
+            os.replace(partial, tmp)
+    if not keep_source:
+        src.unlink(missing_ok=True)  # the temp file is complete: the source may go
+    for candidate in candidate_names(name):
+        target = folder / candidate
+        if target.exists():
+            if os.path.samefile(target, tmp):
+                return target  # placed before a crash
+            continue
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            continue
+        except OSError:
+            os.replace(tmp, target)  # no hard links here (FAT, some shares): rename instead
+        _fsync_dir(folder)
+        return target
+    raise AssertionError("unreachable")
+
+
+def drop_temp(folder: Path, tmp_name: str) -> None:
+    (folder / tmp_name).unlink(missing_ok=True)
 
 
 def remove_tree(path: Path) -> None:

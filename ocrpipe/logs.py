@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
-import signal
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -52,26 +51,15 @@ def setup_logging(level: str, *, json_lines: bool) -> logging.Handler:
         root.removeHandler(old)
     handler = make_handler(json_lines=json_lines)
     root.addHandler(handler)
-    _set_levels(level)
+    set_levels(level)
     return handler
 
 
-def _set_levels(level: str) -> None:
+def set_levels(level: str) -> None:
     logging.getLogger().setLevel(level)
     # Libraries' chatter (pikepdf, PIL) stays out of an operator's log unless asked for.
     for noisy in ("PIL", "pikepdf", "img2pdf", "ocrmypdf"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-
-
-def init_worker(log_queue: Any, level: str) -> None:
-    """Pool initializer: ignore Ctrl+C (the scheduler decides), send log records to the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    if log_queue is not None:
-        root.addHandler(logging.handlers.QueueHandler(log_queue))
-    _set_levels(level)
 
 
 def job_context(job_key: str, stage: str | None = None, attempt: int | None = None) -> dict[str, Any]:

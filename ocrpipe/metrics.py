@@ -9,7 +9,10 @@ from ocrpipe.fsutil import atomic_write_json, read_json
 from ocrpipe.store import utc_now
 
 METRICS_FILE = "metrics.json"
-COUNTERS = ("jobs_done", "jobs_error", "jobs_running", "jobs_queued", "pages_done", "duplicates_held", "retries")
+COUNTERS = (
+    "jobs_done", "jobs_error", "jobs_running", "jobs_queued", "pages_done", "duplicates_held", "retries",
+    "timeouts", "disk_errors",
+)
 # Gauges describe the present and are set each tick; the rest only ever grow.
 GAUGES = frozenset({"jobs_running", "jobs_queued"})
 

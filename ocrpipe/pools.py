@@ -6,7 +6,7 @@ import multiprocessing
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Callable
 
-from ocrpipe.logs import init_worker
+from ocrpipe.worker import init_worker
 
 # Recycling workers now and then bounds what a leaking library (Pillow, pikepdf) can hold.
 MAX_TASKS_PER_CHILD = 100

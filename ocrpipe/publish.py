@@ -1,4 +1,7 @@
-"""A job's end: the searchable PDF to ``out/`` and the original to ``archive/``, or both to ``error/``."""
+"""A job's end: the searchable PDF to ``out/`` and the original to ``archive/``, or both to ``error/``.
+
+Each step is ordered so that a crash between any two of them is finished, not repeated, at restart.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ocrpipe.config import Settings
-from ocrpipe.fsutil import atomic_write_json, candidate_names, move_file, publish_copy
+from ocrpipe.fsutil import atomic_write_json, candidate_names, drop_temp, place_file
 from ocrpipe.stages.common import FINAL_PDF
 from ocrpipe.store import update_state, utc_now
 
@@ -19,39 +22,54 @@ def output_relpath(source_relpath: str) -> PurePosixPath:
     return rel.with_name(rel.stem + ".pdf") if rel.suffix else rel.with_name(rel.name + ".pdf")
 
 
+def _tmp_name(record: dict[str, Any], purpose: str) -> str:
+    # Derived from the job, so a restart after a crash finds the same temp file again.
+    return f".{record['jobKey'][:16]}-{record['runId'][:8]}.{purpose}.ocrpipe-tmp"
+
+
 def publish_done(settings: Settings, job_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Copy final.pdf to out/ and move the original to archive/, recording each step as it lands."""
+    """Copy final.pdf to out/ and move the original to archive/, recording each as it lands."""
     rel = PurePosixPath(record["source"]["relpath"])
+    out_rel = output_relpath(str(rel))
+    out_folder = settings.out_dir.joinpath(*out_rel.parent.parts)
+    archive_folder = settings.archive_dir.joinpath(*rel.parent.parts)
     if not record.get("output"):
-        out_rel = output_relpath(str(rel))
-        output = publish_copy(job_dir / FINAL_PDF, settings.out_dir.joinpath(*out_rel.parent.parts), out_rel.name)
+        tmp = _tmp_name(record, "out")
+        output = place_file(job_dir / FINAL_PDF, out_folder, out_rel.name, tmp_name=tmp, keep_source=True)
         record = update_state(job_dir, lambda r: r.update(output=str(output)))
+        drop_temp(out_folder, tmp)
     if not record.get("archived"):
-        archived = move_file(job_dir / record["input"], settings.archive_dir.joinpath(*rel.parent.parts), rel.name)
+        tmp = _tmp_name(record, "orig")
+        archived = place_file(job_dir / record["input"], archive_folder, rel.name, tmp_name=tmp, keep_source=False)
         record = update_state(job_dir, lambda r: r.update(archived=str(archived)))
+        drop_temp(archive_folder, tmp)
     return record
 
 
-def _free_folder(parent: Path, name: str) -> Path:
-    for candidate in candidate_names(name):
-        folder = parent / candidate
-        if not folder.exists():
-            return folder
-    raise AssertionError("unreachable")
+def _error_folder(settings: Settings, job_dir: Path, record: dict[str, Any]) -> Path:
+    """``error/<jobKey>/`` (a suffix if an earlier run of the same file failed too), chosen once."""
+    if record.get("errorDir"):
+        return Path(record["errorDir"])
+    folder = next(settings.error_dir / c for c in candidate_names(record["jobKey"]) if not (settings.error_dir / c).exists())
+    update_state(job_dir, lambda r: r.update(errorDir=str(folder)))
+    return folder
 
 
 def publish_error(settings: Settings, job_dir: Path, record: dict[str, Any]) -> Path:
     """Move the original to ``error/<jobKey>/`` beside an error.json that says what went wrong."""
-    folder = _free_folder(settings.error_dir, record["jobKey"])
-    folder.mkdir(parents=True)
+    folder = _error_folder(settings, job_dir, record)
     error = record.get("lastError") or {}
     source = job_dir / record["input"]
-    moved = move_file(source, folder, record["source"]["name"]) if source.exists() else None
+    tmp = _tmp_name(record, "orig")
+    name = record["source"]["name"]
+    if source.exists() or (folder / tmp).exists():
+        name = place_file(source, folder, name, tmp_name=tmp, keep_source=False).name
+        drop_temp(folder, tmp)
     atomic_write_json(folder / ERROR_FILE, {
         "jobKey": record["jobKey"],
         "runId": record["runId"],
         "source": record["source"]["relpath"],
-        "file": moved.name if moved else None,
+        "file": name,
         "stage": error.get("stage"),
         "attempts": record["attempts"],
         "reason": error.get("reason", "unknown failure"),

@@ -18,7 +18,7 @@ from ocrpipe.logs import setup_logging
 from ocrpipe.pools import process_pool_factory, spawn_context
 from ocrpipe.scheduler import Scheduler
 from ocrpipe.toolcheck import build_profile, missing_languages, probe_tools
-from ocrpipe.tools.run import kill_tree
+from ocrpipe.proctree import kill_tree
 
 log = logging.getLogger("ocrpipe")
 LOCK_FILE = "ocrpipe.lock"
@@ -54,14 +54,45 @@ def take_instance_lock(settings: Settings) -> FileLock:
     return lock
 
 
-def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+class StopSignals:
+    """First Ctrl+C / SIGTERM / CTRL_BREAK asks for a graceful stop; the second one stops at once."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def install(self) -> None:
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
 
 
 def kill_descendants() -> None:
     """Pool workers and the tools they run: nothing outlives ocrpipe."""
     for child in psutil.Process().children(recursive=False):
         kill_tree(child.pid, grace=2.0)
+
+
+def _loop(scheduler: Scheduler, settings: Settings, signals: StopSignals, *, once: bool) -> bool:
+    """Tick until done (``once``) or asked to stop; True when stopped by a signal."""
+    grace_ends: float | None = None
+    while True:
+        now = time.monotonic()
+        scheduler.tick(now)
+        if signals.count and grace_ends is None:
+            scheduler.stop_admitting()
+            grace_ends = now + settings.shutdown_grace_seconds
+            log.warning("stopping: no new work; waiting up to %gs for %d running stage(s) "
+                        "(Ctrl+C again to stop now)", settings.shutdown_grace_seconds, scheduler.running())
+        if grace_ends is not None and (scheduler.running() == 0 or now >= grace_ends):
+            return True
+        if once and scheduler.idle():
+            return False
+        scheduler.wait(min(settings.poll_seconds, 0.5) if grace_ends else settings.poll_seconds)
 
 
 def run(settings: Settings, *, once: bool) -> ExitCode:
@@ -71,29 +102,26 @@ def run(settings: Settings, *, once: bool) -> ExitCode:
     queue = spawn_context().Queue()
     listener = logging.handlers.QueueListener(queue, handler, respect_handler_level=True)
     listener.start()
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    signals = StopSignals()
+    signals.install()
     scheduler = Scheduler(settings, profile=profile,
                           executor_factory=process_pool_factory(queue, settings.log_level))
     log.info("ocrpipe watching %s (PREP %d, OCR %d)%s", settings.in_dir, settings.prep_concurrency,
              settings.ocr_concurrency, ", until in/ is empty" if once else "")
-    interrupted = False
+    stopped = True
     try:
-        while True:
-            scheduler.tick(time.monotonic())
-            if once and scheduler.idle():
-                break
-            scheduler.wait(settings.poll_seconds)
+        stopped = _loop(scheduler, settings, signals, once=once)
     except KeyboardInterrupt:
-        interrupted = True
-        log.warning("interrupted: stopping; unfinished jobs resume at the next start")
-        kill_descendants()
+        pass
     finally:
-        scheduler.close(wait=not interrupted)
+        if stopped:
+            log.warning("stopped; unfinished jobs resume at the next start")
+            kill_descendants()  # what is still running after the grace period
+        scheduler.close(wait=not stopped)
         listener.stop()
         queue.close()
         (settings.index_dir / PID_FILE).unlink(missing_ok=True)
         lock.release()
-    if interrupted:
+    if stopped:
         return ExitCode.INTERRUPTED
     return ExitCode.JOBS_FAILED if scheduler.errors_this_run else ExitCode.OK

@@ -1,32 +1,37 @@
-"""The scheduler: ``tick(now)`` admits, dispatches, collects and publishes; ``run`` only loops it."""
+"""The scheduler: ``tick(now)`` admits, dispatches, collects, reaps stale work and publishes;
+``run`` (in runner.py) only loops it."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ocrpipe.config import Settings
 from ocrpipe.duplicates import hold_duplicate, held_keys
-from ocrpipe.fsutil import move_file, remove_tree, sha256_file
+from ocrpipe.fsutil import move_replacing, remove_tree, sha256_file
+from ocrpipe.heartbeat import heartbeat_path, is_heartbeat_stale, kill_recorded
 from ocrpipe.intake import Intake, StagedFile, stage, staged_leftovers, unstage
 from ocrpipe.jobindex import JobIndex
 from ocrpipe.logs import job_context
 from ocrpipe.metrics import load_metrics, set_gauge, update_metrics, write_metrics
 from ocrpipe.model import (
-    SUBMITTED_STATES, RUNNING_STATES, JobState, Stage, failure_state, make_job_key, retry_delay,
-    retry_state, stage_of, submitted_state,
+    RUNNING_STATES, SUBMITTED_STATES, JobState, Stage, failure_state, make_job_key, retry_delay, retry_state,
+    stage_of, submitted_state,
 )
 from ocrpipe.pools import ExecutorFactory, StagePool
 from ocrpipe.publish import publish_done, publish_error
 from ocrpipe.stages.common import FINAL_PDF, StageOutcome
 from ocrpipe.stages.ocr import run_ocr
 from ocrpipe.stages.prep import run_prep
-from ocrpipe.store import new_state_record, read_state, transition, update_state, write_new_state
+from ocrpipe.store import (
+    apply_transition, new_state_record, read_state, transition, update_state, write_new_state,
+)
 
 log = logging.getLogger("ocrpipe.scheduler")
 
@@ -34,6 +39,13 @@ READY_FOR = {
     Stage.PREP: (JobState.DISCOVERED, JobState.PREP_RETRY),
     Stage.OCR: (JobState.PREP_DONE, JobState.OCR_RETRY),
 }
+FAILED_STATES = frozenset({JobState.PREP_ERROR, JobState.PREP_TIMEOUT, JobState.OCR_ERROR, JobState.OCR_TIMEOUT})
+DISK_WARNING_EVERY = 60.0
+MB = 2**20
+
+
+def work_volume_free(path: Path) -> int:
+    return shutil.disk_usage(path).free
 
 
 @dataclass
@@ -46,23 +58,33 @@ class Job:
     pages: int | None = None
     attempts: dict[str, int] = field(default_factory=lambda: {"PREP": 0, "OCR": 0})
     future: Future | None = None
+    submitted_at: float = 0.0
     not_before: float = 0.0
+    disk_failures: int = 0
     seq: int = 0
+
+    @property
+    def in_stage(self) -> bool:
+        return self.state in SUBMITTED_STATES or self.state in RUNNING_STATES
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, *, profile: dict[str, Any], executor_factory: ExecutorFactory) -> None:
+    def __init__(self, settings: Settings, *, profile: dict[str, Any], executor_factory: ExecutorFactory,
+                 disk_free: Callable[[Path], int] = work_volume_free) -> None:
         self.settings = settings
         self.profile = profile
         self.pools = {
             Stage.PREP: StagePool("PREP", settings.prep_concurrency, executor_factory),
             Stage.OCR: StagePool("OCR", settings.ocr_concurrency, executor_factory),
         }
+        self.disk_free = disk_free
         self.intake = Intake(settings.in_dir, settings.stable_seconds)
         self.jobs: dict[str, Job] = {}
         self.errors_this_run = 0
+        self.admitting = True
         self._seq = 0
         self._next_poll = 0.0
+        self._next_disk_warning = 0.0
         self._started = False
 
     # ----- life cycle -------------------------------------------------------------------------
@@ -74,14 +96,21 @@ class Scheduler:
         self.index = JobIndex(s.index_dir)
         self.held = held_keys(s.hold_dir)
         self.metrics = load_metrics(s.index_dir)
+        self._started = True
         self._resume_work()
         for staged in staged_leftovers(s.in_dir):
             self._take_in(staged)
-        self._started = True
 
     def close(self, *, wait: bool = True) -> None:
         for pool in self.pools.values():
             pool.shutdown(wait=wait)
+
+    def stop_admitting(self) -> None:
+        """First step of a graceful stop: take nothing new, start no new stage."""
+        self.admitting = False
+
+    def running(self) -> int:
+        return sum(1 for j in self.jobs.values() if j.future is not None)
 
     def idle(self) -> bool:
         """Nothing in flight and nothing waiting in in/: ``run --once`` may stop."""
@@ -101,46 +130,56 @@ class Scheduler:
         if not self._started:
             self.start()
         self._collect(now)
-        if now >= self._next_poll:
-            self._next_poll = now + self.settings.poll_seconds
-            self._admit(now)
-        for stage in (Stage.PREP, Stage.OCR):
-            self._dispatch(stage, now)
-        set_gauge(self.metrics, "jobs_running", sum(1 for j in self.jobs.values() if j.future is not None))
-        set_gauge(self.metrics, "jobs_queued", len(self.jobs) + self.intake.pending
-                  - self.metrics["jobs_running"])
+        self.check_stale_jobs(self.jobs.values(), self.settings.job_timeout_seconds, now=now)
+        if self.admitting:
+            if now >= self._next_poll:
+                self._next_poll = now + self.settings.poll_seconds
+                self._admit(now)
+            for stage in (Stage.PREP, Stage.OCR):
+                self._dispatch(stage, now)
+        running = self.running()
+        set_gauge(self.metrics, "jobs_running", running)
+        set_gauge(self.metrics, "jobs_queued", len(self.jobs) + self.intake.pending - running)
         write_metrics(self.metrics, self.settings.index_dir)
 
     # ----- admit ----------------------------------------------------------------------------------
 
+    def _disk_ok(self, need_mb: float, now: float, what: str) -> bool:
+        """Room on the work volume for ``need_mb`` beyond MIN_FREE_MB? Warns now and then if not."""
+        free_mb = self.disk_free(self.settings.work_dir) / MB
+        if free_mb - need_mb >= self.settings.min_free_mb:
+            return True
+        if now >= self._next_disk_warning:
+            self._next_disk_warning = now + DISK_WARNING_EVERY
+            log.warning("waiting for disk space: %s needs %.0f MB plus MIN_FREE_MB=%d, %.0f MB free in %s",
+                        what, need_mb, self.settings.min_free_mb, free_mb, self.settings.work_dir)
+        return False
+
     def _admit(self, now: float) -> None:
         room = self.settings.max_jobs_in_flight - len(self.jobs)
-        if room <= 0:
-            self.intake.poll(now)  # keep stability clocks running while we are full
+        ready = self.intake.poll(now)  # polled even when full, so stability clocks keep running
+        if room <= 0 or not ready or not self._disk_ok(0, now, "new files"):
             return
-        for candidate in self.intake.poll(now):
-            if room <= 0:
-                break
+        for candidate in ready[:room]:
             staged = stage(candidate, self.settings.in_dir)
             if staged is None:
                 continue
             self.intake.forget(candidate.path)
-            if self._take_in(staged):
-                room -= 1
+            self._take_in(staged)
 
     def known(self, job_key: str) -> bool:
         return job_key in self.jobs or job_key in self.held or self.index.is_done(job_key)
 
-    def _take_in(self, staged: StagedFile) -> bool:
+    def _take_in(self, staged: StagedFile) -> None:
         """Hash the staged file and either start its job or hold it as a duplicate."""
         file_hash = sha256_file(staged.path)
         profile_hash, key = make_job_key(file_hash, self.profile)
         resumed = self.jobs.get(key)
         if resumed is not None and resumed.state is JobState.DISCOVERED and not (resumed.dir / "input").exists():
             # A crash came between writing the job's state and moving its file in: finish the move.
-            move_file(staged.path, resumed.dir / "input", staged.path.name, overwrite=True)
+            move_replacing(staged.path, resumed.dir / "input", staged.path.name)
             unstage(staged)
-            return True
+            return
         if self.known(key):
             hold_duplicate(staged.path, relpath=staged.relpath, job_key=key, hold_dir=self.settings.hold_dir,
                            reason="the same file was already processed with the same settings")
@@ -148,17 +187,16 @@ class Scheduler:
             self.held.add(key)
             update_metrics(self.metrics, "duplicates_held")
             log.info("duplicate held: %s", staged.relpath, extra=job_context(key))
-            return False
+            return
         job_dir = self.settings.work_dir / key
         record = new_state_record(job_key=key, run_id=uuid.uuid4().hex, file_hash=file_hash,
                                   profile_hash=profile_hash, source_name=staged.path.name,
                                   source_relpath=staged.relpath, size=staged.size)
         write_new_state(job_dir, record)  # the intent first: a crash now leaves a resumable job
-        move_file(staged.path, job_dir / "input", staged.path.name, overwrite=True)
+        move_replacing(staged.path, job_dir / "input", staged.path.name)
         unstage(staged)
         self._track(Job(key, job_dir, JobState.DISCOVERED))
         log.info("new job for %s", staged.relpath, extra=job_context(key))
-        return True
 
     def _track(self, job: Job) -> None:
         self._seq += 1
@@ -166,6 +204,11 @@ class Scheduler:
         self.jobs[job.key] = job
 
     # ----- dispatch -----------------------------------------------------------------------------
+
+    def _ocr_reserved_mb(self) -> float:
+        """Temp space the running OCR stages may still claim (ocrmypdf: about OCR_TEMP_MB_PER_PAGE a page)."""
+        return sum((j.pages or 1) * self.settings.ocr_temp_mb_per_page for j in self.jobs.values()
+                   if j.future is not None and stage_of(j.state) is Stage.OCR)
 
     def _dispatch(self, stage: Stage, now: float) -> None:
         pool = self.pools[stage]
@@ -176,13 +219,20 @@ class Scheduler:
             key=lambda j: j.seq,
         )[: max(0, pool.workers - busy)]
         for job in ready:
-            self._submit(stage, job, running_together=busy + len(ready))
+            if stage is Stage.OCR:
+                need = self._ocr_reserved_mb() + (job.pages or 1) * self.settings.ocr_temp_mb_per_page
+                if not self._disk_ok(need, now, f"OCR of {job.pages} page(s)"):
+                    return  # in order: a big document is not overtaken for ever by small ones
+            elif not self._disk_ok(0, now, "PREP"):
+                return
+            self._submit(stage, job, now, running_together=busy + len(ready))
 
-    def _submit(self, stage: Stage, job: Job, *, running_together: int) -> None:
+    def _submit(self, stage: Stage, job: Job, now: float, *, running_together: int) -> None:
         job.attempts[stage.value] += 1
-        attempts = dict(job.attempts)
-        transition(job.dir, submitted_state(stage), attempts=attempts)
+        transition(job.dir, submitted_state(stage), attempts=dict(job.attempts))
         job.state = submitted_state(stage)
+        job.submitted_at = now
+        heartbeat_path(job.dir, stage).unlink(missing_ok=True)  # a previous attempt's is not this one's
         if stage is Stage.PREP:
             job.future = self.pools[stage].submit(run_prep, self.settings, job.dir)
         else:
@@ -207,7 +257,7 @@ class Scheduler:
             else:
                 self._failed(job, outcome, now)
         for stage in broken:
-            log.warning("%s worker process died; starting a new pool", stage.value)
+            log.warning("a %s worker process died; starting a new pool", stage.value)
             self.pools[stage].rebuild()
 
     def _outcome_of(self, job: Job, stage: Stage, broken: set[Stage]) -> StageOutcome:
@@ -222,15 +272,18 @@ class Scheduler:
 
     def _succeeded(self, job: Job, outcome: StageOutcome) -> None:
         ctx = job_context(job.key, outcome.stage.value, job.attempts[outcome.stage.value])
-        self._log_attempt(job, outcome)
+        attempt = self._attempt_entry(job, outcome)
         if outcome.stage is Stage.PREP:
             job.pages = int(outcome.fields["pages"])
-            transition(job.dir, JobState.PREP_DONE, pages=job.pages, kind=outcome.fields["kind"])
-            job.state = JobState.PREP_DONE
+            self._record(job, JobState.PREP_DONE, attempt, outcome, pages=job.pages, kind=outcome.fields["kind"])
             log.info("prepared %d page(s) in %.1fs", job.pages, outcome.seconds, extra=ctx)
             return
-        record = update_state(job.dir, lambda r: r.update(pdfa=outcome.fields.get("pdfa")))
-        record = publish_done(self.settings, job.dir, record)
+
+        def mutate(record: dict[str, Any]) -> None:
+            self._add_attempt(record, attempt, outcome)
+            record["pdfa"] = outcome.fields.get("pdfa")
+
+        record = publish_done(self.settings, job.dir, update_state(job.dir, mutate))
         record = transition(job.dir, JobState.DONE)
         self._finish(job, record, "DONE")
         update_metrics(self.metrics, "jobs_done")
@@ -241,79 +294,132 @@ class Scheduler:
         stage = outcome.stage
         attempt = job.attempts[stage.value]
         ctx = job_context(job.key, stage.value, attempt)
-        error = {"stage": stage.value, "attempt": attempt, "reason": outcome.reason,
-                 "exitCode": outcome.exit_code, "stderrTail": outcome.stderr_tail, "transient": outcome.transient}
-        self._log_attempt(job, outcome)
-        transition(job.dir, failure_state(stage, timeout=outcome.timeout), note=outcome.reason, lastError=error)
+        error = {"stage": stage.value, "attempt": attempt, "reason": outcome.reason, "exitCode": outcome.exit_code,
+                 "stderrTail": outcome.stderr_tail, "transient": outcome.transient}
+        self._record(job, failure_state(stage, timeout=outcome.timeout), self._attempt_entry(job, outcome), outcome,
+                     note=outcome.reason, lastError=error)
+        if outcome.timeout:
+            update_metrics(self.metrics, "timeouts")
+        if outcome.disk_full:
+            job.disk_failures += 1  # waiting for space is not the file's fault: no attempt used up
+            update_metrics(self.metrics, "disk_errors")
         limit = self.settings.max_attempts_prep if stage is Stage.PREP else self.settings.max_attempts_ocr
-        if outcome.transient and attempt < limit:
-            delay = retry_delay(attempt, self.settings.retry_backoff_seconds)
+        if outcome.transient and attempt - job.disk_failures < limit:
+            delay = retry_delay(attempt - job.disk_failures, self.settings.retry_backoff_seconds)
             transition(job.dir, retry_state(stage))
             job.state = retry_state(stage)
             job.not_before = now + delay
             update_metrics(self.metrics, "retries")
             log.warning("%s failed (%s); retry in %.0fs", stage.value, outcome.reason, delay, extra=ctx)
             return
-        record = read_state(job.dir)
-        folder = publish_error(self.settings, job.dir, record)
-        record = transition(job.dir, JobState.ERROR, note=outcome.reason)
-        self._finish(job, record, "ERROR", error_dir=str(folder))
+        self._give_up(job, outcome.reason, ctx)
+
+    def _give_up(self, job: Job, reason: str, ctx: dict[str, Any]) -> None:
+        folder = publish_error(self.settings, job.dir, read_state(job.dir))
+        record = transition(job.dir, JobState.ERROR, note=reason)
+        self._finish(job, record, "ERROR", errorDir=str(folder))
         self.errors_this_run += 1
         update_metrics(self.metrics, "jobs_error")
-        log.error("failed for good: %s: %s (original in %s)", record["source"]["relpath"], outcome.reason,
-                  folder, extra=ctx)
+        log.error("failed for good: %s: %s (original in %s)", record["source"]["relpath"], reason, folder,
+                  extra=ctx)
 
-    def _log_attempt(self, job: Job, outcome: StageOutcome) -> None:
-        entry = {"stage": outcome.stage.value, "number": job.attempts[outcome.stage.value],
-                 "seconds": round(outcome.seconds, 3), "outcome": "ok" if outcome.ok else
-                 ("timeout" if outcome.timeout else "error"), "exitCode": outcome.exit_code,
-                 "stderrTail": outcome.stderr_tail}
+    @staticmethod
+    def _attempt_entry(job: Job, outcome: StageOutcome) -> dict[str, Any]:
+        return {"stage": outcome.stage.value, "number": job.attempts[outcome.stage.value],
+                "start": outcome.started_at, "end": outcome.ended_at, "seconds": round(outcome.seconds, 3),
+                "outcome": "ok" if outcome.ok else ("timeout" if outcome.timeout else "error"),
+                "exitCode": outcome.exit_code, "stderrTail": outcome.stderr_tail}
+
+    @staticmethod
+    def _add_attempt(record: dict[str, Any], entry: dict[str, Any], outcome: StageOutcome) -> None:
+        record["attemptLog"].append(entry)
+        key = f"{outcome.stage.value.lower()}Seconds"
+        record["timings"][key] = round(record["timings"].get(key, 0) + outcome.seconds, 3)
+
+    def _record(self, job: Job, new: JobState, entry: dict[str, Any], outcome: StageOutcome,
+                note: str | None = None, **fields: Any) -> None:
+        """One write for the attempt's log line and the state change it causes."""
 
         def mutate(record: dict[str, Any]) -> None:
-            record["attemptLog"].append(entry)
-            key = f"{outcome.stage.value.lower()}Seconds"
-            record["timings"][key] = round(record["timings"].get(key, 0) + outcome.seconds, 3)
+            self._add_attempt(record, entry, outcome)
+            apply_transition(record, new, note)
+            record.update(fields)
 
         update_state(job.dir, mutate)
+        job.state = new
 
     def _finish(self, job: Job, record: dict[str, Any], state: str, **extra: Any) -> None:
         self.index.record({
             "jobKey": job.key, "runId": record["runId"], "state": state, "source": record["source"]["relpath"],
             "output": record.get("output"), "archived": record.get("archived"), "pages": record.get("pages"),
             "kind": record.get("kind"), "attempts": record.get("attempts"), "timings": record.get("timings"),
-            "createdAt": record.get("createdAt"),
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
-            "finishedAt": record["updatedAt"], **extra,
+            "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"], **extra,
         })
         del self.jobs[job.key]
         remove_tree(job.dir)
 
+    # ----- lost workers -----------------------------------------------------------------------
+
+    def check_stale_jobs(self, in_flight: Iterable[Job], timeout_s: float, *, now: float | None = None) -> list[Job]:
+        """Jobs in a stage whose heartbeat went quiet: kill what it names, record a timeout, retry."""
+        now = time.monotonic() if now is None else now
+        stale = []
+        for job in list(in_flight):
+            stage = stage_of(job.state)
+            if not job.in_stage or stage is None:
+                continue
+            remaining = max(0.0, 2 * timeout_s - (now - job.submitted_at))
+            hb = heartbeat_path(job.dir, stage)
+            if not is_heartbeat_stale(hb, timeout_s, absent_timeout_s=remaining):
+                continue
+            killed = kill_recorded(hb, include_worker=True)
+            log.warning("heartbeat stale after %gs; killed %s", timeout_s, killed or "nothing",
+                        extra=job_context(job.key, stage.value, job.attempts[stage.value]))
+            if job.future is not None:
+                self.pools[stage].rebuild()  # its worker is gone or wedged: start afresh
+            job.future = None
+            outcome = StageOutcome(stage, False, now - job.submitted_at, {}, timeout=True,
+                                   reason=f"heartbeat stale after {timeout_s:g}s")
+            self._failed(job, outcome, now)
+            stale.append(job)
+        return stale
+
     # ----- restart --------------------------------------------------------------------------------
 
     def _resume_work(self) -> None:
-        """Pick up the jobs a previous run left in work/; interrupted stages are retried."""
+        """Pick up what a previous run left in work/: kill its leftover tools, finish or retry each job."""
         for job_dir in sorted(p for p in self.settings.work_dir.iterdir() if p.is_dir() and "__" in p.name):
+            for stage in Stage:
+                kill_recorded(heartbeat_path(job_dir, stage), include_worker=True)
+            remove_tree(job_dir / "tmp")
             try:
                 record = read_state(job_dir)
             except (OSError, ValueError):
+                log.error("cannot read %s; left as it is", job_dir / "state.json")
                 continue
-            state = JobState(record["state"])
-            job = Job(record["jobKey"], job_dir, state, pages=record.get("pages"),
-                      attempts=dict(record["attempts"]))
-            self._track(job)
-            stage = stage_of(state)
-            if state is JobState.OCR_RUNNING and (job_dir / FINAL_PDF).is_file():
-                # OCR had finished (final.pdf is renamed into place only once checked): just publish.
-                self._succeeded(job, StageOutcome(Stage.OCR, True, 0.0, {"pdfa": record.get("pdfa")}))
-            elif state in SUBMITTED_STATES or state in RUNNING_STATES:
-                assert stage is not None
-                outcome = StageOutcome(stage, False, 0.0, {}, reason="interrupted by a restart of ocrpipe")
-                self._failed(job, outcome, now=0.0)
-            elif state in (JobState.PREP_ERROR, JobState.PREP_TIMEOUT, JobState.OCR_ERROR, JobState.OCR_TIMEOUT):
-                assert stage is not None
+            self._resume_job(job_dir, record)
+
+    def _resume_job(self, job_dir: Path, record: dict[str, Any]) -> None:
+        state = JobState(record["state"])
+        job = Job(record["jobKey"], job_dir, state, pages=record.get("pages"), attempts=dict(record["attempts"]))
+        self._track(job)
+        stage = stage_of(state)
+        ctx = job_context(job.key, stage.value if stage else None)
+        if state is JobState.OCR_RUNNING and (job_dir / FINAL_PDF).is_file():
+            # OCR had finished (final.pdf is renamed into place only once checked): just publish.
+            self._succeeded(job, StageOutcome(Stage.OCR, True, 0.0, {"pdfa": record.get("pdfa")}))
+        elif job.in_stage:
+            assert stage is not None
+            self._failed(job, StageOutcome(stage, False, 0.0, {}, reason="interrupted by a restart of ocrpipe"), 0.0)
+        elif state in FAILED_STATES:
+            assert stage is not None
+            error = record.get("lastError") or {}
+            limit = self.settings.max_attempts_prep if stage is Stage.PREP else self.settings.max_attempts_ocr
+            if record.get("errorDir") or not error.get("transient", True) or job.attempts[stage.value] >= limit:
+                self._give_up(job, error.get("reason", "failed"), ctx)
+            else:
                 transition(job_dir, retry_state(stage))
                 job.state = retry_state(stage)
-            elif state is JobState.DONE:
-                self._finish(job, record, "DONE")
-            elif state is JobState.ERROR:
-                self._finish(job, record, "ERROR")
+        elif state in (JobState.DONE, JobState.ERROR):
+            self._finish(job, record, state.value)

@@ -1,4 +1,4 @@
-"""Moves that never lose or overwrite a file, on one volume or across two."""
+"""Moves that never lose or overwrite a file, on one volume or across two, and survive a crash."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ocrpipe import fsutil
-from ocrpipe.fsutil import candidate_names, move_file, publish_copy, sha256_file
+from ocrpipe.fsutil import candidate_names, drop_temp, move_replacing, move_unique, place_file, sha256_file
 
 
 def test_candidate_names() -> None:
@@ -18,29 +18,39 @@ def test_candidate_names() -> None:
     assert list(islice(candidate_names("README"), 2)) == ["README", "README (2)"]
 
 
-def test_publish_never_overwrites(tmp_path: Path) -> None:
+def test_copies_never_overwrite(tmp_path: Path) -> None:
     src = tmp_path / "final.pdf"
     src.write_bytes(b"new")
     out = tmp_path / "out"
     out.mkdir()
     (out / "scan.pdf").write_bytes(b"old")
-    first = publish_copy(src, out, "scan.pdf")
-    second = publish_copy(src, out, "scan.pdf")
+    first = place_file(src, out, "scan.pdf", tmp_name=".a", keep_source=True)
+    drop_temp(out, ".a")
+    second = place_file(src, out, "scan.pdf", tmp_name=".b", keep_source=True)
+    drop_temp(out, ".b")
     assert (first.name, second.name) == ("scan (2).pdf", "scan (3).pdf")
     assert (out / "scan.pdf").read_bytes() == b"old" and src.exists()
     assert sorted(p.name for p in out.iterdir()) == ["scan (2).pdf", "scan (3).pdf", "scan.pdf"]
 
 
-@pytest.mark.parametrize("cross_volume", [False, True])
-def test_move_file_keeps_bytes_and_removes_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  cross_volume: bool) -> None:
-    if cross_volume:
-        real_rename = os.rename
+def test_placing_again_after_a_crash_finishes_instead_of_copying_twice(tmp_path: Path) -> None:
+    src = tmp_path / "orig.tif"
+    src.write_bytes(b"scan")
+    dest = tmp_path / "archive"
+    first = place_file(src, dest, "orig.tif", tmp_name=".job.orig", keep_source=False)
+    # crash here: the result was not recorded, the temp link is still there; the restart repeats the call
+    again = place_file(src, dest, "orig.tif", tmp_name=".job.orig", keep_source=False)
+    drop_temp(dest, ".job.orig")
+    assert again == first and sorted(p.name for p in dest.iterdir()) == ["orig.tif"]
+    assert not src.exists()
 
+
+@pytest.mark.parametrize("cross_volume", [False, True])
+def test_move_unique_keeps_bytes_and_removes_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    cross_volume: bool) -> None:
+    if cross_volume:
         def rename(src: str, dst: str) -> None:
-            if "dest" in str(dst):
-                raise OSError(errno.EXDEV, "Invalid cross-device link")
-            real_rename(src, dst)
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
 
         monkeypatch.setattr(fsutil.os, "rename", rename)
     src = tmp_path / "a.tif"
@@ -48,14 +58,25 @@ def test_move_file_keeps_bytes_and_removes_source(tmp_path: Path, monkeypatch: p
     digest = sha256_file(src)
     (tmp_path / "dest").mkdir()
     (tmp_path / "dest" / "a.tif").write_bytes(b"someone else's")
-    moved = move_file(src, tmp_path / "dest")
+    moved = move_unique(src, tmp_path / "dest", "a.tif")
     assert moved.name == "a (2).tif" and sha256_file(moved) == digest and not src.exists()
-    assert not [p for p in (tmp_path / "dest").iterdir() if "ocrpipe-tmp" in p.name]
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["a (2).tif", "a.tif"]
 
 
-def test_move_file_overwrite_replaces(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cross_volume", [False, True])
+def test_move_replacing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cross_volume: bool) -> None:
+    if cross_volume:
+        real = os.replace
+
+        def replace(src: str, dst: str) -> None:
+            if not str(src).endswith(".partial"):
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            real(src, dst)
+
+        monkeypatch.setattr(fsutil.os, "replace", replace)
     src = tmp_path / "x"
     src.write_bytes(b"1")
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x").write_bytes(b"0")
-    assert move_file(src, tmp_path / "d", overwrite=True).read_bytes() == b"1"
+    assert move_replacing(src, tmp_path / "d", "x").read_bytes() == b"1"
+    assert not src.exists() and [p.name for p in (tmp_path / "d").iterdir()] == ["x"]

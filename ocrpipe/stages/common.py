@@ -1,4 +1,4 @@
-"""What every stage shares: its outcome record, the tools' environment, failure capture."""
+"""What every stage shares: its outcome record, the tools' environment, heartbeat and failure capture."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ocrpipe.config import Settings
-from ocrpipe.errors import StageError, ToolTimeout
+from ocrpipe.errors import DiskFullError, StageError, ToolTimeout
+from ocrpipe.fsutil import remove_tree
+from ocrpipe.heartbeat import HeartbeatWriter, heartbeat_path
 from ocrpipe.model import Stage, running_state
-from ocrpipe.store import transition
+from ocrpipe.store import transition, utc_now
 
 RAW_PDF = "raw.pdf"
 FINAL_PDF = "final.pdf"
+TMP_DIR = "tmp"
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,14 @@ class StageOutcome:
     exit_code: int | None = None
     stderr_tail: str = ""
     disk_full: bool = False
+    started_at: str | None = None
+    ended_at: str | None = None
 
 
 def tool_env(settings: Settings, job_dir: Path) -> dict[str, str]:
     """The tools' environment: one Tesseract thread each, temp files inside the job's folder."""
     env = dict(settings.tool_env)
-    tmp = job_dir / "tmp"
+    tmp = job_dir / TMP_DIR
     tmp.mkdir(parents=True, exist_ok=True)
     env.update(TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp), OMP_THREAD_LIMIT="1")
     # ocrmypdf finds Tesseract and Ghostscript on PATH: put configured ones first.
@@ -47,23 +52,29 @@ def tool_env(settings: Settings, job_dir: Path) -> dict[str, str]:
     return env
 
 
-def run_stage(stage: Stage, job_dir: Path, work: Callable[[], dict[str, Any]]) -> StageOutcome:
-    """Mark the job running, do the work, and turn any failure into an outcome (never a traceback)."""
-    started = time.monotonic()
-    transition(job_dir, running_state(stage), workerPid=os.getpid())
+def run_stage(settings: Settings, stage: Stage, job_dir: Path, work: Callable[[], dict[str, Any]]) -> StageOutcome:
+    """Mark the job running, do the work under a heartbeat, and turn any failure into an outcome."""
+    started, started_at = time.monotonic(), utc_now()
+    record = transition(job_dir, running_state(stage), workerPid=os.getpid())
+    remove_tree(job_dir / TMP_DIR)  # what a killed attempt left behind
 
     def failed(reason: str, **kw: Any) -> StageOutcome:
-        return StageOutcome(stage, False, time.monotonic() - started, {}, reason=reason, **kw)
+        return StageOutcome(stage, False, time.monotonic() - started, {}, reason=reason, started_at=started_at,
+                            ended_at=utc_now(), **kw)
 
+    hb = HeartbeatWriter(heartbeat_path(job_dir, stage), stage=stage, attempt=record["attempts"][stage.value],
+                         interval=settings.heartbeat_seconds)
     try:
-        fields = work()
+        with hb:
+            fields = work()
     except StageError as exc:
         return failed(exc.reason, transient=exc.transient, timeout=isinstance(exc, ToolTimeout),
-                      exit_code=exc.exit_code, stderr_tail=exc.stderr_tail)
+                      exit_code=exc.exit_code, stderr_tail=exc.stderr_tail, disk_full=isinstance(exc, DiskFullError))
     except OSError as exc:
         disk_full = exc.errno == errno.ENOSPC
-        reason = "the disk is full" if disk_full else f"file access failed: {exc}"
-        return failed(reason, disk_full=disk_full)
+        return failed("the disk is full" if disk_full else f"file access failed: {exc}", disk_full=disk_full)
     except Exception as exc:  # noqa: BLE001 — an unforeseen failure is retried, then reported, never lost
         return failed(f"unexpected {type(exc).__name__}: {exc}")
-    return StageOutcome(stage, True, time.monotonic() - started, fields)
+    finally:
+        remove_tree(job_dir / TMP_DIR)
+    return StageOutcome(stage, True, time.monotonic() - started, fields, started_at=started_at, ended_at=utc_now())

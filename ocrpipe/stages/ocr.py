@@ -18,7 +18,7 @@ from ocrpipe.tools.run import run_tool
 
 def run_ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> StageOutcome:
     """Pool entry point: runs in a spawned worker."""
-    return run_stage(Stage.OCR, job_dir, lambda: _ocr(settings, job_dir, pages=pages, jobs=jobs))
+    return run_stage(settings, Stage.OCR, job_dir, lambda: _ocr(settings, job_dir, pages=pages, jobs=jobs))
 
 
 def _ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ PAGE_KINDS = (Kind.PDF, Kind.IMAGE)
 
 def run_prep(settings: Settings, job_dir: Path) -> StageOutcome:
     """Pool entry point: runs in a spawned worker."""
-    return run_stage(Stage.PREP, job_dir, lambda: _prepare(settings, job_dir))
+    return run_stage(settings, Stage.PREP, job_dir, lambda: _prepare(settings, job_dir))
 
 
 def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ocrpipe.errors import PermanentError, TransientError
-from ocrpipe.tools.run import ToolResult
+from ocrpipe.errors import DiskFullError, PermanentError, TransientError
+from ocrpipe.tools.run import ToolResult, disk_full
 
 # Debian 12's Ghostscript 10.0.0 makes ``--output-type pdfa`` refuse ``--skip-text`` (exit 3), and the
 # internal PDF/A backend fails on JPEG 2000 (exit 10). ``auto`` gives PDF/A-2b through either path and
@@ -52,6 +52,8 @@ def raise_for_exit(result: ToolResult) -> None:
     code = result.returncode
     if code == 0:
         return
+    if disk_full(result):
+        raise DiskFullError("the disk is full (ocrmypdf ran out of space)", code, result.stderr_tail)
     if code in _PERMANENT:
         raise PermanentError(_PERMANENT[code], code, result.stderr_tail)
     if code < 0:

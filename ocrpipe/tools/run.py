@@ -10,14 +10,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
-
-import psutil
+from typing import Mapping, Sequence
 
 from ocrpipe.errors import ToolTimeout, TransientError
+from ocrpipe.heartbeat import tool_running
+from ocrpipe.proctree import kill_tree
 
 STDERR_TAIL_CHARS = 2000
-KILL_GRACE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -31,29 +30,6 @@ class ToolResult:
 def tail(text: str, limit: int = STDERR_TAIL_CHARS) -> str:
     text = text.strip()
     return text if len(text) <= limit else "…" + text[-limit:]
-
-
-def kill_tree(pid: int, *, grace: float = KILL_GRACE_SECONDS) -> list[int]:
-    """Terminate a process and all its descendants, then kill what is left; returns the pids."""
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return []
-    # Children first, so a parent cannot start new ones while we work through the list.
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=grace)
-    return [p.pid for p in procs]
 
 
 def _detach_flags() -> dict[str, object]:
@@ -71,7 +47,6 @@ def run_tool(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     log_path: Path | None = None,
-    on_start: Callable[[psutil.Popen | subprocess.Popen], None] | None = None,
 ) -> ToolResult:
     """Run ``argv`` to its end or its time limit; stderr goes to ``log_path`` (the tool log)."""
     started = time.monotonic()
@@ -84,9 +59,8 @@ def run_tool(
         except OSError as exc:
             raise TransientError(f"could not start {argv[0]}: {exc.strerror or exc}") from None
         try:
-            if on_start is not None:
-                on_start(proc)
-            returncode = proc.wait(timeout=timeout)
+            with tool_running(proc.pid):
+                returncode = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             kill_tree(proc.pid)
             proc.wait()
@@ -115,6 +89,14 @@ def _read_tail(handle) -> str:  # type: ignore[no-untyped-def]
     size = handle.seek(0, os.SEEK_END)
     handle.seek(max(0, size - 4 * STDERR_TAIL_CHARS))
     return tail(handle.read().decode("utf-8", errors="replace"))
+
+
+_DISK_FULL = re.compile(r"No space left on device|There is not enough space on the disk|ENOSPC", re.IGNORECASE)
+
+
+def disk_full(result: ToolResult) -> bool:
+    """Did the tool fail for want of disk space? (Its exit code alone does not say.)"""
+    return result.returncode != 0 and bool(_DISK_FULL.search(result.stderr_tail + result.stdout[-2000:]))
 
 
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Mapping, Sequence
 
-from ocrpipe.errors import PermanentError, TransientError
-from ocrpipe.tools.run import ToolResult, run_tool
+from ocrpipe.errors import DiskFullError, PermanentError, TransientError
+from ocrpipe.tools.run import ToolResult, disk_full, run_tool
 
 # 7-Zip's exit codes: 0 ok, 1 warning, 2 fatal error, 7 bad command line, 8 out of memory, 255 stopped.
 _CORRUPT = re.compile(
@@ -93,6 +93,8 @@ def _raise_for(result: ToolResult, action: str) -> None:
     if result.returncode in (0, 1):
         return
     text = result.stdout[-4000:] + "\n" + result.stderr_tail
+    if disk_full(result):
+        raise DiskFullError("the disk is full (7-Zip ran out of space)", result.returncode, result.stderr_tail)
     if _PASSWORD.search(text):
         raise PermanentError("archive is password-protected; unpack it and drop the files instead",
                              result.returncode, result.stderr_tail)

@@ -4,7 +4,8 @@ Usage: ``python fake_tool.py 7z|ocrmypdf|tesseract|gs ARGS...``. It does real mi
 with zipfile, copy the PDF), logs every call to ``$FAKE_TOOL_LOG`` (JSON lines: start and end),
 and takes its scenario from the input: ``FAKE-SCENARIO:<name>`` inside the PDF's bytes or the
 archive's file name. Scenarios: ``hang`` (starts a child, then sleeps forever), ``exit-N``,
-``transient-K`` (exit 7 on the first K calls for this job, then succeed), ``nooutput``,
+``transient-K`` (exit 7 on the first K calls for this job, then succeed), ``enospc-K`` (the
+same, with "No space left on device"), ``nooutput``,
 ``killparent`` (SIGKILL its own parent, the pool worker, on the first call).
 """
 
@@ -66,6 +67,10 @@ def apply_scenario(tool: str, scenario: str, job_dir: Path) -> None:
     if m := re.fullmatch(r"exit-(\d+)", scenario):
         print(f"fake {tool}: failing with exit {m.group(1)} as asked", file=sys.stderr)
         sys.exit(int(m.group(1)))
+    if m := re.fullmatch(r"enospc-(\d+)", scenario):
+        if count_call(job_dir) <= int(m.group(1)):
+            print("OSError: [Errno 28] No space left on device", file=sys.stderr)
+            sys.exit(15)
     if m := re.fullmatch(r"transient-(\d+)", scenario):
         if count_call(job_dir) <= int(m.group(1)):
             print(f"fake {tool}: transient failure", file=sys.stderr)

@@ -1,0 +1,134 @@
+"""Heartbeats: a worker thread rewrites ``<stage>.heartbeat`` while a stage runs; the scheduler
+reads its age to find lost workers, and the pids it names to kill what they left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import psutil
+
+from ocrpipe.fsutil import atomic_write_json
+from ocrpipe.model import Stage
+from ocrpipe.proctree import kill_tree
+
+HEARTBEAT_FILES = {Stage.PREP: "prep.heartbeat", Stage.OCR: "ocr.heartbeat"}
+_active: "HeartbeatWriter | None" = None  # one stage runs per worker process at a time
+
+
+def heartbeat_path(job_dir: Path, stage: Stage) -> Path:
+    return job_dir / HEARTBEAT_FILES[stage]
+
+
+def _identity(pid: int) -> dict[str, Any] | None:
+    try:
+        return {"pid": pid, "createTime": psutil.Process(pid).create_time()}
+    except psutil.NoSuchProcess:
+        return None
+
+
+class HeartbeatWriter:
+    """Rewrites the heartbeat every ``interval`` seconds, naming the worker and its tools."""
+
+    def __init__(self, path: Path, *, stage: Stage, attempt: int, interval: float) -> None:
+        self.path = path
+        self.stage = stage
+        self.attempt = attempt
+        self.interval = interval
+        self.worker = _identity(os.getpid())
+        self.tools: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{stage.value}", daemon=True)
+
+    def beat(self) -> None:
+        atomic_write_json(self.path, {"stage": self.stage.value, "attempt": self.attempt, "worker": self.worker,
+                                      "tools": list(self.tools), "at": time.time()})
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except OSError:
+                pass  # a full disk must not kill the stage; the scheduler sees the heartbeat age
+
+    def __enter__(self) -> "HeartbeatWriter":
+        global _active
+        self.beat()
+        self._thread.start()
+        _active = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _active
+        _active = None
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def tool_running(pid: int) -> Iterator[None]:
+    """Name a tool's process in the active heartbeat while it runs (no-op outside a stage)."""
+    writer = _active
+    identity = _identity(pid) if writer is not None else None
+    if writer is None or identity is None:
+        yield
+        return
+    writer.tools.append(identity)
+    try:
+        writer.beat()
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        writer.tools.remove(identity)
+
+
+def is_heartbeat_stale(hb_path: Path, timeout_s: float, absent_timeout_s: float | None = None, *,
+                       now: float | None = None) -> bool:
+    """Present: stale once older than ``timeout_s``. Absent: stale only if ``absent_timeout_s == 0``
+    (the caller counts that time down from the stage's submission); it defaults to ``2 * timeout_s``."""
+    if absent_timeout_s is None:
+        absent_timeout_s = 2 * timeout_s
+    try:
+        mtime = hb_path.stat().st_mtime
+    except FileNotFoundError:
+        return absent_timeout_s == 0
+    return (time.time() if now is None else now) - mtime > timeout_s
+
+
+def read_heartbeat(hb_path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(hb_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _same_process(identity: dict[str, Any] | None) -> bool:
+    """The pid is alive and is the process recorded: pids are reused, create times are not."""
+    if not identity:
+        return False
+    try:
+        return abs(psutil.Process(identity["pid"]).create_time() - identity["createTime"]) < 0.01
+    except (psutil.NoSuchProcess, KeyError, TypeError):
+        return False
+
+
+def kill_recorded(hb_path: Path, *, include_worker: bool) -> list[int]:
+    """Kill the tools (and the worker, if asked) a heartbeat names, when they are still those processes."""
+    beat = read_heartbeat(hb_path)
+    if beat is None:
+        return []
+    named = list(beat.get("tools") or [])
+    if include_worker:
+        named.append(beat.get("worker"))
+    killed = []
+    for identity in named:
+        if _same_process(identity) and identity["pid"] != os.getpid():
+            killed += kill_tree(identity["pid"], grace=2.0)
+    return killed

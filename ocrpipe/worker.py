@@ -1,0 +1,44 @@
+"""Set-up of a pool worker process: signals, logging to the parent, and a watch on the parent."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import psutil
+
+from ocrpipe.logs import set_levels
+from ocrpipe.proctree import kill_tree
+
+
+def init_worker(log_queue: Any, level: str) -> None:
+    """Pool initializer: ignore Ctrl+C (the scheduler decides), send log records to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGBREAK"):
+        signal.signal(signal.SIGBREAK, signal.SIG_IGN)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    if log_queue is not None:
+        root.addHandler(logging.handlers.QueueHandler(log_queue))
+    set_levels(level)
+    watch_parent()
+
+
+def watch_parent(interval: float = 1.0) -> None:
+    """If the scheduler dies (even by SIGKILL), kill this worker's tools and exit: no orphans."""
+    parent = psutil.Process(os.getppid())
+
+    def loop() -> None:
+        while parent.is_running():
+            time.sleep(interval)
+        for child in psutil.Process().children(recursive=False):
+            kill_tree(child.pid, grace=1.0)
+        os._exit(1)
+
+    threading.Thread(target=loop, name="watch-parent", daemon=True).start()
