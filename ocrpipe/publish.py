@@ -6,7 +6,7 @@ Each step is ordered so that a crash between any two of them is finished, not re
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable
 
 from ocrpipe.config import Settings
 from ocrpipe.fsutil import atomic_write_json, candidate_names, drop_temp, place_file
@@ -27,23 +27,37 @@ def _tmp_name(record: dict[str, Any], purpose: str) -> str:
     return f".{record['jobKey'][:16]}-{record['runId'][:8]}.{purpose}.ocrpipe-tmp"
 
 
-def publish_done(settings: Settings, job_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Copy final.pdf to out/ and move the original to archive/, recording each as it lands."""
+def publish_done(settings: Settings, job_dir: Path, record: dict[str, Any],
+                 finish: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Copy final.pdf to out/, move the original to archive/, then record both with ``finish`` in one
+    state write. Run again after a crash, it finds its own temp links and places nothing twice."""
+    (out_folder, out_rel, out_tmp), (archive_folder, rel, orig_tmp) = _placements(settings, record)
+    output = place_file(job_dir / FINAL_PDF, out_folder, out_rel.name, tmp_name=out_tmp, keep_source=True)
+    archived = place_file(job_dir / record["input"], archive_folder, rel.name, tmp_name=orig_tmp, keep_source=False)
+
+    def mutate(r: dict[str, Any]) -> None:
+        r.update(output=str(output), archived=str(archived))
+        finish(r)
+
+    record = update_state(job_dir, mutate)
+    drop_publish_temps(settings, record)
+    return record
+
+
+def _placements(settings: Settings, record: dict[str, Any]) -> list[tuple[Path, PurePosixPath, str]]:
+    """(folder, relative name, temp name) of the output and of the archived original."""
     rel = PurePosixPath(record["source"]["relpath"])
     out_rel = output_relpath(str(rel))
-    out_folder = settings.out_dir.joinpath(*out_rel.parent.parts)
-    archive_folder = settings.archive_dir.joinpath(*rel.parent.parts)
-    if not record.get("output"):
-        tmp = _tmp_name(record, "out")
-        output = place_file(job_dir / FINAL_PDF, out_folder, out_rel.name, tmp_name=tmp, keep_source=True)
-        record = update_state(job_dir, lambda r: r.update(output=str(output)))
-        drop_temp(out_folder, tmp)
-    if not record.get("archived"):
-        tmp = _tmp_name(record, "orig")
-        archived = place_file(job_dir / record["input"], archive_folder, rel.name, tmp_name=tmp, keep_source=False)
-        record = update_state(job_dir, lambda r: r.update(archived=str(archived)))
-        drop_temp(archive_folder, tmp)
-    return record
+    return [
+        (settings.out_dir.joinpath(*out_rel.parent.parts), out_rel, _tmp_name(record, "out")),
+        (settings.archive_dir.joinpath(*rel.parent.parts), rel, _tmp_name(record, "orig")),
+    ]
+
+
+def drop_publish_temps(settings: Settings, record: dict[str, Any]) -> None:
+    """The temp links are dropped only after DONE is recorded; a crash in between leaves them to this."""
+    for folder, _, tmp in _placements(settings, record):
+        drop_temp(folder, tmp)
 
 
 def _error_folder(settings: Settings, job_dir: Path, record: dict[str, Any]) -> Path:

@@ -72,9 +72,14 @@ class StopSignals:
 
 
 def kill_descendants() -> None:
-    """Pool workers and the tools they run: nothing outlives ocrpipe."""
+    """Pool workers and the tools they run: nothing outlives ocrpipe. multiprocessing's resource
+    tracker is spared: it exits by itself once we do, after cleaning up the queue's semaphores."""
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
     for child in psutil.Process().children(recursive=False):
-        kill_tree(child.pid, grace=2.0)
+        if child.pid != tracker:
+            kill_tree(child.pid, grace=2.0)
 
 
 def _loop(scheduler: Scheduler, settings: Settings, signals: StopSignals, *, once: bool) -> bool:

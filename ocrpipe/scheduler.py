@@ -25,7 +25,7 @@ from ocrpipe.model import (
     stage_of, submitted_state,
 )
 from ocrpipe.pools import ExecutorFactory, StagePool
-from ocrpipe.publish import publish_done, publish_error
+from ocrpipe.publish import drop_publish_temps, publish_done, publish_error
 from ocrpipe.stages.common import FINAL_PDF, StageOutcome
 from ocrpipe.stages.ocr import run_ocr
 from ocrpipe.stages.prep import run_prep
@@ -279,12 +279,12 @@ class Scheduler:
             log.info("prepared %d page(s) in %.1fs", job.pages, outcome.seconds, extra=ctx)
             return
 
-        def mutate(record: dict[str, Any]) -> None:
+        def finish(record: dict[str, Any]) -> None:
             self._add_attempt(record, attempt, outcome)
             record["pdfa"] = outcome.fields.get("pdfa")
+            apply_transition(record, JobState.DONE)
 
-        record = publish_done(self.settings, job.dir, update_state(job.dir, mutate))
-        record = transition(job.dir, JobState.DONE)
+        record = publish_done(self.settings, job.dir, read_state(job.dir), finish)
         self._finish(job, record, "DONE")
         update_metrics(self.metrics, "jobs_done")
         update_metrics(self.metrics, "pages_done", record.get("pages") or 0)
@@ -352,7 +352,7 @@ class Scheduler:
         self.index.record({
             "jobKey": job.key, "runId": record["runId"], "state": state, "source": record["source"]["relpath"],
             "output": record.get("output"), "archived": record.get("archived"), "pages": record.get("pages"),
-            "kind": record.get("kind"), "attempts": record.get("attempts"), "timings": record.get("timings"),
+            "kind": record.get("kind"), "pdfa": record.get("pdfa"), "attempts": record.get("attempts"), "timings": record.get("timings"),
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
             "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"], **extra,
         })
@@ -421,5 +421,8 @@ class Scheduler:
             else:
                 transition(job_dir, retry_state(stage))
                 job.state = retry_state(stage)
-        elif state in (JobState.DONE, JobState.ERROR):
+        elif state is JobState.DONE:
+            drop_publish_temps(self.settings, record)
+            self._finish(job, record, state.value)
+        elif state is JobState.ERROR:
             self._finish(job, record, state.value)

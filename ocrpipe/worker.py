@@ -32,10 +32,20 @@ def init_worker(log_queue: Any, level: str) -> None:
 
 def watch_parent(interval: float = 1.0) -> None:
     """If the scheduler dies (even by SIGKILL), kill this worker's tools and exit: no orphans."""
-    parent = psutil.Process(os.getppid())
+    ppid = os.getppid()
+    parent = psutil.Process(ppid)
+
+    def parent_alive() -> bool:
+        # On POSIX an orphan is re-parented at once, even while its dead parent is an unreaped zombie.
+        if os.getppid() != ppid:
+            return False
+        try:
+            return parent.is_running() and parent.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def loop() -> None:
-        while parent.is_running():
+        while parent_alive():
             time.sleep(interval)
         for child in psutil.Process().children(recursive=False):
             kill_tree(child.pid, grace=1.0)

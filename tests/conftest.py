@@ -85,12 +85,12 @@ TEST_PROFILE = {"ocr_lang": "eng", "ocrmypdf_args": [], "tool_versions": {"fake"
 
 
 @pytest.fixture
-def scheduler_for() -> Iterator[Callable[[Settings], Scheduler]]:
+def scheduler_for() -> Iterator[Callable[..., Scheduler]]:
     made: list[Scheduler] = []
 
-    def make(settings: Settings) -> Scheduler:
+    def make(settings: Settings, **kwargs: Any) -> Scheduler:
         scheduler = Scheduler(settings, profile=TEST_PROFILE,
-                              executor_factory=process_pool_factory(None, "WARNING"))
+                              executor_factory=process_pool_factory(None, "WARNING"), **kwargs)
         made.append(scheduler)
         return scheduler
 

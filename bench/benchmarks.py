@@ -1,0 +1,925 @@
+"""ocrpipe benchmark: N conversions through ``ocrpipe run --once``, compared with plain ocrmypdf.
+
+For each PREP_CONCURRENCY x OCR_CONCURRENCY combination it copies the same N inputs into a fresh
+data folder's ``in/``, runs ``python -m ocrpipe run --once`` as a subprocess, samples the whole
+process tree with psutil every ~0.2 s (CPU utilisation, peak RSS of the scheduler and of the tree),
+then reads ``index/jobs.jsonl`` (DONE/ERROR counts, pages, PREP and OCR seconds per job).
+
+Baselines (real tools only) run ocrmypdf directly on the very PDFs ocrpipe hands to it (built,
+untimed, with ocrpipe's own assembly code): one file after the other with ``--jobs <cores>``, and
+``<cores>`` files at a time with ``--jobs 1``. The report gives ocrpipe's wall time relative to the
+best baseline and to the physical limit (CPU seconds of the file-parallel baseline / cores).
+
+Usage::
+
+    python bench/benchmarks.py --smoke --out /tmp/smoke.json       # CI: 3 small files, < 1 min
+    python bench/benchmarks.py --files 21 --ocr-concurrency 1,2     # real scans from the corpus
+    python bench/benchmarks.py --fake-tools --files 1000            # the pipeline's own overhead
+
+Exit code: 0 when every ocrpipe run exited 0 and finished every job; 1 otherwise; 2 bad usage.
+The corpus is ``<repo>/../shared/corpus`` unless ``OCRPIPE_CORPUS`` names another folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any, Sequence
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+FAKE_TOOL = REPO / "tests" / "fakes" / "fake_tool.py"
+LANG = "eng"
+SAMPLE_SECONDS = 0.2
+IMAGE_DPI = 300  # ocrpipe's IMAGE_DPI default: what images without a DPI get in the baselines too
+MAX_SOURCE_BYTES = 2 * 1024 * 1024
+MAX_IMAGE_BYTES = 512 * 1024
+SKIPPED_SCANS = {"2400dpi.pdf", "hugemono.pdf"}
+CORPUS_ARCHIVES = ("archives/scans_flat.zip", "archives/scans_nested.zip")  # scans_mixed.7z: too large
+SMOKE_FILES = ("ocrmypdf/kcs.pdf", "paperless/simple-no-dpi.png", "tesseract/phototest.tif")
+# Settings that would point ocrpipe elsewhere than the bench's data folder or change what it runs.
+CLEARED_ENV = ("DATA_DIR", "IN_DIR", "OUT_DIR", "ARCHIVE_DIR", "ERROR_DIR", "OCR_ARGS", "OCRMYPDF",
+               "FAKE_OCR_DELAY", "FAKE_7Z_DELAY", "FAKE_TOOL_LOG")
+NOTES = {
+    "wallSeconds": "ocrpipe process start to exit, tool probing at start-up included",
+    "jobSpanSeconds": "first job created to last job finished (index timestamps)",
+    "cpuSeconds": "user+system CPU of the whole process tree (rusage of reaped children on Linux/macOS)",
+    "cpuUtilisation": "cpuSeconds / (wallSeconds x logical cores): the figure to trust",
+    "tree.meanUtilisation": "mean of psutil samples, sum of cpu_percent / (100 x cores); misses processes "
+                            "shorter than a sample (e.g. the fake tools), so it reads low",
+    "tree.treePeakRssMB": "peak of the summed RSS of the tree; shared pages count in every process, so it over-states",
+    "ocrSlotUtilisation": "sum of OCR seconds / (jobSpanSeconds x OCR_CONCURRENCY)",
+    "ratios": "vsBestBaseline = wall / best baseline wall; vsPhysicalLimit = wall / (file-parallel "
+              "baseline CPU seconds / cores)",
+}
+PDF_MAGIC, PNG_MAGIC = b"%PDF-", b"\x89PNG\r\n\x1a\n"
+
+
+class BenchError(Exception):
+    """A problem with the bench's inputs or options: one clear line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    source: str  # where it came from (corpus-relative name, or "generated")
+    copy: int  # 0 for the original bytes, n for the n-th unique copy
+
+
+# ----- small helpers ------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def cores() -> int:
+    return psutil.cpu_count(logical=True) or 1
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "mean": None, "median": None, "p95": None}
+    return {"n": len(values), "mean": round(statistics.fmean(values), 3),
+            "median": round(statistics.median(values), 3), "p95": round(percentile(values, 0.95), 3)}
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def children_cpu_seconds() -> float | None:
+    """User + system CPU of every reaped descendant so far (Linux/macOS); None where unavailable."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def tail_of(path: Path, chars: int = 2000) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return text[-chars:]
+
+
+def ensure_ocrpipe_importable() -> None:
+    """Use this checkout's ocrpipe even when the package is not installed."""
+    if importlib.util.find_spec("ocrpipe") is None:
+        sys.path.insert(0, str(REPO))
+
+
+# ----- choosing the inputs ------------------------------------------------------------------------
+
+
+def corpus_dir() -> Path:
+    override = os.environ.get("OCRPIPE_CORPUS")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def read_manifest(corpus: Path) -> list[dict[str, str]]:
+    manifest = corpus / "MANIFEST.tsv"
+    if not manifest.is_file():
+        raise BenchError(f"no corpus manifest at {manifest} (set OCRPIPE_CORPUS or use --source)")
+    with open(manifest, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def _is_default_scan(row: dict[str, str], size: int) -> str | None:
+    """The group ('pdf' or 'image') of a manifest row the default set takes, else None."""
+    name = row["file"]
+    if row.get("kind") != "scan" or Path(name).name in SKIPPED_SCANS or size > MAX_SOURCE_BYTES:
+        return None
+    suffix = Path(name).suffix.lower()
+    if suffix == ".pdf" and row.get("pages", "").isdigit() and 1 <= int(row["pages"]) <= 6:
+        return "pdf"
+    if suffix in (".tif", ".tiff", ".png", ".jpg", ".jpeg") and size <= MAX_IMAGE_BYTES:
+        return "image"
+    return None
+
+
+def interleave(groups: Sequence[Sequence[str]]) -> list[str]:
+    """Round-robin over the groups, so any prefix mixes PDFs, images and archives."""
+    merged = itertools.chain.from_iterable(itertools.zip_longest(*groups))
+    return [item for item in merged if item is not None]
+
+
+def corpus_inputs(corpus: Path) -> list[tuple[Path, str]]:
+    """The default set: small scans (PDFs, then images) and the benign zips, in a fixed order."""
+    groups: dict[str, list[str]] = {"pdf": [], "image": []}
+    for row in read_manifest(corpus):
+        path = corpus / row["file"]
+        group = _is_default_scan(row, path.stat().st_size) if path.is_file() else None
+        if group:
+            groups[group].append(row["file"])
+    archives = [name for name in CORPUS_ARCHIVES if (corpus / name).is_file()]
+    order = interleave([sorted(groups["pdf"]), sorted(groups["image"]), archives])
+    return [(corpus / name, name) for name in order]
+
+
+def smoke_inputs(corpus: Path) -> list[tuple[Path, str]]:
+    missing = [name for name in SMOKE_FILES if not (corpus / name).is_file()]
+    if missing:
+        raise BenchError(f"smoke files missing from the corpus {corpus}: {', '.join(missing)}")
+    return [(corpus / name, name) for name in SMOKE_FILES]
+
+
+def folder_inputs(folder: Path) -> list[tuple[Path, str]]:
+    """Every non-hidden file under ``folder``, sorted by relative path."""
+    if not folder.is_dir():
+        raise BenchError(f"--source {folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
+    if not files:
+        raise BenchError(f"--source {folder} holds no file")
+    return [(p, p.relative_to(folder).as_posix()) for p in files]
+
+
+# ----- unique copies --------------------------------------------------------------------------------
+
+
+def copy_kind(path: Path) -> str | None:
+    """How a unique copy of ``path`` can be made: 'pdf', 'png', 'zip', or None (not copied)."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(PDF_MAGIC):
+        return "pdf"
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    return "zip" if zipfile.is_zipfile(path) else None
+
+
+def copy_pdf(src: Path, dst: Path, copy: int) -> None:
+    """Same pages, plus an Info key: different bytes, so not a duplicate for ocrpipe."""
+    import pikepdf
+
+    with pikepdf.open(src) as pdf:
+        pdf.docinfo["/OcrpipeBenchCopy"] = str(copy)
+        pdf.save(dst, static_id=True)
+
+
+def copy_png(src: Path, dst: Path, copy: int) -> None:
+    """Same pixels (no re-encoding): a tEXt chunk inserted before IEND."""
+    data = src.read_bytes()
+    body = b"tEXt" + b"OcrpipeBenchCopy\x00" + str(copy).encode()
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    end = data.rfind(b"IEND") - 4
+    if end < len(PNG_MAGIC):
+        raise ValueError("no IEND chunk")
+    dst.write_bytes(data[:end] + chunk + data[end:])
+
+
+def copy_zip(src: Path, dst: Path, copy: int) -> None:
+    """Same members, a different archive comment."""
+    shutil.copyfile(src, dst)
+    with zipfile.ZipFile(dst, "a") as archive:
+        archive.comment = f"ocrpipe bench copy {copy}".encode()
+
+
+COPIERS = {"pdf": copy_pdf, "png": copy_png, "zip": copy_zip}
+
+
+def write_input(src: Path, dst: Path, copy: int) -> bool:
+    """The original bytes (copy 0) or a unique copy; False when no copy of this kind can be made."""
+    if copy == 0:
+        shutil.copyfile(src, dst)
+        return True
+    kind = copy_kind(src)
+    if kind is None:
+        return False
+    try:
+        COPIERS[kind](src, dst, copy)
+    except Exception as exc:  # noqa: BLE001 — e.g. an encrypted PDF: that file gets no copies
+        print(f"bench: no unique copy of {src.name}: {exc}", file=sys.stderr)
+        dst.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def materialise_inputs(order: Sequence[tuple[Path, str]], count: int, dest: Path) -> list[InputFile]:
+    """``count`` files, cycling through ``order``; every file's bytes differ from all others'."""
+    dest.mkdir(parents=True, exist_ok=True)
+    made: list[InputFile] = []
+    seen: set[str] = set()
+    for copy in itertools.count():
+        added = 0
+        for src, label in order:
+            if len(made) == count:
+                return made
+            dst = dest / f"{len(made):04d}_{src.name}"
+            if not write_input(src, dst, copy):
+                continue
+            digest = sha256_of(dst)
+            if digest in seen:  # ocrpipe would hold it as a duplicate, not process it
+                dst.unlink()
+                continue
+            seen.add(digest)
+            made.append(InputFile(dst, label, copy))
+            added += 1
+        if added == 0:
+            print(f"bench: only {len(made)} distinct inputs could be made (asked for {count})", file=sys.stderr)
+            return made
+    return made
+
+
+def generated_inputs(count: int, dest: Path) -> list[InputFile]:
+    """Tiny one-page PDFs with distinct content, for the fake-tool runs."""
+    import pikepdf
+
+    dest.mkdir(parents=True, exist_ok=True)
+    made = []
+    for n in range(count):
+        pdf = pikepdf.new()
+        pdf.add_blank_page(page_size=(200, 200))
+        pdf.pages[0].Contents = pdf.make_stream(f"% ocrpipe bench page {n}\n".encode())
+        path = dest / f"{n:05d}_generated.pdf"
+        pdf.save(path, compress_streams=False, static_id=True)
+        pdf.close()
+        made.append(InputFile(path, "generated", 0))
+    return made
+
+
+# ----- sampling a process tree ------------------------------------------------------------------
+
+
+@dataclass
+class TreeStats:
+    samples: int = 0
+    util_sum: float = 0.0
+    util_samples: int = 0
+    util_peak: float = 0.0
+    root_rss_peak: int = 0
+    tree_rss_peak: int = 0
+    procs_peak: int = 0
+    cpu_seen: dict[tuple[int, float], float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        mib = 1024 * 1024
+        return {
+            "samples": self.samples,
+            "meanUtilisation": round(self.util_sum / self.util_samples, 3) if self.util_samples else None,
+            "peakUtilisation": round(self.util_peak, 3),
+            "schedulerPeakRssMB": round(self.root_rss_peak / mib, 1),
+            "treePeakRssMB": round(self.tree_rss_peak / mib, 1),
+            "peakProcesses": self.procs_peak,
+        }
+
+
+class TreeSampler:
+    """Samples a process and all its descendants every ``interval`` seconds on a thread."""
+
+    def __init__(self, root_pid: int, *, include_root: bool = True, interval: float = SAMPLE_SECONDS) -> None:
+        self.root = psutil.Process(root_pid)
+        self.include_root = include_root
+        self.interval = interval
+        self.stats = TreeStats()
+        self._known: dict[int, psutil.Process] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tree-sampler", daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            children = self.root.children(recursive=True)
+        except psutil.Error:
+            return []
+        return ([self.root] if self.include_root else []) + children
+
+    def _cached(self, proc: psutil.Process) -> psutil.Process:
+        """The same Process object each time, so cpu_percent() measures since the last sample."""
+        known = self._known.get(proc.pid)
+        if known is None or known != proc:  # equality includes the creation time: pid reuse is caught
+            self._known[proc.pid] = known = proc
+        return known
+
+    def _sample(self) -> None:
+        cpu_percent, tree_rss, count, root_rss = 0.0, 0, 0, 0
+        for proc in map(self._cached, self._tree()):
+            try:
+                with proc.oneshot():
+                    cpu_percent += proc.cpu_percent(None)
+                    rss = proc.memory_info().rss
+                    times = proc.cpu_times()
+                    self.stats.cpu_seen[(proc.pid, proc.create_time())] = times.user + times.system
+            except psutil.Error:
+                continue
+            tree_rss += rss
+            count += 1
+            if proc.pid == self.root.pid:
+                root_rss = rss
+        self._record(cpu_percent / (100 * cores()), tree_rss, root_rss, count)
+
+    def _record(self, util: float, tree_rss: int, root_rss: int, count: int) -> None:
+        stats = self.stats
+        if stats.samples > 0:  # the first cpu_percent() call of each process reads 0: not a measure
+            stats.util_sum += util
+            stats.util_samples += 1
+            stats.util_peak = max(stats.util_peak, util)
+        stats.samples += 1
+        stats.tree_rss_peak = max(stats.tree_rss_peak, tree_rss)
+        stats.root_rss_peak = max(stats.root_rss_peak, root_rss)
+        stats.procs_peak = max(stats.procs_peak, count)
+
+    def cpu_seconds(self) -> float:
+        """CPU seen per process at its last sample: a lower bound (short-lived processes escape)."""
+        return sum(self.stats.cpu_seen.values())
+
+
+def cpu_seconds_between(before: float | None, sampler: TreeSampler) -> tuple[float, str]:
+    after = children_cpu_seconds()
+    if before is not None and after is not None:
+        return after - before, "rusage-children"
+    return sampler.cpu_seconds(), "psutil-samples"
+
+
+# ----- one ocrpipe run ---------------------------------------------------------------------------------
+
+
+def ocrpipe_env(prep: int, ocr: int, args: argparse.Namespace) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
+    env.update(PREP_CONCURRENCY=str(prep), OCR_CONCURRENCY=str(ocr), STABLE_SECONDS="0",
+               POLL_SECONDS="0.2", OCR_LANG=LANG)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    if args.fake_tools:
+        env.update(fake_tool_env(args))
+    return env
+
+
+def fake_tool_env(args: argparse.Namespace) -> dict[str, str]:
+    def command(tool: str) -> str:
+        return f'"{sys.executable}" "{FAKE_TOOL}" {tool}'  # quoted for shlex, as tests/conftest.py does
+
+    return {"SEVEN_ZIP": command("7z"), "OCRMYPDF": command("ocrmypdf"), "TESSERACT": command("tesseract"),
+            "GHOSTSCRIPT": command("gs"), "FAKE_OCR_DELAY": str(args.fake_ocr_seconds),
+            "FAKE_7Z_DELAY": str(args.fake_7z_seconds)}
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM first (ocrpipe then kills its own tree), SIGKILL if it does not stop."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_ocrpipe_once(run_dir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Start ocrpipe on ``run_dir/data`` (inputs already in in/), sample it until it exits."""
+    log_path = run_dir / "ocrpipe.log"
+    argv = [sys.executable, "-m", "ocrpipe", "run", "--once", "--data", str(run_dir / "data")]
+    before = children_cpu_seconds()
+    started = time.perf_counter()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=env, cwd=run_dir)
+        try:
+            with TreeSampler(proc.pid) as sampler:
+                code = proc.wait()
+                wall = time.perf_counter() - started
+        finally:
+            stop_process(proc)
+    cpu, source = cpu_seconds_between(before, sampler)
+    return {"exitCode": code, "wallSeconds": round(wall, 3), "cpuSeconds": round(cpu, 2), "cpuSource": source,
+            "cpuSecondsSampled": round(sampler.cpu_seconds(), 2), "tree": sampler.stats.as_dict(),
+            "logPath": str(log_path)}
+
+
+def read_jobs(data_dir: Path) -> list[dict[str, Any]]:
+    path = data_dir / "index" / "jobs.jsonl"
+    jobs = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                jobs.append(json.loads(line))
+            except ValueError:
+                continue
+    return jobs
+
+
+def count_files(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def count_dirs(folder: Path) -> int:
+    return sum(1 for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else 0
+
+
+def job_span(jobs: Sequence[dict[str, Any]]) -> float | None:
+    """First job created to last job finished, from the index timestamps."""
+    try:
+        starts = [datetime.fromisoformat(j["createdAt"]) for j in jobs]
+        ends = [datetime.fromisoformat(j["finishedAt"]) for j in jobs]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return round((max(ends) - min(starts)).total_seconds(), 3) if jobs else None
+
+
+def job_figures(data_dir: Path, expected: int, wall: float) -> dict[str, Any]:
+    jobs = read_jobs(data_dir)
+    done = [j for j in jobs if j.get("state") == "DONE"]
+    errors = [j for j in jobs if j.get("state") == "ERROR"]
+    pages = sum(int(j.get("pages") or 0) for j in done)
+    timings = [j.get("timings") or {} for j in done]
+    return {
+        "jobs": {"expected": expected, "done": len(done), "error": len(errors),
+                 "missing": expected - len(done) - len(errors),
+                 "heldDuplicates": count_dirs(data_dir / "hold" / "duplicates"),
+                 "leftInInbox": count_files(data_dir / "in")},
+        "errors": [{"source": j.get("source"), "reason": j.get("reason")} for j in errors][:20],
+        "pages": pages,
+        "pagesPerMinute": round(pages / wall * 60, 2) if wall > 0 else None,
+        "jobSpanSeconds": job_span(jobs),
+        "prepSeconds": summary([float(t["prepSeconds"]) for t in timings if "prepSeconds" in t]),
+        "ocrSeconds": summary([float(t["ocrSeconds"]) for t in timings if "ocrSeconds" in t]),
+        "byKind": by_kind(done),
+    }
+
+
+def by_kind(done: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Jobs, pages and mean PREP/OCR seconds per input kind (pdf, image, archive)."""
+    kinds: dict[str, Any] = {}
+    for kind in sorted({str(j.get("kind")) for j in done}):
+        jobs = [j for j in done if str(j.get("kind")) == kind]
+        times = [j.get("timings") or {} for j in jobs]
+        kinds[kind] = {"jobs": len(jobs), "pages": sum(int(j.get("pages") or 0) for j in jobs),
+                       "prepMean": summary([float(t.get("prepSeconds", 0)) for t in times])["mean"],
+                       "ocrMean": summary([float(t.get("ocrSeconds", 0)) for t in times])["mean"]}
+    return kinds
+
+
+def benchmark_run(inputs: Sequence[InputFile], work: Path, prep: int, ocr: int,
+                  args: argparse.Namespace) -> dict[str, Any]:
+    run_dir = work / "runs" / f"prep{prep}-ocr{ocr}"
+    in_dir = run_dir / "data" / "in"
+    in_dir.mkdir(parents=True)
+    for item in inputs:  # all inputs in place before ocrpipe starts
+        shutil.copyfile(item.path, in_dir / item.path.name)
+    print(f"bench: ocrpipe run PREP={prep} OCR={ocr} on {len(inputs)} files …", file=sys.stderr, flush=True)
+    load = load_average()
+    measured = run_ocrpipe_once(run_dir, ocrpipe_env(prep, ocr, args))
+    figures = job_figures(run_dir / "data", len(inputs), measured["wallSeconds"])
+    cpu = measured["cpuSeconds"]
+    figures["ocrSlotUtilisation"] = slot_use(figures, ocr)
+    wall = measured["wallSeconds"]
+    result = {"prepConcurrency": prep, "ocrConcurrency": ocr, "loadAverageBefore": load, **measured, **figures,
+              "cpuUtilisation": round(cpu / (wall * cores()), 3) if wall else None}
+    result["ok"] = run_ok(result)
+    if not result["ok"]:
+        result["logTail"] = tail_of(Path(measured["logPath"]))
+    if args.keep is None:
+        del result["logPath"]  # removed with the work folder
+    return result
+
+
+def slot_use(figures: dict[str, Any], slots: int) -> float | None:
+    """Σ OCR seconds / (job span × OCR_CONCURRENCY): how busy the scheduler kept the OCR pool."""
+    span, ocr = figures["jobSpanSeconds"], figures["ocrSeconds"]
+    if not span or not ocr["n"]:
+        return None
+    return round(ocr["mean"] * ocr["n"] / (span * slots), 3)
+
+
+def run_ok(result: dict[str, Any]) -> bool:
+    jobs = result["jobs"]
+    return result["exitCode"] == 0 and jobs["error"] == 0 and jobs["done"] == jobs["expected"]
+
+
+# ----- baselines: plain ocrmypdf --------------------------------------------------------------------
+
+
+def extract_archive(archive: Path, dest: Path) -> None:
+    """zip with zipfile; anything else with 7-Zip (SEVEN_ZIP or 7z on PATH)."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(dest)
+        return
+    seven_zip = os.environ.get("SEVEN_ZIP") or shutil.which("7z") or "7z"
+    subprocess.run([seven_zip, "x", "-y", f"-o{dest}", str(archive)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+
+
+def pages_in(folder: Path) -> list[Path]:
+    """PDFs and images under ``folder`` in natural order, as ocrpipe's PREP stage takes them."""
+    from ocrpipe.stages.assemble import natural_key
+    from ocrpipe.stages.sniff import Kind, sniff
+
+    found = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+             and not any(part.startswith((".", "__MACOSX")) for part in p.relative_to(folder).parts)
+             and sniff(p) in (Kind.PDF, Kind.IMAGE)]
+    return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+
+
+def raw_pdf_for(source: Path, out: Path, scratch: Path) -> int:
+    """The ``raw.pdf`` ocrpipe would give ocrmypdf for ``source``; returns its page count."""
+    from ocrpipe.stages.assemble import assemble
+    from ocrpipe.stages.sniff import Kind, sniff
+
+    parts = [source]
+    if sniff(source) is Kind.ARCHIVE:
+        extract_archive(source, scratch)
+        parts = pages_in(scratch)
+    return assemble(parts, out, default_dpi=IMAGE_DPI)
+
+
+def prepare_baseline_pdfs(inputs: Sequence[InputFile],
+                          folder: Path) -> tuple[list[tuple[Path, int]], list[dict[str, str]]]:
+    """Untimed: one PDF per input, as ocrpipe's PREP stage makes it."""
+    folder.mkdir(parents=True)
+    ready, skipped = [], []
+    for n, item in enumerate(inputs):
+        out = folder / f"{n:04d}.pdf"
+        try:
+            ready.append((out, raw_pdf_for(item.path, out, folder / f"{n:04d}.unpacked")))
+        except Exception as exc:  # noqa: BLE001 — ocrpipe would reject it too; left out of the baselines
+            skipped.append({"file": item.path.name, "reason": f"{type(exc).__name__}: {exc}"})
+    return ready, skipped
+
+
+def ocrmypdf_argv(src: Path, dst: Path, jobs: int) -> list[str]:
+    from ocrpipe.tools.ocrmypdf import build_argv
+
+    return build_argv([sys.executable, "-m", "ocrmypdf"], src, dst, lang=LANG, jobs=jobs)
+
+
+class ProcessGroup:
+    """Subprocesses started from worker threads, stopped together if the bench is interrupted."""
+
+    def __init__(self) -> None:
+        self._live: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def run(self, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=env)
+        with self._lock:
+            self._live.add(proc)
+        try:
+            _, stderr = proc.communicate()
+        finally:
+            with self._lock:
+                self._live.discard(proc)
+        return {"exitCode": proc.returncode, "stderrTail": stderr.decode(errors="replace")[-500:]}
+
+    def stop_all(self) -> None:
+        with self._lock:
+            live = list(self._live)
+        for proc in live:
+            stop_process(proc)
+
+
+def run_batch(argvs: Sequence[list[str]], parallel: int) -> dict[str, Any]:
+    """Run the commands ``parallel`` at a time (like ``xargs -P``); results, wall and CPU seconds."""
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    group = ProcessGroup()
+    pool = ThreadPoolExecutor(parallel)
+    before = children_cpu_seconds()
+    started = time.perf_counter()
+    try:
+        with TreeSampler(os.getpid(), include_root=False) as sampler:
+            results = list(pool.map(lambda argv: group.run(argv, env), argvs))
+            wall = time.perf_counter() - started
+    finally:  # after an interrupt: nothing new starts, what runs is stopped
+        pool.shutdown(wait=False, cancel_futures=True)
+        group.stop_all()
+        pool.shutdown(wait=True)
+    cpu, source = cpu_seconds_between(before, sampler)
+    return {"results": results, "wall": wall, "cpu": cpu, "cpuSource": source, "tree": tree_without_root(sampler)}
+
+
+def baseline(name: str, pdfs: Sequence[tuple[Path, int]], out_dir: Path, *, jobs: int,
+             parallel: int) -> dict[str, Any]:
+    """ocrmypdf on every PDF, ``parallel`` files at a time, each with ``--jobs jobs``."""
+    out_dir.mkdir(parents=True)
+    argvs = [ocrmypdf_argv(src, out_dir / src.name, jobs) for src, _ in pdfs]
+    print(f"bench: baseline {name} ({len(argvs)} files, {parallel} at a time, --jobs {jobs}) …",
+          file=sys.stderr, flush=True)
+    batch = run_batch(argvs, parallel)
+    wall, cpu, pages = batch["wall"], batch["cpu"], sum(p for _, p in pdfs)
+    failed = [{"file": Path(a[-2]).name, **r} for a, r in zip(argvs, batch["results"]) if r["exitCode"] != 0]
+    return {"name": name, "files": len(argvs), "failed": len(failed), "failures": failed[:10],
+            "ocrmypdfJobs": jobs, "parallelFiles": parallel, "pages": pages, "wallSeconds": round(wall, 3),
+            "cpuSeconds": round(cpu, 2), "cpuSource": batch["cpuSource"],
+            "cpuUtilisation": round(cpu / (wall * cores()), 3) if wall else None,
+            "pagesPerMinute": round(pages / wall * 60, 2) if wall else None, "tree": batch["tree"]}
+
+
+def tree_without_root(sampler: TreeSampler) -> dict[str, Any]:
+    tree = sampler.stats.as_dict()
+    del tree["schedulerPeakRssMB"]  # the root is the bench itself, not measured
+    return tree
+
+
+def run_baselines(inputs: Sequence[InputFile], work: Path) -> dict[str, Any]:
+    pdfs, skipped = prepare_baseline_pdfs(inputs, work / "baseline" / "raw")
+    n = cores()
+    sequential = baseline("sequential", pdfs, work / "baseline" / "out-sequential", jobs=n, parallel=1)
+    parallel = baseline("file-parallel", pdfs, work / "baseline" / "out-parallel", jobs=1, parallel=n)
+    best = min((sequential, parallel), key=lambda b: b["wallSeconds"])
+    return {"prepared": len(pdfs), "skipped": skipped, "sequential": sequential, "fileParallel": parallel,
+            "best": best["name"], "bestWallSeconds": best["wallSeconds"],
+            "physicalLimitSeconds": round(parallel["cpuSeconds"] / n, 3),
+            "note": "ocrmypdf only: the PDFs were built beforehand (untimed) with ocrpipe's assembly code"}
+
+
+def add_ratios(run: dict[str, Any], baselines: dict[str, Any] | None) -> None:
+    if not baselines:
+        run["ratios"] = None
+        return
+    wall, limit = run["wallSeconds"], baselines["physicalLimitSeconds"]
+    run["ratios"] = {
+        "vsBestBaseline": round(wall / baselines["bestWallSeconds"], 3) if baselines["bestWallSeconds"] else None,
+        "vsPhysicalLimit": round(wall / limit, 3) if limit else None,
+    }
+
+
+# ----- machine, tools, report -------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    memory = psutil.virtual_memory()
+    return {"logicalCores": cores(), "physicalCores": psutil.cpu_count(logical=False),
+            "ramGB": round(memory.total / 2**30, 2), "availableRamGB": round(memory.available / 2**30, 2),
+            "python": platform.python_version(), "platform": platform.platform(), "loadAverage": load_average()}
+
+
+def tool_versions(env: dict[str, str]) -> dict[str, Any]:
+    """What ocrpipe's own probe finds, with the environment the runs get."""
+    try:
+        from ocrpipe.config import load_settings
+        from ocrpipe.toolcheck import probe_tools
+
+        settings = load_settings({**env, "DATA_DIR": tempfile.gettempdir()})
+        return {t.name: t.version for t in probe_tools(settings)}
+    except Exception as exc:  # noqa: BLE001 — versions are a nicety; the bench goes on without them
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def input_summary(inputs: Sequence[InputFile]) -> dict[str, Any]:
+    listed = [i for i in inputs if i.source != "generated"]  # a thousand generated names say nothing
+    return {"count": len(inputs), "copies": sum(1 for i in inputs if i.copy),
+            "bytes": sum(i.path.stat().st_size for i in inputs),
+            "files": [{"name": i.path.name, "source": i.source, "copy": i.copy} for i in listed]}
+
+
+def fmt(value: Any, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(report: dict[str, Any]) -> None:
+    header = (f"{'run':<14}{'exit':>5}{'done/err':>10}{'pages':>7}{'wall s':>9}{'span s':>8}{'pg/min':>8}{'prep':>7}"
+              f"{'ocr':>7}{'ocr95':>7}{'cpu%':>6}{'schedMB':>8}{'treeMB':>8}{'xbest':>7}{'xlimit':>7}")
+    print(header)
+    for r in report["runs"]:
+        ratios = r["ratios"] or {}
+        print(f"{'P%d/O%d' % (r['prepConcurrency'], r['ocrConcurrency']):<14}{r['exitCode']:>5}"
+              f"{'%d/%d' % (r['jobs']['done'], r['jobs']['error']):>10}{r['pages']:>7}{r['wallSeconds']:>9.1f}"
+              f"{fmt(r['jobSpanSeconds']):>8}{fmt(r['pagesPerMinute']):>8}{fmt(r['prepSeconds']['mean'], '.2f'):>7}"
+              f"{fmt(r['ocrSeconds']['mean'], '.2f'):>7}{fmt(r['ocrSeconds']['p95'], '.2f'):>7}"
+              f"{fmt(100 * r['cpuUtilisation'] if r['cpuUtilisation'] is not None else None, '.0f'):>6}"
+              f"{r['tree']['schedulerPeakRssMB']:>8.0f}{r['tree']['treePeakRssMB']:>8.0f}"
+              f"{fmt(ratios.get('vsBestBaseline'), '.2f'):>7}{fmt(ratios.get('vsPhysicalLimit'), '.2f'):>7}")
+    base = report.get("baselines")
+    if base:
+        for b in (base["sequential"], base["fileParallel"]):
+            print(f"{b['name']:<14}{'':>5}{'%d/%d' % (b['files'] - b['failed'], b['failed']):>10}{b['pages']:>7}"
+                  f"{b['wallSeconds']:>9.1f}{'':>8}{fmt(b['pagesPerMinute']):>8}{'':>21}"
+                  f"{100 * b['cpuUtilisation']:>6.0f}")
+        print(f"physical limit (file-parallel CPU s / {cores()} cores): {base['physicalLimitSeconds']:.1f} s")
+
+
+# ----- command line ---------------------------------------------------------------------------------
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected numbers >= 1, got {text!r}")
+    return list(dict.fromkeys(values))  # a repeated value would run the same combination twice
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int,
+                        help="number of conversions (default 21; 1000 with --fake-tools; 3 with --smoke)")
+    parser.add_argument("--source", type=Path, help="folder of inputs (default: scans of the corpus)")
+    parser.add_argument("--prep-concurrency", type=int_list, help="comma list, e.g. 1,2 (default 1)")
+    parser.add_argument("--ocr-concurrency", type=int_list,
+                        help=f"comma list, e.g. 1,2,4 (default {cores()}, the cores)")
+    parser.add_argument("--out", type=Path, default=Path("bench-report.json"), help="JSON report (default %(default)s)")
+    parser.add_argument("--fake-tools", action="store_true", help="fake 7z/ocrmypdf: the pipeline's own overhead")
+    parser.add_argument("--fake-ocr-seconds", type=float, default=0.0, help="fake ocrmypdf duration (default 0)")
+    parser.add_argument("--fake-7z-seconds", type=float, default=0.0, help="fake 7z duration (default 0)")
+    parser.add_argument("--smoke", action="store_true", help="3 small real files, one combination: CI check")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the plain-ocrmypdf baselines")
+    parser.add_argument("--keep", type=Path, help="keep the work folder here (must be empty or new)")
+    return parser
+
+
+def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
+    if args.files is None:
+        args.files = 3 if args.smoke else 1000 if args.fake_tools else 21
+    if args.files < 1:
+        raise BenchError("--files must be at least 1")
+    args.prep_concurrency = args.prep_concurrency or [1]
+    args.ocr_concurrency = args.ocr_concurrency or [cores()]
+    if args.smoke:
+        args.prep_concurrency, args.ocr_concurrency = args.prep_concurrency[:1], args.ocr_concurrency[:1]
+    args.baselines = not (args.no_baselines or args.fake_tools)
+    if args.fake_tools and not FAKE_TOOL.is_file():
+        raise BenchError(f"--fake-tools needs {FAKE_TOOL}")
+    return args
+
+
+def make_inputs(args: argparse.Namespace, work: Path) -> list[InputFile]:
+    dest = work / "inputs"
+    if args.fake_tools and args.source is None:
+        return generated_inputs(args.files, dest)
+    if args.source is not None:
+        order = folder_inputs(args.source)
+    elif args.smoke:
+        order = smoke_inputs(corpus_dir())
+    else:
+        order = corpus_inputs(corpus_dir())
+    if not order:
+        raise BenchError("no input files found")
+    return materialise_inputs(order, args.files, dest)
+
+
+@dataclass
+class WorkDir:
+    """The bench's scratch folder: a temporary one, or --keep's."""
+
+    keep: Path | None
+    path: Path = field(init=False)
+
+    def __enter__(self) -> Path:
+        if self.keep is None:
+            self.path = Path(tempfile.mkdtemp(prefix="ocrpipe-bench-"))
+        else:
+            if self.keep.exists() and any(self.keep.iterdir()):
+                raise BenchError(f"--keep {self.keep} is not empty")
+            self.keep.mkdir(parents=True, exist_ok=True)
+            self.path = self.keep.resolve()
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        if self.keep is None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {"files": args.files, "source": str(args.source) if args.source else
+            ("generated" if args.fake_tools else f"corpus:{corpus_dir()}"),
+            "prepConcurrency": args.prep_concurrency, "ocrConcurrency": args.ocr_concurrency,
+            "fakeTools": args.fake_tools, "fakeOcrSeconds": args.fake_ocr_seconds,
+            "fake7zSeconds": args.fake_7z_seconds, "smoke": args.smoke, "baselines": args.baselines,
+            "ocrLang": LANG, "stableSeconds": 0, "pollSeconds": 0.2, "sampleSeconds": SAMPLE_SECONDS}
+
+
+def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    started = datetime.now(timezone.utc)
+    inputs = make_inputs(args, work)
+    env = ocrpipe_env(args.prep_concurrency[0], args.ocr_concurrency[0], args)
+    report: dict[str, Any] = {"benchmark": "ocrpipe", "startedAt": started.isoformat(timespec="seconds"),
+                              "machine": machine_info(), "tools": tool_versions(env), "settings": settings_of(args),
+                              "inputs": input_summary(inputs)}
+    report["baselines"] = run_baselines(inputs, work) if args.baselines else None
+    report["runs"] = []
+    for prep, ocr in itertools.product(args.prep_concurrency, args.ocr_concurrency):
+        run = benchmark_run(inputs, work, prep, ocr, args)
+        add_ratios(run, report["baselines"])
+        report["runs"].append(run)
+    report["ok"] = all(r["ok"] for r in report["runs"])
+    report["notes"] = NOTES
+    report["finishedAt"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return report
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # so the finally blocks stop ocrpipe and remove the work folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _sigterm)
+    ensure_ocrpipe_importable()
+    try:
+        args = resolve_args(args)
+        with WorkDir(args.keep) as work:
+            report = run_benchmark(args, work)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print_table(report)
+    for run in report["runs"]:
+        if not run["ok"]:
+            print(f"bench: run P{run['prepConcurrency']}/O{run['ocrConcurrency']} failed: exit {run['exitCode']}, "
+                  f"jobs {run['jobs']}\n{run.get('logTail', '')}", file=sys.stderr)
+    print(f"report: {args.out}")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
