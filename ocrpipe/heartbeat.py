@@ -9,7 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import psutil
 
@@ -35,10 +35,9 @@ def _identity(pid: int) -> dict[str, Any] | None:
 class HeartbeatWriter:
     """Rewrites the heartbeat every ``interval`` seconds, naming the worker and its tools."""
 
-    def __init__(self, path: Path, *, stage: Stage, attempt: int, interval: float) -> None:
-        self.path = path
+    def __init__(self, targets: Sequence[tuple[Path, int]], *, stage: Stage, interval: float) -> None:
+        self.targets = list(targets)  # (heartbeat file, attempt): one per job, several for a batch
         self.stage = stage
-        self.attempt = attempt
         self.interval = interval
         self.worker = _identity(os.getpid())
         self.tools: list[dict[str, Any]] = []
@@ -46,8 +45,10 @@ class HeartbeatWriter:
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{stage.value}", daemon=True)
 
     def beat(self) -> None:
-        atomic_write_json(self.path, {"stage": self.stage.value, "attempt": self.attempt, "worker": self.worker,
-                                      "tools": list(self.tools), "at": time.time()})
+        for path, attempt in self.targets:
+            # No fsync: a heartbeat only matters while this machine is up.
+            atomic_write_json(path, {"stage": self.stage.value, "attempt": attempt, "worker": self.worker,
+                                     "tools": list(self.tools), "at": time.time()}, durable=False)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -24,8 +24,10 @@ from ocrpipe.model import (
     RUNNING_STATES, SUBMITTED_STATES, JobState, Stage, failure_state, make_job_key, retry_delay, retry_state,
     stage_of, submitted_state,
 )
+from ocrpipe.batching import plan_ocr_units
 from ocrpipe.pools import ExecutorFactory, StagePool
 from ocrpipe.publish import drop_publish_temps, publish_done, publish_error
+from ocrpipe.stages.batch import run_ocr_batch
 from ocrpipe.stages.common import FINAL_PDF, StageOutcome
 from ocrpipe.stages.ocr import run_ocr
 from ocrpipe.stages.prep import run_prep
@@ -41,6 +43,7 @@ READY_FOR = {
 }
 FAILED_STATES = frozenset({JobState.PREP_ERROR, JobState.PREP_TIMEOUT, JobState.OCR_ERROR, JobState.OCR_TIMEOUT})
 DISK_WARNING_EVERY = 60.0
+BATCH_PREFIX = ".batch-"
 MB = 2**20
 
 
@@ -60,12 +63,25 @@ class Job:
     future: Future | None = None
     submitted_at: float = 0.0
     not_before: float = 0.0
-    disk_failures: int = 0
+    free_attempts: int = 0  # attempts that failed for reasons not the file's: a full disk, a batch
+    solo: bool = False  # never batched again (its batch failed)
     seq: int = 0
 
     @property
     def in_stage(self) -> bool:
         return self.state in SUBMITTED_STATES or self.state in RUNNING_STATES
+
+
+@dataclass
+class Unit:
+    """One submitted stage: a single job, or an OCR batch of several."""
+
+    stage: Stage
+    jobs: list[Job]
+
+    @property
+    def batch(self) -> bool:
+        return len(self.jobs) > 1
 
 
 class Scheduler:
@@ -80,6 +96,7 @@ class Scheduler:
         self.disk_free = disk_free
         self.intake = Intake(settings.in_dir, settings.stable_seconds)
         self.jobs: dict[str, Job] = {}
+        self.units: dict[Future, Unit] = {}  # what each running stage works on
         self.errors_this_run = 0
         self.admitting = True
         self._seq = 0
@@ -110,7 +127,8 @@ class Scheduler:
         self.admitting = False
 
     def running(self) -> int:
-        return sum(1 for j in self.jobs.values() if j.future is not None)
+        """Stages running: a batch of documents counts once."""
+        return len(self.units)
 
     def idle(self) -> bool:
         """Nothing in flight and nothing waiting in in/: ``run --once`` may stop."""
@@ -118,9 +136,8 @@ class Scheduler:
 
     def wait(self, timeout: float) -> None:
         """Sleep until a stage finishes or ``timeout`` passes, whichever comes first."""
-        futures = [job.future for job in self.jobs.values() if job.future is not None]
-        if futures:
-            wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+        if self.units:
+            wait(list(self.units), timeout=timeout, return_when=FIRST_COMPLETED)
         else:
             time.sleep(timeout)
 
@@ -207,68 +224,88 @@ class Scheduler:
 
     def _ocr_reserved_mb(self) -> float:
         """Temp space the running OCR stages may still claim (ocrmypdf: about OCR_TEMP_MB_PER_PAGE a page)."""
-        return sum((j.pages or 1) * self.settings.ocr_temp_mb_per_page for j in self.jobs.values()
-                   if j.future is not None and stage_of(j.state) is Stage.OCR)
+        return sum((j.pages or 1) * self.settings.ocr_temp_mb_per_page
+                   for unit in self.units.values() if unit.stage is Stage.OCR for j in unit.jobs)
 
     def _dispatch(self, stage: Stage, now: float) -> None:
-        pool = self.pools[stage]
-        busy = sum(1 for j in self.jobs.values() if j.future is not None and stage_of(j.state) is stage)
-        ready = sorted(
-            (j for j in self.jobs.values()
-             if j.future is None and j.state in READY_FOR[stage] and j.not_before <= now),
-            key=lambda j: j.seq,
-        )[: max(0, pool.workers - busy)]
-        for job in ready:
-            if stage is Stage.OCR:
-                need = self._ocr_reserved_mb() + (job.pages or 1) * self.settings.ocr_temp_mb_per_page
-                if not self._disk_ok(need, now, f"OCR of {job.pages} page(s)"):
-                    return  # in order: a big document is not overtaken for ever by small ones
-            elif not self._disk_ok(0, now, "PREP"):
-                return
-            self._submit(stage, job, now, running_together=busy + len(ready))
-
-    def _submit(self, stage: Stage, job: Job, now: float, *, running_together: int) -> None:
-        job.attempts[stage.value] += 1
-        transition(job.dir, submitted_state(stage), attempts=dict(job.attempts))
-        job.state = submitted_state(stage)
-        job.submitted_at = now
-        heartbeat_path(job.dir, stage).unlink(missing_ok=True)  # a previous attempt's is not this one's
-        if stage is Stage.PREP:
-            job.future = self.pools[stage].submit(run_prep, self.settings, job.dir)
+        busy = sum(1 for unit in self.units.values() if unit.stage is stage)
+        free = self.pools[stage].workers - busy
+        if free <= 0:
+            return
+        ready = sorted((j for j in self.jobs.values()
+                        if j.future is None and j.state in READY_FOR[stage] and j.not_before <= now),
+                       key=lambda j: j.seq)
+        if stage is Stage.OCR:
+            planned = plan_ocr_units(ready, free_slots=free, workers=self.pools[stage].workers,
+                                     max_batch_pages=self.settings.ocr_batch_max_pages)
         else:
-            # Fewer documents than cores: give each ocrmypdf more page-parallel jobs.
-            jobs = max(1, self.settings.cpu_count // max(1, running_together))
-            job.future = self.pools[stage].submit(run_ocr, self.settings, job.dir, pages=job.pages or 1, jobs=jobs)
-        log.debug("submitted %s attempt %d", stage.value, job.attempts[stage.value],
-                  extra=job_context(job.key, stage.value, job.attempts[stage.value]))
+            planned = [[job] for job in ready[:free]]
+        for jobs in planned:
+            pages = sum(j.pages or 1 for j in jobs)
+            need = self._ocr_reserved_mb() + pages * self.settings.ocr_temp_mb_per_page if stage is Stage.OCR else 0
+            if not self._disk_ok(need, now, f"{stage.value} of {pages} page(s)"):
+                return  # in order: a big document is not overtaken for ever by small ones
+            self._submit(Unit(stage, jobs), now, running_together=busy + len(planned))
+
+    def _submit(self, unit: Unit, now: float, *, running_together: int) -> None:
+        stage = unit.stage
+        for job in unit.jobs:
+            job.attempts[stage.value] += 1
+            transition(job.dir, submitted_state(stage), attempts=dict(job.attempts))
+            job.state = submitted_state(stage)
+            job.submitted_at = now
+            heartbeat_path(job.dir, stage).unlink(missing_ok=True)  # a previous attempt's is not this one's
+        # Fewer OCR stages than cores: give each ocrmypdf more page-parallel jobs.
+        jobs = max(1, self.settings.cpu_count // max(1, running_together))
+        pool = self.pools[stage]
+        if stage is Stage.PREP:
+            future = pool.submit(run_prep, self.settings, unit.jobs[0].dir)
+        elif unit.batch:
+            batch_dir = self.settings.work_dir / f"{BATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+            future = pool.submit(run_ocr_batch, self.settings, batch_dir,
+                                 [(j.dir, j.pages or 1) for j in unit.jobs], jobs=jobs)
+        else:
+            future = pool.submit(run_ocr, self.settings, unit.jobs[0].dir, pages=unit.jobs[0].pages or 1, jobs=jobs)
+        self.units[future] = unit
+        for job in unit.jobs:
+            job.future = future
+            log.debug("submitted %s attempt %d%s", stage.value, job.attempts[stage.value],
+                      f" in a batch of {len(unit.jobs)}" if unit.batch else "",
+                      extra=job_context(job.key, stage.value, job.attempts[stage.value]))
 
     # ----- collect ------------------------------------------------------------------------------
 
     def _collect(self, now: float) -> None:
         broken: set[Stage] = set()
-        for job in [j for j in self.jobs.values() if j.future is not None and j.future.done()]:
-            stage = stage_of(job.state)
-            assert stage is not None
-            outcome = self._outcome_of(job, stage, broken)
-            job.future = None
-            job.state = JobState(read_state(job.dir)["state"])  # the worker moved it to RUNNING
-            if outcome.ok:
-                self._succeeded(job, outcome)
-            else:
-                self._failed(job, outcome, now)
+        for future in [f for f in self.units if f.done()]:
+            unit = self.units.pop(future)
+            outcomes = self._outcomes_of(future, unit, broken)
+            for job, outcome in zip(unit.jobs, outcomes):
+                if job.future is not future:
+                    continue  # already given up on (stale heartbeat)
+                job.future = None
+                job.state = JobState(read_state(job.dir)["state"])  # the worker moved it to RUNNING
+                if outcome.ok:
+                    self._succeeded(job, outcome)
+                else:
+                    self._failed(job, outcome, now)
         for stage in broken:
             log.warning("a %s worker process died; starting a new pool", stage.value)
             self.pools[stage].rebuild()
 
-    def _outcome_of(self, job: Job, stage: Stage, broken: set[Stage]) -> StageOutcome:
-        assert job.future is not None
+    def _outcomes_of(self, future: Future, unit: Unit, broken: set[Stage]) -> list[StageOutcome]:
         try:
-            return job.future.result()
+            result = future.result()
+            return result if unit.batch else [result]
         except BrokenExecutor:
-            broken.add(stage)
-            return StageOutcome(stage, False, 0.0, {}, reason="the worker process died (crash or killed)")
+            broken.add(unit.stage)
+            reason = "the worker process died (crash or killed)"
         except Exception as exc:  # noqa: BLE001 — e.g. an unpicklable result: retried, then reported
-            return StageOutcome(stage, False, 0.0, {}, reason=f"worker failed: {type(exc).__name__}: {exc}")
+            reason = f"worker failed: {type(exc).__name__}: {exc}"
+        if unit.batch:  # perhaps one member's fault: each is retried alone
+            reason = f"batch of {len(unit.jobs)} documents failed ({reason}); retrying each alone"
+        return [StageOutcome(unit.stage, False, 0.0, {}, reason=reason, batch_failure=unit.batch)
+                for _ in unit.jobs]
 
     def _succeeded(self, job: Job, outcome: StageOutcome) -> None:
         ctx = job_context(job.key, outcome.stage.value, job.attempts[outcome.stage.value])
@@ -282,6 +319,7 @@ class Scheduler:
         def finish(record: dict[str, Any]) -> None:
             self._add_attempt(record, attempt, outcome)
             record["pdfa"] = outcome.fields.get("pdfa")
+            record["batchSize"] = outcome.fields.get("batchSize", 1)
             apply_transition(record, JobState.DONE)
 
         record = publish_done(self.settings, job.dir, read_state(job.dir), finish)
@@ -301,11 +339,15 @@ class Scheduler:
         if outcome.timeout:
             update_metrics(self.metrics, "timeouts")
         if outcome.disk_full:
-            job.disk_failures += 1  # waiting for space is not the file's fault: no attempt used up
+            job.free_attempts += 1  # waiting for space is not the file's fault: no attempt used up
             update_metrics(self.metrics, "disk_errors")
+        if outcome.batch_failure:
+            job.free_attempts += 1
+            job.solo = True
         limit = self.settings.max_attempts_prep if stage is Stage.PREP else self.settings.max_attempts_ocr
-        if outcome.transient and attempt - job.disk_failures < limit:
-            delay = retry_delay(attempt - job.disk_failures, self.settings.retry_backoff_seconds)
+        if outcome.transient and attempt - job.free_attempts < limit:
+            counted = attempt - job.free_attempts
+            delay = 0.0 if outcome.batch_failure else retry_delay(counted, self.settings.retry_backoff_seconds)
             transition(job.dir, retry_state(stage))
             job.state = retry_state(stage)
             job.not_before = now + delay
@@ -352,7 +394,7 @@ class Scheduler:
         self.index.record({
             "jobKey": job.key, "runId": record["runId"], "state": state, "source": record["source"]["relpath"],
             "output": record.get("output"), "archived": record.get("archived"), "pages": record.get("pages"),
-            "kind": record.get("kind"), "pdfa": record.get("pdfa"), "attempts": record.get("attempts"), "timings": record.get("timings"),
+            "kind": record.get("kind"), "pdfa": record.get("pdfa"), "batchSize": record.get("batchSize"), "attempts": record.get("attempts"), "timings": record.get("timings"),
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
             "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"], **extra,
         })
@@ -377,7 +419,7 @@ class Scheduler:
             log.warning("heartbeat stale after %gs; killed %s", timeout_s, killed or "nothing",
                         extra=job_context(job.key, stage.value, job.attempts[stage.value]))
             if job.future is not None:
-                self.pools[stage].rebuild()  # its worker is gone or wedged: start afresh
+                self._abandon_unit(job, now)
             job.future = None
             outcome = StageOutcome(stage, False, now - job.submitted_at, {}, timeout=True,
                                    reason=f"heartbeat stale after {timeout_s:g}s")
@@ -385,10 +427,23 @@ class Scheduler:
             stale.append(job)
         return stale
 
+    def _abandon_unit(self, job: Job, now: float) -> None:
+        """A stale job's worker is gone or wedged: start a fresh pool; its batch mates retry alone."""
+        unit = self.units.pop(job.future, None) if job.future is not None else None
+        self.pools[stage_of(job.state) or Stage.OCR].rebuild()
+        for mate in unit.jobs if unit else []:
+            if mate is not job and mate.future is not None:
+                mate.future = None
+                mate.state = JobState(read_state(mate.dir)["state"])
+                self._failed(mate, StageOutcome(unit.stage, False, 0.0, {}, batch_failure=True,
+                                                reason="a document in the same batch stalled; retrying alone"), now)
+
     # ----- restart --------------------------------------------------------------------------------
 
     def _resume_work(self) -> None:
         """Pick up what a previous run left in work/: kill its leftover tools, finish or retry each job."""
+        for batch_dir in self.settings.work_dir.glob(f"{BATCH_PREFIX}*"):
+            remove_tree(batch_dir)  # its members retry from their own state
         for job_dir in sorted(p for p in self.settings.work_dir.iterdir() if p.is_dir() and "__" in p.name):
             for stage in Stage:
                 kill_recorded(heartbeat_path(job_dir, stage), include_worker=True)

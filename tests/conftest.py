@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,22 @@ def make_pdf(pages: int = 1, scenario: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def corpus_dir() -> Path:
+    """``$OCRPIPE_CORPUS``, else ``shared/corpus`` beside the repository."""
+    override = os.environ.get("OCRPIPE_CORPUS")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The corpus folder; a missing corpus is a failure, never a silent skip."""
+    folder = corpus_dir()
+    if not (folder / "MANIFEST.tsv").is_file():
+        pytest.fail(f"test corpus not found at {folder}: check out 'shared/' beside the repository "
+                    "or point OCRPIPE_CORPUS at the corpus folder")
+    return folder
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
@@ -57,8 +74,6 @@ def read_calls(path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def fake_env(data_dir: Path, tool_log: Path) -> dict[str, str]:
-    import os
-
     return {
         **os.environ,
         "DATA_DIR": str(data_dir),

@@ -52,7 +52,7 @@ def test_writer_names_worker_and_tools_and_keeps_beating(tmp_path: Path) -> None
     hb = tmp_path / "prep.heartbeat"
     proc = sleeper()
     try:
-        with HeartbeatWriter(hb, stage=Stage.PREP, attempt=2, interval=0.05):
+        with HeartbeatWriter([(hb, 2)], stage=Stage.PREP, interval=0.05):
             with tool_running(proc.pid):
                 first = hb.stat().st_mtime_ns
                 beat = read_heartbeat(hb)

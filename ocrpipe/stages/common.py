@@ -35,6 +35,7 @@ class StageOutcome:
     exit_code: int | None = None
     stderr_tail: str = ""
     disk_full: bool = False
+    batch_failure: bool = False  # a batch failed as a whole: each member is retried alone, for free
     started_at: str | None = None
     ended_at: str | None = None
 
@@ -52,29 +53,31 @@ def tool_env(settings: Settings, job_dir: Path) -> dict[str, str]:
     return env
 
 
+def failure_fields(exc: BaseException) -> dict[str, Any]:
+    """What an exception from a stage means for its outcome: reason, retryable or not, disk full."""
+    if isinstance(exc, StageError):
+        return {"reason": exc.reason, "transient": exc.transient, "timeout": isinstance(exc, ToolTimeout),
+                "exit_code": exc.exit_code, "stderr_tail": exc.stderr_tail,
+                "disk_full": isinstance(exc, DiskFullError)}
+    if isinstance(exc, OSError):
+        disk_full = exc.errno == errno.ENOSPC
+        return {"reason": "the disk is full" if disk_full else f"file access failed: {exc}", "disk_full": disk_full}
+    return {"reason": f"unexpected {type(exc).__name__}: {exc}"}
+
+
 def run_stage(settings: Settings, stage: Stage, job_dir: Path, work: Callable[[], dict[str, Any]]) -> StageOutcome:
     """Mark the job running, do the work under a heartbeat, and turn any failure into an outcome."""
     started, started_at = time.monotonic(), utc_now()
     record = transition(job_dir, running_state(stage), workerPid=os.getpid())
     remove_tree(job_dir / TMP_DIR)  # what a killed attempt left behind
-
-    def failed(reason: str, **kw: Any) -> StageOutcome:
-        return StageOutcome(stage, False, time.monotonic() - started, {}, reason=reason, started_at=started_at,
-                            ended_at=utc_now(), **kw)
-
-    hb = HeartbeatWriter(heartbeat_path(job_dir, stage), stage=stage, attempt=record["attempts"][stage.value],
+    hb = HeartbeatWriter([(heartbeat_path(job_dir, stage), record["attempts"][stage.value])], stage=stage,
                          interval=settings.heartbeat_seconds)
     try:
         with hb:
             fields = work()
-    except StageError as exc:
-        return failed(exc.reason, transient=exc.transient, timeout=isinstance(exc, ToolTimeout),
-                      exit_code=exc.exit_code, stderr_tail=exc.stderr_tail, disk_full=isinstance(exc, DiskFullError))
-    except OSError as exc:
-        disk_full = exc.errno == errno.ENOSPC
-        return failed("the disk is full" if disk_full else f"file access failed: {exc}", disk_full=disk_full)
-    except Exception as exc:  # noqa: BLE001 — an unforeseen failure is retried, then reported, never lost
-        return failed(f"unexpected {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 — every failure becomes an outcome: retried or reported, never lost
+        return StageOutcome(stage, False, time.monotonic() - started, {}, started_at=started_at, ended_at=utc_now(),
+                            **failure_fields(exc))
     finally:
         remove_tree(job_dir / TMP_DIR)
     return StageOutcome(stage, True, time.monotonic() - started, fields, started_at=started_at, ended_at=utc_now())

@@ -38,9 +38,10 @@ def log(tool: str, event: str, **fields: object) -> None:
         os.close(fd)
 
 
-def scenario_of(path: Path) -> str:
-    match = re.search(rb"FAKE-SCENARIO:([\w-]+)", path.name.encode() + b" " + path.read_bytes())
-    return match.group(1).decode() if match else "ok"
+def scenarios_of(path: Path) -> list[str]:
+    """Every scenario named in the input: a batch of documents carries each document's."""
+    found = re.findall(rb"FAKE-SCENARIO:([\w-]+)", path.name.encode() + b" " + path.read_bytes())
+    return [m.decode() for m in found] or ["ok"]
 
 
 def hang() -> None:
@@ -84,7 +85,8 @@ def fake_7z(args: list[str]) -> int:
     command, archive = args[0], Path(args[-1])
     log("7z", "start", command=command, archive=archive.name)
     time.sleep(float(os.environ.get("FAKE_7Z_DELAY", "0")))
-    apply_scenario("7z", scenario_of(archive), archive.parent.parent)
+    for scenario in scenarios_of(archive):
+        apply_scenario("7z", scenario, archive.parent.parent)
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile:
@@ -110,9 +112,10 @@ def fake_ocrmypdf(args: list[str]) -> int:
     source, output = Path(args[-2]), Path(args[-1])
     log("ocrmypdf", "start", input=str(source), jobs=args[args.index("--jobs") + 1] if "--jobs" in args else None)
     time.sleep(float(os.environ.get("FAKE_OCR_DELAY", "0")))
-    scenario = scenario_of(source)
-    apply_scenario("ocrmypdf", scenario, source.parent)
-    if scenario != "nooutput":
+    scenarios = scenarios_of(source)
+    for scenario in scenarios:
+        apply_scenario("ocrmypdf", scenario, source.parent)
+    if "nooutput" not in scenarios:
         shutil.copyfile(source, output)
     log("ocrmypdf", "end", input=str(source))
     return 0

@@ -1,0 +1,119 @@
+"""OCR of several small documents in one ocrmypdf call (its fixed cost, about 1 s of CPU, is paid
+once), then split back into one PDF/A per document, each checked like a single run's output."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import pikepdf
+from pikepdf.pdfa import PdfaError, prepare, resolve_save_kwargs
+from pikepdf.pdfa import save as save_pdfa
+
+from ocrpipe.config import Settings
+from ocrpipe.fsutil import remove_tree
+from ocrpipe.heartbeat import HeartbeatWriter, heartbeat_path
+from ocrpipe.model import Stage, normalise_languages, running_state
+from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, StageOutcome, failure_fields, tool_env
+from ocrpipe.stages.ocr import verify_output
+from ocrpipe.store import transition, utc_now
+from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
+from ocrpipe.tools.run import run_tool
+
+# Document information a split part takes from its own raw.pdf, not from the batch.
+_DOCINFO_KEYS = ("/Title", "/Author", "/Subject", "/Keywords", "/Creator", "/CreationDate")
+
+
+def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[Path, int]], *,
+                  jobs: int) -> list[StageOutcome]:
+    """Pool entry point: ``members`` are (job folder, page count); one outcome per member, in order."""
+    started, started_at = time.monotonic(), utc_now()
+    targets = []
+    for job_dir, _ in members:
+        record = transition(job_dir, running_state(Stage.OCR), workerPid=os.getpid(), batch=batch_dir.name)
+        targets.append((heartbeat_path(job_dir, Stage.OCR), record["attempts"]["OCR"]))
+    try:
+        with HeartbeatWriter(targets, stage=Stage.OCR, interval=settings.heartbeat_seconds):
+            pdfa = _ocr_and_split(settings, batch_dir, members, jobs=jobs)
+    except Exception as exc:  # noqa: BLE001 — the members fall back to one call each
+        fields = failure_fields(exc)
+        fields["reason"] = f"batch of {len(members)} documents failed ({fields['reason']}); retrying each alone"
+        fields.update(transient=True, batch_failure=True)
+        return [StageOutcome(Stage.OCR, False, time.monotonic() - started, {}, started_at=started_at,
+                             ended_at=utc_now(), **fields) for _ in members]
+    finally:
+        remove_tree(batch_dir)
+    seconds, total = time.monotonic() - started, sum(pages for _, pages in members)
+    # Each document is charged its share of the call, by pages.
+    return [StageOutcome(Stage.OCR, True, seconds * pages / total, {"pdfa": pdfa, "batchSize": len(members)},
+                         started_at=started_at, ended_at=utc_now()) for _, pages in members]
+
+
+def _ocr_and_split(settings: Settings, batch_dir: Path, members: Sequence[tuple[Path, int]], *,
+                   jobs: int) -> str | None:
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    merged, output = batch_dir / RAW_PDF, batch_dir / "final.partial.pdf"
+    total = merge(members, merged)
+    argv = build_argv(settings.ocrmypdf, merged, output, lang=normalise_languages(settings.ocr_lang), jobs=jobs,
+                      extra_args=settings.ocr_args)
+    result = run_tool(argv, timeout=settings.ocr_timeout_for(total), env=tool_env(settings, batch_dir),
+                      log_path=batch_dir / "ocr.log")
+    raise_for_exit(result)
+    pdfa = verify_output(output, expected_pages=total)
+    split(output, members, pdfa)
+    return pdfa
+
+
+def merge(members: Sequence[tuple[Path, int]], out: Path) -> int:
+    """All members' raw.pdf pages, in order, into one file; returns the page count."""
+    merged = pikepdf.new()
+    sources = []
+    try:
+        for job_dir, pages in members:
+            source = pikepdf.open(job_dir / RAW_PDF)
+            sources.append(source)
+            if len(source.pages) != pages:
+                raise ValueError(f"{job_dir.name}: raw.pdf has {len(source.pages)} pages, expected {pages}")
+            merged.pages.extend(source.pages)
+        merged.save(out, compress_streams=False)  # a temp file: spend no time compressing it
+        return len(merged.pages)
+    finally:
+        for source in sources:
+            source.close()
+        merged.close()
+
+
+def split(batch_output: Path, members: Sequence[tuple[Path, int]], pdfa: str | None) -> None:
+    """Cut the batch's output into each member's final.pdf, PDF/A again when the batch was."""
+    flavour = pdfa.lower() if pdfa and pdfa.lower() in ("1b", "2b", "3b") else None
+    with pikepdf.open(batch_output) as batch:
+        first = 0
+        for job_dir, pages in members:
+            partial = job_dir / "final.partial.pdf"
+            _write_part(batch, range(first, first + pages), job_dir / RAW_PDF, partial, flavour)
+            verify_output(partial, expected_pages=pages)
+            os.replace(partial, job_dir / FINAL_PDF)
+            first += pages
+
+
+def _write_part(batch: pikepdf.Pdf, pages: range, raw: Path, out: Path, flavour: str | None) -> None:
+    with pikepdf.new() as part, pikepdf.open(raw) as original:
+        part.pages.extend(batch.pages[pages.start:pages.stop])
+        for key in _DOCINFO_KEYS:
+            if key in original.docinfo:
+                part.docinfo[key] = original.docinfo[key]  # direct strings: copied by value
+        if flavour is None:
+            part.save(out)
+            return
+        if "/OutputIntents" in batch.Root:  # keep the batch's ICC profile (Ghostscript's or ocrmypdf's)
+            part.Root.OutputIntents = pikepdf.Array(
+                part.copy_foreign(intent) if intent.is_indirect else intent for intent in batch.Root.OutputIntents)
+        try:
+            save_pdfa(part, out, flavour, output_intent=None)
+        except PdfaError:
+            # pikepdf's validator cannot check some content (JPEG 2000): declare PDF/A as ocrmypdf's
+            # Ghostscript route did for the batch, without the validator's approval.
+            prepare(part, flavour, output_intent=None)
+            part.save(out, **resolve_save_kwargs(flavour))

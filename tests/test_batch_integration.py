@@ -1,0 +1,62 @@
+"""An OCR batch with the real tools: one ocrmypdf call, split into valid PDF/A files per document."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pikepdf
+import pytest
+from pdfminer.high_level import extract_text
+from pikepdf.pdfa import validate_written
+
+from ocrpipe.config import load_settings
+from ocrpipe.model import JobState
+from ocrpipe.stages.batch import run_ocr_batch
+from ocrpipe.store import new_state_record, read_state, transition, write_new_state
+
+pytestmark = pytest.mark.integration
+
+MEMBERS = [("ocrmypdf/linn.pdf", 1, ["linnsequencer", "midi"]),
+           ("pysample/minimal-document.pdf", 1, ["lorem", "ipsum"]),
+           ("derived/paperless_multipage.pdf", 3, ["page 1", "page 3"])]
+
+
+def job_ready_for_ocr(work: Path, name: str, raw: Path) -> Path:
+    job_dir = work / f"{name}__profile"
+    write_new_state(job_dir, new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
+                                              source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=1))
+    for state in (JobState.PREP_SUBMITTED, JobState.PREP_RUNNING, JobState.PREP_DONE, JobState.OCR_SUBMITTED):
+        transition(job_dir, state, attempts={"PREP": 1, "OCR": 1})
+    shutil.copyfile(raw, job_dir / "raw.pdf")
+    return job_dir
+
+
+def test_batch_output_is_split_into_valid_pdfa_with_each_documents_pages_text_and_title(
+        tmp_path: Path, corpus: Path) -> None:
+    titled = tmp_path / "titled.pdf"
+    with pikepdf.open(corpus / "ocrmypdf/linn.pdf") as pdf:
+        pdf.docinfo["/Title"] = "Linn brochure"
+        pdf.save(titled)
+    sources = [titled, corpus / MEMBERS[1][0], corpus / MEMBERS[2][0]]
+    settings = load_settings({"DATA_DIR": str(tmp_path / "data"), "OCR_LANG": "eng",
+                              "PATH": "/usr/local/bin:/usr/bin:/bin"})
+    members = [(job_ready_for_ocr(settings.work_dir, f"doc{n}", src), pages)
+               for n, (src, (_, pages, _)) in enumerate(zip(sources, MEMBERS))]
+
+    outcomes = run_ocr_batch(settings, settings.work_dir / ".batch-test", members, jobs=2)
+
+    assert [o.ok for o in outcomes] == [True, True, True], [o.reason for o in outcomes]
+    assert not (settings.work_dir / ".batch-test").exists()
+    for (job_dir, pages), (_, _, words), outcome in zip(members, MEMBERS, outcomes):
+        final = job_dir / "final.pdf"
+        assert outcome.fields == {"pdfa": "2B", "batchSize": 3}
+        assert read_state(job_dir)["state"] == "OCR_RUNNING"
+        assert validate_written(final, "2b").passed
+        with pikepdf.open(final) as pdf:
+            assert len(pdf.pages) == pages
+        text = extract_text(str(final)).lower()
+        assert all(word in text for word in words), text[:300]
+    with pikepdf.open(members[0][0] / "final.pdf") as pdf:
+        assert str(pdf.docinfo["/Title"]) == "Linn brochure"
+        assert pdf.open_metadata()["dc:title"] == "Linn brochure"

@@ -1,0 +1,100 @@
+"""OCR batches: the planner, and batches through the pipeline with fake tools (split, fallback)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pikepdf
+
+from conftest import drive, make_pdf, read_calls
+from ocrpipe.batching import plan_ocr_units
+from ocrpipe.config import Settings
+
+
+@dataclass
+class Doc:
+    name: str
+    pages: int
+    solo: bool = False
+
+
+def names(units: list[list[Doc]]) -> list[list[str]]:
+    return [[d.name for d in unit] for unit in units]
+
+
+def test_lone_document_is_not_batched() -> None:
+    assert names(plan_ocr_units([Doc("a", 1)], free_slots=2, workers=2, max_batch_pages=10)) == [["a"]]
+
+
+def test_waiting_pages_are_shared_evenly_between_workers() -> None:
+    docs = [Doc(str(n), 1) for n in range(8)]
+    units = plan_ocr_units(docs, free_slots=2, workers=2, max_batch_pages=10)
+    assert names(units) == [["0", "1", "2", "3"], ["4", "5", "6", "7"]]
+
+
+def test_batches_are_capped_and_slots_respected() -> None:
+    docs = [Doc(str(n), 3) for n in range(10)]
+    units = plan_ocr_units(docs, free_slots=2, workers=2, max_batch_pages=6)
+    assert names(units) == [["0", "1"], ["2", "3"]]
+    assert plan_ocr_units(docs, free_slots=0, workers=2, max_batch_pages=6) == []
+
+
+def test_big_and_solo_documents_run_alone_in_order() -> None:
+    docs = [Doc("big", 40), Doc("a", 1), Doc("solo", 1, solo=True), Doc("b", 2)]
+    units = plan_ocr_units(docs, free_slots=3, workers=1, max_batch_pages=10)
+    assert names(units) == [["big"], ["a", "b"], ["solo"]]
+    # With two workers the 3 batchable pages are meant for two units: b waits for a free slot.
+    assert names(plan_ocr_units(docs, free_slots=3, workers=2, max_batch_pages=10)) == [["big"], ["a"], ["solo"]]
+
+
+def test_batching_off_with_one_page_cap() -> None:
+    docs = [Doc(str(n), 1) for n in range(3)]
+    assert names(plan_ocr_units(docs, free_slots=2, workers=2, max_batch_pages=1)) == [["0"], ["1"]]
+
+
+def finished(data_dir: Path) -> dict[str, dict[str, Any]]:
+    lines = (data_dir / "index" / "jobs.jsonl").read_text().splitlines()
+    return {entry["source"]: entry for entry in map(json.loads, lines)}
+
+
+def page_markers(pdf_path: Path) -> list[bytes]:
+    with pikepdf.open(pdf_path) as pdf:
+        return [page.Contents.read_bytes().strip() for page in pdf.pages]
+
+
+def test_small_documents_share_ocr_calls_and_split_back(data_dir: Path, tool_log: Path,
+                                                        make_settings: Callable[..., Settings],
+                                                        scheduler_for: Callable[..., Any]) -> None:
+    (data_dir / "in").mkdir(parents=True)
+    for n in range(10):
+        (data_dir / "in" / f"d{n}.pdf").write_bytes(make_pdf(1 + n % 3, scenario=f"doc{n}"))
+    settings = make_settings(PREP_CONCURRENCY="4", OCR_CONCURRENCY="2", FAKE_OCR_DELAY="0.5")
+    drive(scheduler_for(settings))
+    done = finished(data_dir)
+    assert {e["state"] for e in done.values()} == {"DONE"} and len(done) == 10
+    calls = [c for c in read_calls(tool_log) if c["tool"] == "ocrmypdf" and c["event"] == "start"]
+    assert len(calls) < 10 and max(e["batchSize"] for e in done.values()) > 1
+    for n in range(10):
+        markers = page_markers(data_dir / "out" / f"d{n}.pdf")
+        assert markers == [f"% page {p + 1} FAKE-SCENARIO:doc{n}".encode() for p in range(1 + n % 3)]
+
+
+def test_failed_batch_falls_back_to_one_call_per_document(data_dir: Path, tool_log: Path,
+                                                           make_settings: Callable[..., Settings],
+                                                           scheduler_for: Callable[..., Any]) -> None:
+    (data_dir / "in").mkdir(parents=True)
+    for n in range(5):
+        scenario = "exit-8" if n == 3 else f"doc{n}"
+        (data_dir / "in" / f"d{n}.pdf").write_bytes(make_pdf(1, scenario=scenario))
+    settings = make_settings(PREP_CONCURRENCY="5", OCR_CONCURRENCY="1", FAKE_OCR_DELAY="0.3")
+    drive(scheduler_for(settings))
+    done = finished(data_dir)
+    assert {k: v["state"] for k, v in done.items()} == {
+        "d0.pdf": "DONE", "d1.pdf": "DONE", "d2.pdf": "DONE", "d3.pdf": "ERROR", "d4.pdf": "DONE"}
+    error = json.loads(next((data_dir / "error").glob("*/error.json")).read_text())
+    assert error["reason"] == "the PDF is encrypted; it needs a password to open"
+    assert error["attempts"]["OCR"] == 2  # the batch's attempt, then its own
+    assert sorted(p.name for p in (data_dir / "out").iterdir()) == ["d0.pdf", "d1.pdf", "d2.pdf", "d4.pdf"]
