@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Sequence
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", dest="OCR_LANG", help="Tesseract languages, e.g. fra+eng (OCR_LANG)")
     doctor = sub.add_parser("doctor", help="check the tools, languages and folders")
     doctor.add_argument("--data", type=Path)
+    doctor.add_argument("--lang", dest="OCR_LANG", help="Tesseract languages to check (OCR_LANG)")
     status = sub.add_parser("status", help="what ocrpipe is doing and has done")
     status.add_argument("--data", type=Path)
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -77,9 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ocrpipe: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 — a bug: one clear line for the user, the details in a file
-        crash = Path.cwd() / "ocrpipe-crash.log"
-        crash.write_text(traceback.format_exc(), encoding="utf-8")
-        print(f"ocrpipe: internal error: {type(exc).__name__}: {exc} (details in {crash})", file=sys.stderr)
+        # The temp folder: a scheduled task's current folder (System32) is not writable.
+        crash = Path(tempfile.gettempdir()) / "ocrpipe-crash.log"
+        try:
+            crash.write_text(traceback.format_exc(), encoding="utf-8")
+            where = f"details in {crash}"
+        except OSError:
+            where = "run with LOG_LEVEL=DEBUG for details"
+        print(f"ocrpipe: internal error: {type(exc).__name__}: {exc} ({where})", file=sys.stderr)
         return int(ExitCode.JOBS_FAILED)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -115,7 +116,7 @@ class _Reader:
         parse = int if integer else float
         kind = "a whole number" if integer else "a number"
         value = self.get(name, parse, default, f"{kind} >= {minimum:g}")
-        if value < minimum:
+        if not math.isfinite(value) or value < minimum:
             raise ConfigError(f"{name}={value!r} is not valid: expected {kind} >= {minimum:g}")
         return value
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ocrpipe.fsutil import atomic_write_json, move_unique
+from ocrpipe.fsutil import atomic_write_json, candidate_names, move_replacing
 from ocrpipe.store import utc_now
 
 STATUS_FILE = "status.json"
@@ -21,7 +21,9 @@ def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path, 
     """Move the file to ``hold/duplicates/<jobKey>/<ts>__<name>`` and describe it in status.json."""
     folder = hold_dir / job_key
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    held = move_unique(source, folder, f"{stamp}__{source.name}")
+    folder.mkdir(parents=True, exist_ok=True)
+    name = next(c for c in candidate_names(f"{stamp}__{source.name}") if not (folder / c).exists())
+    held = move_replacing(source, folder, name)  # one rename: the file is in staging or here, never between
     atomic_write_json(folder / STATUS_FILE, {
         "status": "DUPLICATE_PENDING",
         "jobKey": job_key,

@@ -91,20 +91,12 @@ def move_replacing(src: Path, folder: Path, name: str) -> Path:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        partial = folder / f".{name}.{uuid.uuid4().hex[:8]}.partial"
+        partial = folder / f".{name}.partial"  # a fixed name: a crash's leftover is reused, not piled up
         copy_durably(src, partial)
         os.replace(partial, target)
         src.unlink()
     _fsync_dir(folder)
     return target
-
-
-def move_unique(src: Path, folder: Path, name: str) -> Path:
-    """Move ``src`` into ``folder`` as ``name`` or ``name (2)``…, never overwriting."""
-    tmp = f".{uuid.uuid4().hex}.ocrpipe-tmp"
-    final = place_file(src, folder, name, tmp_name=tmp, keep_source=False)
-    drop_temp(folder, tmp)
-    return final
 
 
 def place_file(src: Path, folder: Path, name: str, *, tmp_name: str, keep_source: bool) -> Path:

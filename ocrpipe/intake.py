@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,11 @@ class StagedFile:
     staging_dir: Path
 
 
+def walk_inbox(in_dir: Path) -> Iterator[Candidate]:
+    """Every file in in/ that ocrpipe would take, ignored names and our staging folder left out."""
+    return _walk(in_dir, in_dir)
+
+
 def _walk(folder: Path, root: Path) -> Iterator[Candidate]:
     try:
         entries = list(os.scandir(folder))
@@ -80,30 +86,41 @@ class Intake:
         self.in_dir = in_dir
         self.stable_seconds = stable_seconds
         self._seen: dict[Path, tuple[int, int, float]] = {}
+        self.blocked: set[Path] = set()  # stable, but another program holds them
 
     @property
     def pending(self) -> int:
-        """Files seen in in/ that have not been taken yet."""
-        return len(self._seen)
+        """Files seen in in/ that are still settling or ready to be taken (held files not counted)."""
+        return len(self._seen) - len(self.blocked)
+
+    def block(self, path: Path) -> None:
+        """The file could not be taken (locked): it is tried again at the next poll."""
+        if path in self._seen:
+            self.blocked.add(path)
 
     def poll(self, now: float) -> list[Candidate]:
         """Files whose size and mtime have not changed for ``stable_seconds``, oldest first."""
-        current = {c.path: c for c in _walk(self.in_dir, self.in_dir)}
+        current = {c.path: c for c in walk_inbox(self.in_dir)}
         seen: dict[Path, tuple[int, int, float]] = {}
         ready = []
+        self.blocked = set()
         for path, cand in current.items():
             size, mtime, since = self._seen.get(path, (-1, -1, now))
             if (size, mtime) != (cand.size, cand.mtime_ns):
                 since = now
             seen[path] = (cand.size, cand.mtime_ns, since)
-            if now - since >= self.stable_seconds and _can_open(path):
-                ready.append(cand)
+            if now - since >= self.stable_seconds:
+                if _can_open(path):
+                    ready.append(cand)
+                else:
+                    self.blocked.add(path)
         self._seen = seen
         ready.sort(key=lambda c: (c.mtime_ns, c.relpath))
         return ready
 
     def forget(self, path: Path) -> None:
         self._seen.pop(path, None)
+        self.blocked.discard(path)
 
 
 def stage(candidate: Candidate, in_dir: Path) -> StagedFile | None:
@@ -131,11 +148,10 @@ def staged_leftovers(in_dir: Path) -> list[StagedFile]:
             intent = json.loads((folder / INTENT_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             intent = None
-        files = [p for p in folder.iterdir() if p.name != INTENT_FILE and p.is_file()]
-        if not files:  # crashed before the rename: the file is still in in/
-            for p in folder.iterdir():
-                p.unlink()
-            folder.rmdir()
+        # Hidden names are our own temp files (an intent being written when the crash came).
+        files = [p for p in folder.iterdir() if p.is_file() and p.name != INTENT_FILE and not p.name.startswith(".")]
+        if not files:  # crashed before the rename, or after the file moved on: nothing to take
+            shutil.rmtree(folder, ignore_errors=True)
             continue
         relpath = intent["relpath"] if intent else files[0].name
         leftovers.append(StagedFile(files[0], relpath, files[0].stat().st_size, folder))
@@ -144,8 +160,4 @@ def staged_leftovers(in_dir: Path) -> list[StagedFile]:
 
 def unstage(staged: StagedFile) -> None:
     """Remove the emptied staging folder."""
-    (staged.staging_dir / INTENT_FILE).unlink(missing_ok=True)
-    try:
-        staged.staging_dir.rmdir()
-    except OSError:
-        pass
+    shutil.rmtree(staged.staging_dir, ignore_errors=True)

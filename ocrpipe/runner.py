@@ -129,4 +129,6 @@ def run(settings: Settings, *, once: bool) -> ExitCode:
         lock.release()
     if stopped:
         return ExitCode.INTERRUPTED
+    for path in sorted(scheduler.intake.blocked):
+        log.warning("left in in/: %s is held open by another program; it is taken at a later run", path)
     return ExitCode.JOBS_FAILED if scheduler.errors_this_run else ExitCode.OK

@@ -44,6 +44,7 @@ READY_FOR = {
 FAILED_STATES = frozenset({JobState.PREP_ERROR, JobState.PREP_TIMEOUT, JobState.OCR_ERROR, JobState.OCR_TIMEOUT})
 DISK_WARNING_EVERY = 60.0
 BATCH_PREFIX = ".batch-"
+STAGE_LIMIT_MARGIN = 30.0  # the worker's own tool time limit should fire first
 MB = 2**20
 
 
@@ -131,7 +132,8 @@ class Scheduler:
         return len(self.units)
 
     def idle(self) -> bool:
-        """Nothing in flight and nothing waiting in in/: ``run --once`` may stop."""
+        """Nothing in flight and nothing waiting in in/: ``run --once`` may stop. Files another
+        program keeps locked are left for the next run."""
         return not self.jobs and self.intake.pending == 0
 
     def wait(self, timeout: float) -> None:
@@ -180,6 +182,7 @@ class Scheduler:
         for candidate in ready[:room]:
             staged = stage(candidate, self.settings.in_dir)
             if staged is None:
+                self.intake.block(candidate.path)
                 continue
             self.intake.forget(candidate.path)
             self._take_in(staged)
@@ -404,28 +407,40 @@ class Scheduler:
     # ----- lost workers -----------------------------------------------------------------------
 
     def check_stale_jobs(self, in_flight: Iterable[Job], timeout_s: float, *, now: float | None = None) -> list[Job]:
-        """Jobs in a stage whose heartbeat went quiet: kill what it names, record a timeout, retry."""
+        """Jobs in a stage whose heartbeat went quiet, or that ran past the stage's limit: kill what
+        the heartbeat names, record a timeout, retry."""
         now = time.monotonic() if now is None else now
         stale = []
         for job in list(in_flight):
             stage = stage_of(job.state)
             if not job.in_stage or stage is None:
                 continue
-            remaining = max(0.0, 2 * timeout_s - (now - job.submitted_at))
             hb = heartbeat_path(job.dir, stage)
-            if not is_heartbeat_stale(hb, timeout_s, absent_timeout_s=remaining):
+            remaining = max(0.0, 2 * timeout_s - (now - job.submitted_at))
+            limit = self._stage_limit(job, stage)
+            if is_heartbeat_stale(hb, timeout_s, absent_timeout_s=remaining):
+                reason = f"heartbeat stale after {timeout_s:g}s"
+            elif now - job.submitted_at > limit + STAGE_LIMIT_MARGIN:
+                reason = f"{stage.value} ran longer than its limit of {limit:g}s"
+            else:
                 continue
             killed = kill_recorded(hb, include_worker=True)
-            log.warning("heartbeat stale after %gs; killed %s", timeout_s, killed or "nothing",
+            log.warning("%s; killed %s", reason, killed or "nothing",
                         extra=job_context(job.key, stage.value, job.attempts[stage.value]))
             if job.future is not None:
                 self._abandon_unit(job, now)
             job.future = None
-            outcome = StageOutcome(stage, False, now - job.submitted_at, {}, timeout=True,
-                                   reason=f"heartbeat stale after {timeout_s:g}s")
-            self._failed(job, outcome, now)
+            self._failed(job, StageOutcome(stage, False, now - job.submitted_at, {}, timeout=True, reason=reason), now)
             stale.append(job)
         return stale
+
+    def _stage_limit(self, job: Job, stage: Stage) -> float:
+        """The whole stage's wall-clock limit (the worker also limits each tool call)."""
+        if stage is Stage.PREP:
+            return self.settings.prep_timeout_seconds
+        unit = self.units.get(job.future) if job.future is not None else None
+        pages = sum(j.pages or 1 for j in unit.jobs) if unit else (job.pages or 1)
+        return self.settings.ocr_timeout_for(pages)
 
     def _abandon_unit(self, job: Job, now: float) -> None:
         """A stale job's worker is gone or wedged: start a fresh pool; its batch mates retry alone."""

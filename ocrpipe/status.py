@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from ocrpipe.config import Settings
 from ocrpipe.fsutil import read_json
+from ocrpipe.intake import walk_inbox
 from ocrpipe.jobindex import iter_index
 from ocrpipe.metrics import METRICS_FILE
 from ocrpipe.model import RUNNING_STATES, JobState
@@ -38,8 +39,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             running.append({"jobKey": record["jobKey"], "state": record["state"],
                             "source": record["source"]["relpath"], "since": record["history"][-1]["at"]})
     errors = [e for e in finished.values() if e.get("state") == "ERROR"][-RECENT_ERRORS:]
-    waiting = sum(1 for p in settings.in_dir.rglob("*") if p.is_file() and ".ocrpipe-staging" not in p.parts) \
-        if settings.in_dir.is_dir() else 0
+    waiting = sum(1 for _ in walk_inbox(settings.in_dir)) if settings.in_dir.is_dir() else 0
     held = sum(1 for p in settings.hold_dir.iterdir() if p.is_dir()) if settings.hold_dir.is_dir() else 0
     try:
         metrics = read_json(settings.index_dir / METRICS_FILE)

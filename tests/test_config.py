@@ -78,3 +78,20 @@ def test_cli_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["run", "--no-such-flag"])
     assert info.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"STABLE_SECONDS={value} is not valid: expected a number >= 0"):
+        load_settings({"DATA_DIR": str(tmp_path), "STABLE_SECONDS": value})
+
+
+def test_newest_ghostscript_folder_wins_on_windows(tmp_path: Path) -> None:
+    from ocrpipe.tools.locate import find_tool
+
+    for version in ("gs9.56.1", "gs10.02.1", "gs10.0.0"):
+        exe = tmp_path / "gs" / version / "bin" / "gswin64c.exe"
+        exe.parent.mkdir(parents=True)
+        exe.write_text("")
+    found = find_tool("gs", environ={"PATH": "", "ProgramFiles": str(tmp_path)}, windows=True)
+    assert found == str(tmp_path / "gs" / "gs10.02.1" / "bin" / "gswin64c.exe")

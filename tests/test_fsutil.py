@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ocrpipe import fsutil
-from ocrpipe.fsutil import candidate_names, drop_temp, move_replacing, move_unique, place_file, sha256_file
+from ocrpipe.fsutil import candidate_names, drop_temp, move_replacing, place_file, sha256_file
 
 
 def test_candidate_names() -> None:
@@ -46,7 +46,7 @@ def test_placing_again_after_a_crash_finishes_instead_of_copying_twice(tmp_path:
 
 
 @pytest.mark.parametrize("cross_volume", [False, True])
-def test_move_unique_keeps_bytes_and_removes_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_moving_keeps_bytes_and_removes_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     cross_volume: bool) -> None:
     if cross_volume:
         def rename(src: str, dst: str) -> None:
@@ -58,7 +58,8 @@ def test_move_unique_keeps_bytes_and_removes_source(tmp_path: Path, monkeypatch:
     digest = sha256_file(src)
     (tmp_path / "dest").mkdir()
     (tmp_path / "dest" / "a.tif").write_bytes(b"someone else's")
-    moved = move_unique(src, tmp_path / "dest", "a.tif")
+    moved = place_file(src, tmp_path / "dest", "a.tif", tmp_name=".t", keep_source=False)
+    drop_temp(tmp_path / "dest", ".t")
     assert moved.name == "a (2).tif" and sha256_file(moved) == digest and not src.exists()
     assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["a (2).tif", "a.tif"]
 

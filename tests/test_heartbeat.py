@@ -134,8 +134,18 @@ def test_stale_heartbeat_sends_running_job_to_retry(idle_scheduler: Scheduler, s
 def test_recent_heartbeat_leaves_the_stage_alone(idle_scheduler: Scheduler) -> None:
     job = job_in(idle_scheduler, "b", OCR_RUNNING, submitted_at=0.0)
     (job.dir / "ocr.heartbeat").write_text("{}")
-    assert idle_scheduler.check_stale_jobs(idle_scheduler.jobs.values(), 60, now=1000.0) == []
+    assert idle_scheduler.check_stale_jobs(idle_scheduler.jobs.values(), 60, now=100.0) == []
     assert read_state(job.dir)["state"] == "OCR_RUNNING"
+
+
+def test_stage_running_past_its_limit_is_stopped_even_with_a_fresh_heartbeat(idle_scheduler: Scheduler) -> None:
+    job = job_in(idle_scheduler, "e", OCR_RUNNING, submitted_at=0.0)  # 1 page: 300 s + 60 s
+    (job.dir / "ocr.heartbeat").write_text("{}")
+    assert idle_scheduler.check_stale_jobs(idle_scheduler.jobs.values(), 60, now=380.0) == []
+    assert idle_scheduler.check_stale_jobs(idle_scheduler.jobs.values(), 60, now=400.0) == [job]
+    record = read_state(job.dir)
+    assert record["state"] == "OCR_RETRY"
+    assert record["lastError"]["reason"] == "OCR ran longer than its limit of 360s"
 
 
 def test_missing_heartbeat_is_stale_only_after_twice_the_timeout(idle_scheduler: Scheduler) -> None:

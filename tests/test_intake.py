@@ -68,3 +68,35 @@ def test_stage_gives_up_quietly_when_the_file_is_gone(tmp_path: Path) -> None:
     (tmp_path / "a.pdf").unlink()
     assert stage(candidate, tmp_path) is None
     assert list((tmp_path / STAGING_DIR).iterdir()) == []
+
+
+def test_files_held_open_by_another_program_do_not_keep_run_once_waiting(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocrpipe import intake as intake_module
+
+    (tmp_path / "locked.pdf").write_bytes(b"x")
+    (tmp_path / "free.pdf").write_bytes(b"y")
+    monkeypatch.setattr(intake_module, "_can_open", lambda path: path.name != "locked.pdf")
+    intake = Intake(tmp_path, stable_seconds=0)
+    assert [c.relpath for c in intake.poll(0)] == ["free.pdf"]
+    assert intake.blocked == {tmp_path / "locked.pdf"} and intake.pending == 1
+    intake.forget(tmp_path / "free.pdf")
+    assert intake.pending == 0
+
+
+def test_status_counts_only_files_ocrpipe_would_take(tmp_path: Path) -> None:
+    from ocrpipe.config import load_settings
+    from ocrpipe.status import collect_status
+
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    for name in ("scan.pdf", "copy.tmp", "._scan.pdf", "Thumbs.db"):
+        (inbox / name).write_bytes(b"x")
+    assert collect_status(load_settings({"DATA_DIR": str(tmp_path)}))["waitingInInbox"] == 1
+
+
+def test_leftover_of_a_crash_while_writing_the_intent_is_not_taken_for_a_file(tmp_path: Path) -> None:
+    half = tmp_path / STAGING_DIR / "abc"
+    half.mkdir(parents=True)
+    (half / ".staging.json.1234.tmp").write_text("{")
+    assert staged_leftovers(tmp_path) == [] and not half.exists()

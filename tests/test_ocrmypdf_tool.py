@@ -45,3 +45,11 @@ def test_errors_survive_pickling() -> None:
     err = PermanentError("encrypted", 8, "tail")
     copy = pickle.loads(pickle.dumps(err))
     assert (type(copy), copy.reason, copy.exit_code, copy.stderr_tail) == (PermanentError, "encrypted", 8, "tail")
+
+
+@pytest.mark.parametrize("mode", [["--force-ocr"], ["-f"], ["--redo-ocr"], ["--mode", "force"], ["-m", "redo"],
+                                  ["--mode=skip"]])
+def test_operator_mode_replaces_skip_text(mode: list[str]) -> None:
+    argv = build_argv(["ocrmypdf"], Path("in.pdf"), Path("out.pdf"), lang="eng", jobs=1, extra_args=mode)
+    assert "--skip-text" not in argv and argv[-2 - len(mode):-2] == mode
+    assert argv[1:3] == ["--output-type", "auto"]

@@ -29,7 +29,8 @@ def open_pdf(path: Path) -> pikepdf.Pdf:
     except pikepdf.PasswordError:
         raise PermanentError(f"{path.name}: the PDF is encrypted and needs a password to open") from None
     except pikepdf.PdfError as exc:
-        raise PermanentError(f"{path.name}: the PDF is damaged beyond repair ({exc})") from None
+        detail = str(exc).replace(f"{path}: ", "").replace(str(path), path.name)  # no work-folder paths
+        raise PermanentError(f"{path.name}: the PDF is damaged beyond repair ({detail})") from None
 
 
 def _image_dpi(image: Image.Image) -> tuple[float, float] | None:

@@ -17,6 +17,7 @@ from ocrpipe.store import read_state
 from ocrpipe.tools.sevenzip import ArchiveLimits, check_entries, extract_archive, list_archive
 
 PAGE_KINDS = (Kind.PDF, Kind.IMAGE)
+MAX_NESTING = 3  # levels of archives unpacked: a .tar.gz is two; a zip of those, three
 
 
 def run_prep(settings: Settings, job_dir: Path) -> StageOutcome:
@@ -37,22 +38,39 @@ def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
 
 
 def _unpack(settings: Settings, job_dir: Path, archive: Path) -> list[Path]:
+    """Unpack the archive, and archives inside it (a .tar inside a .gz) down to MAX_NESTING levels."""
     env = tool_env(settings, job_dir)
-    log = job_dir / "prep.log"
-    deadline = settings.prep_timeout_seconds
-    entries = list_archive(settings.seven_zip, archive, timeout=deadline, env=env, log_path=log)
-    check_entries(entries, ArchiveLimits(settings.max_archive_members, settings.max_archive_mb * 2**20))
     dest = job_dir / "prep"
     remove_tree(dest)  # a retried attempt starts from a clean folder
-    extract_archive(settings.seven_zip, archive, dest, timeout=deadline, env=env, log_path=log)
+    budget = [settings.max_archive_members, settings.max_archive_mb * 2**20]  # shared by all levels
+    pending = [(archive, dest, 0)]
+    while pending:
+        source, folder, depth = pending.pop(0)
+        _unpack_one(settings, source, folder, env, log=job_dir / "prep.log", budget=budget)
+        if source != archive:
+            source.unlink()  # its pages now stand in its place
+        if depth + 1 < MAX_NESTING:
+            pending += [(inner, inner.with_name(inner.name + ".unpacked"), depth + 1)
+                        for inner in _files_in(folder) if sniff(inner) is Kind.ARCHIVE]
     parts = _pages_in(dest)
     if not parts:
         raise PermanentError("the archive holds no PDF or image")
     return parts
 
 
-def _pages_in(folder: Path) -> list[Path]:
-    """PDFs and images under ``folder`` in natural order; links and other files are left out."""
+def _unpack_one(settings: Settings, archive: Path, dest: Path, env: dict[str, str], *, log: Path,
+                budget: list[int]) -> None:
+    timeout = settings.prep_timeout_seconds
+    entries = list_archive(settings.seven_zip, archive, timeout=timeout, env=env, log_path=log)
+    check_entries(entries, ArchiveLimits(budget[0], budget[1]))
+    files = [e for e in entries if not e.is_dir]
+    budget[0] -= len(files)
+    budget[1] -= sum(e.size for e in files)
+    extract_archive(settings.seven_zip, archive, dest, timeout=timeout, env=env, log_path=log)
+
+
+def _files_in(folder: Path) -> list[Path]:
+    """Regular files under ``folder``: links, hidden files and macOS litter left out."""
     root = folder.resolve()
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
@@ -63,6 +81,11 @@ def _pages_in(folder: Path) -> list[Path]:
                 continue
             if root not in path.resolve().parents:  # defence in depth against zip-slip
                 continue
-            if sniff(path) in PAGE_KINDS:
-                found.append(path)
+            found.append(path)
+    return found
+
+
+def _pages_in(folder: Path) -> list[Path]:
+    """PDFs and images under ``folder`` in natural order; other files are left out."""
+    found = [path for path in _files_in(folder) if sniff(path) in PAGE_KINDS]
     return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ _PATH_NAMES: dict[str, tuple[str, ...]] = {
     "7z": ("7z", "7za", "7zz"),
     "gs": ("gs", "gswin64c", "gswin32c"),
 }
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    """``gs10.02.1`` after ``gs9.56.1``: compare the numbers in the path, not the text."""
+    return tuple(int(n) for n in re.findall(r"\d+", str(path)))
 
 
 def _program_files(environ: Mapping[str, str]) -> list[Path]:
@@ -35,7 +41,7 @@ def find_tool(name: str, *, environ: Mapping[str, str], windows: bool | None = N
     if windows:
         for root in _program_files(environ):
             for pattern in _WINDOWS_GLOBS.get(name, ()):
-                hits = sorted(root.glob(pattern), reverse=True)  # newest version folder first
+                hits = sorted(root.glob(pattern), key=_version_key, reverse=True)  # newest version first
                 if hits:
                     return str(hits[0])
     return None

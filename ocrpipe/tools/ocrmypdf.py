@@ -12,6 +12,9 @@ from ocrpipe.tools.run import ToolResult, disk_full
 # internal PDF/A backend fails on JPEG 2000 (exit 10). ``auto`` gives PDF/A-2b through either path and
 # succeeded on every scan of the corpus; ``--skip-text`` keeps pages that already have text as they are.
 DEFAULT_ARGS: tuple[str, ...] = ("--output-type", "auto", "--skip-text")
+# Options that choose what happens to pages with text: one of them in OCR_ARGS replaces --skip-text,
+# since ocrmypdf refuses two (exit 1).
+_MODE_OPTIONS = ("-f", "--force-ocr", "-s", "--skip-text", "--redo-ocr", "-m", "--mode")
 
 # ocrmypdf's ExitCode values (ocrmypdf.exceptions) that retrying the same file cannot fix.
 _PERMANENT = {
@@ -34,17 +37,29 @@ _TRANSIENT = {
 }
 
 
+def _names_mode(arg: str) -> bool:
+    return arg in _MODE_OPTIONS or arg.startswith(("--mode=", "-m="))
+
+
+def default_args(extra_args: Sequence[str]) -> list[str]:
+    """Our defaults, less --skip-text when the operator chose another mode for pages with text."""
+    if any(_names_mode(arg) for arg in extra_args):
+        return [arg for arg in DEFAULT_ARGS if arg != "--skip-text"]
+    return list(DEFAULT_ARGS)
+
+
 def build_argv(
     command: Sequence[str], input_pdf: Path, output_pdf: Path, *, lang: str, jobs: int,
     extra_args: Sequence[str] = (),
 ) -> list[str]:
-    """Our defaults first, so the operator's OCR_ARGS can override any of them."""
-    return [*command, *DEFAULT_ARGS, "-l", lang, "--jobs", str(jobs), *extra_args, str(input_pdf), str(output_pdf)]
+    """Our defaults first, so the operator's OCR_ARGS can override them."""
+    return [*command, *default_args(extra_args), "-l", lang, "--jobs", str(jobs), *extra_args, str(input_pdf),
+            str(output_pdf)]
 
 
 def profile_args(extra_args: Sequence[str]) -> list[str]:
     """The options that decide the output (``--jobs`` does not), for the job profile."""
-    return [*DEFAULT_ARGS, *extra_args]
+    return [*default_args(extra_args), *extra_args]
 
 
 def raise_for_exit(result: ToolResult) -> None:

@@ -76,7 +76,8 @@ def check_entries(entries: Sequence[ArchiveEntry], limits: ArchiveLimits) -> Non
     """Refuse archives that are hostile, locked or too big to unpack safely."""
     for entry in entries:
         if unsafe_member(entry.path) or (entry.link_target and unsafe_member(entry.link_target)):
-            raise PermanentError(f"archive refused: member {entry.path[:120]!r} points outside the archive")
+            shown = entry.path if len(entry.path) <= 80 else "…" + entry.path[-60:]
+            raise PermanentError(f"archive refused: member {shown!r} points outside the archive")
     if any(entry.encrypted for entry in entries):
         raise PermanentError("archive is password-protected; unpack it and drop the files instead")
     files = [e for e in entries if not e.is_dir]
