@@ -6,7 +6,7 @@ import multiprocessing
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Callable
 
-from ocrpipe.worker import init_worker
+from ocrpipe.worker import init_worker, warm_up
 
 # Recycling workers now and then bounds what a leaking library (Pillow, pikepdf) can hold.
 MAX_TASKS_PER_CHILD = 100
@@ -47,6 +47,11 @@ class StagePool:
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         return self.executor.submit(fn, *args, **kwargs)
+
+    def warm(self) -> None:
+        """Start the workers now (they import pikepdf and Pillow), so the first file does not wait."""
+        for _ in range(self.workers):
+            self.executor.submit(warm_up)
 
     def rebuild(self) -> None:
         """Drop a broken executor; the next submit starts a fresh one."""

@@ -111,6 +111,7 @@ def run(settings: Settings, *, once: bool) -> ExitCode:
     signals.install()
     scheduler = Scheduler(settings, profile=profile,
                           executor_factory=process_pool_factory(queue, settings.log_level))
+    scheduler.warm_pools()
     log.info("ocrpipe watching %s (PREP %d, OCR %d)%s", settings.in_dir, settings.prep_concurrency,
              settings.ocr_concurrency, ", until in/ is empty" if once else "")
     stopped = True

@@ -119,6 +119,10 @@ class Scheduler:
         for staged in staged_leftovers(s.in_dir):
             self._take_in(staged)
 
+    def warm_pools(self) -> None:
+        for pool in self.pools.values():
+            pool.warm()
+
     def close(self, *, wait: bool = True) -> None:
         for pool in self.pools.values():
             pool.shutdown(wait=wait)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import multiprocessing
 import os
 import signal
 import threading
@@ -32,8 +33,14 @@ def init_worker(log_queue: Any, level: str) -> None:
 
 def watch_parent(interval: float = 1.0) -> None:
     """If the scheduler dies (even by SIGKILL), kill this worker's tools and exit: no orphans."""
-    ppid = os.getppid()
-    parent = psutil.Process(ppid)
+    # The scheduler's pid as multiprocessing knows it: if it died while this worker was still
+    # starting, os.getppid() already names the adoptive parent (init).
+    known = multiprocessing.parent_process()
+    ppid = known.pid if known is not None and known.pid else os.getppid()
+    try:
+        parent = psutil.Process(ppid)
+    except psutil.NoSuchProcess:
+        os._exit(1)
 
     def parent_alive() -> bool:
         # On POSIX an orphan is re-parented at once, even while its dead parent is an unreaped zombie.
@@ -52,3 +59,9 @@ def watch_parent(interval: float = 1.0) -> None:
         os._exit(1)
 
     threading.Thread(target=loop, name="watch-parent", daemon=True).start()
+
+
+def warm_up() -> None:
+    """A task that only loads what the stages need."""
+    import ocrpipe.stages.batch  # noqa: F401
+    import ocrpipe.stages.prep  # noqa: F401
