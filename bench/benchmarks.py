@@ -436,7 +436,7 @@ def ocrpipe_env(prep: int, ocr: int, args: argparse.Namespace) -> dict[str, str]
 
 def fake_tool_env(args: argparse.Namespace) -> dict[str, str]:
     def command(tool: str) -> str:
-        return f'"{sys.executable}" "{FAKE_TOOL}" {tool}'  # quoted for shlex, as tests/conftest.py does
+        return f'"{sys.executable}" -S "{FAKE_TOOL}" {tool}'  # quoted for shlex, as tests/conftest.py does
 
     return {"SEVEN_ZIP": command("7z"), "OCRMYPDF": command("ocrmypdf"), "TESSERACT": command("tesseract"),
             "GHOSTSCRIPT": command("gs"), "FAKE_OCR_DELAY": str(args.fake_ocr_seconds),

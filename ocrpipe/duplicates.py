@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ocrpipe.fsutil import atomic_write_json, candidate_names, move_replacing
 from ocrpipe.store import utc_now
@@ -22,9 +22,10 @@ def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path, 
     folder = hold_dir / job_key
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     folder.mkdir(parents=True, exist_ok=True)
-    name = next(c for c in candidate_names(f"{stamp}__{source.name}") if not (folder / c).exists())
+    original = PurePosixPath(relpath).name
+    name = next(c for c in candidate_names(f"{stamp}__{original}") if not (folder / c).exists())
     held = move_replacing(source, folder, name)  # one rename: the file is in staging or here, never between
-    atomic_write_json(folder / STATUS_FILE, {
+    atomic_write_json(folder / STATUS_FILE, pretty=True, obj={
         "status": "DUPLICATE_PENDING",
         "jobKey": job_key,
         "heldFile": held.name,

@@ -7,7 +7,8 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote, unquote
 from typing import Iterator
 
 from ocrpipe.fsutil import atomic_write_json
@@ -15,6 +16,7 @@ from ocrpipe.store import utc_now
 
 STAGING_DIR = ".ocrpipe-staging"
 INTENT_FILE = "staging.json"
+MAX_FLAT_NAME = 240  # bytes: most file systems allow 255 in one name
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".ocrpipe-tmp")
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "@eadir", "$recycle.bin", "system volume information"})
 
@@ -40,17 +42,24 @@ class Candidate:
 @dataclass(frozen=True)
 class StagedFile:
     path: Path
-    relpath: str
+    relpath: str  # where it was dropped, relative to in/
     size: int
-    staging_dir: Path
+    staging_dir: Path | None  # only for paths too long to carry in the staged name
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.relpath).name
 
 
 def walk_inbox(in_dir: Path) -> Iterator[Candidate]:
     """Every file in in/ that ocrpipe would take, ignored names and our staging folder left out."""
-    return _walk(in_dir, in_dir)
+    root = str(in_dir)
+    for path, size, mtime_ns in _scan(root):
+        yield Candidate(Path(path), os.path.relpath(path, root).replace(os.sep, "/"), size, mtime_ns)
 
 
-def _walk(folder: Path, root: Path) -> Iterator[Candidate]:
+def _scan(folder: str) -> Iterator[tuple[str, int, int]]:
+    """(path, size, mtime) of each file: plain strings, since in/ may hold thousands of files."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -60,11 +69,10 @@ def _walk(folder: Path, root: Path) -> Iterator[Candidate]:
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
-                yield from _walk(Path(entry.path), root)
+                yield from _scan(entry.path)
             elif entry.is_file(follow_symlinks=False):
                 stat = entry.stat(follow_symlinks=False)
-                path = Path(entry.path)
-                yield Candidate(path, path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns)
+                yield entry.path, stat.st_size, stat.st_mtime_ns
         except OSError:
             continue
 
@@ -85,7 +93,7 @@ class Intake:
     def __init__(self, in_dir: Path, stable_seconds: float) -> None:
         self.in_dir = in_dir
         self.stable_seconds = stable_seconds
-        self._seen: dict[Path, tuple[int, int, float]] = {}
+        self._seen: dict[str, tuple[int, int, float]] = {}
         self.blocked: set[Path] = set()  # stable, but another program holds them
 
     @property
@@ -95,46 +103,77 @@ class Intake:
 
     def block(self, path: Path) -> None:
         """The file could not be taken (locked): it is tried again at the next poll."""
-        if path in self._seen:
+        if str(path) in self._seen:
             self.blocked.add(path)
 
-    def poll(self, now: float) -> list[Candidate]:
-        """Files whose size and mtime have not changed for ``stable_seconds``, oldest first."""
-        current = {c.path: c for c in walk_inbox(self.in_dir)}
-        seen: dict[Path, tuple[int, int, float]] = {}
-        ready = []
-        self.blocked = set()
-        for path, cand in current.items():
-            size, mtime, since = self._seen.get(path, (-1, -1, now))
-            if (size, mtime) != (cand.size, cand.mtime_ns):
+    def poll(self, now: float, limit: int | None = None) -> list[Candidate]:
+        """Up to ``limit`` files whose size and mtime have not changed for ``stable_seconds`` and that
+        can be opened, oldest first. Every file's stability clock runs, taken or not."""
+        seen: dict[str, tuple[int, int, float]] = {}
+        stable = []
+        for path, size, mtime_ns in _scan(str(self.in_dir)):
+            old_size, old_mtime, since = self._seen.get(path, (-1, -1, now))
+            if (old_size, old_mtime) != (size, mtime_ns):
                 since = now
-            seen[path] = (cand.size, cand.mtime_ns, since)
+            seen[path] = (size, mtime_ns, since)
             if now - since >= self.stable_seconds:
-                if _can_open(path):
-                    ready.append(cand)
-                else:
-                    self.blocked.add(path)
+                stable.append((mtime_ns, path, size))
         self._seen = seen
-        ready.sort(key=lambda c: (c.mtime_ns, c.relpath))
+        self.blocked = set()
+        ready: list[Candidate] = []
+        root = str(self.in_dir)
+        for mtime_ns, path, size in sorted(stable):
+            if limit is not None and len(ready) >= limit:
+                break
+            if _can_open(Path(path)):  # only for the files about to be taken: opening costs
+                ready.append(Candidate(Path(path), os.path.relpath(path, root).replace(os.sep, "/"), size, mtime_ns))
+            else:
+                self.blocked.add(Path(path))
         return ready
 
     def forget(self, path: Path) -> None:
-        self._seen.pop(path, None)
+        self._seen.pop(str(path), None)
         self.blocked.discard(path)
 
 
 def stage(candidate: Candidate, in_dir: Path) -> StagedFile | None:
-    """Take the file out of the scanner's sight by a rename; None if another program still holds it."""
-    staging = in_dir / STAGING_DIR / uuid.uuid4().hex
+    """Take the file out of the scanner's sight by one rename; None if another program still holds it.
+
+    The staged name carries where the file came from (``<token>~<quoted relpath>``), so a crash
+    right after the rename loses nothing; a path too long for one name gets a folder and a note.
+    """
+    root = in_dir / STAGING_DIR
+    token = uuid.uuid4().hex[:16]
+    flat = f"{token}~{quote(candidate.relpath, safe='')}"
+    if len(flat.encode("utf-8")) > MAX_FLAT_NAME:
+        return _stage_in_folder(candidate, root / token)
+    try:
+        _rename_into(candidate.path, root, flat)
+    except OSError:  # locked by its writer (Windows) or gone: try again on a later poll
+        return None
+    return StagedFile(root / flat, candidate.relpath, candidate.size, None)
+
+
+def _rename_into(src: Path, folder: Path, name: str) -> None:
+    try:
+        os.rename(src, folder / name)
+    except FileNotFoundError:
+        if not src.exists():
+            raise
+        folder.mkdir(parents=True, exist_ok=True)  # first use
+        os.rename(src, folder / name)
+
+
+def _stage_in_folder(candidate: Candidate, staging: Path) -> StagedFile | None:
     staging.mkdir(parents=True)
     # The intent goes first: after a crash, the file in here is known to come from this path.
-    atomic_write_json(staging / INTENT_FILE, {"relpath": candidate.relpath, "stagedAt": utc_now()})
+    # Not fsynced: after a power loss an empty intent only costs the sub-folder in the output's path.
+    atomic_write_json(staging / INTENT_FILE, {"relpath": candidate.relpath, "stagedAt": utc_now()}, durable=False)
     target = staging / candidate.path.name
     try:
         os.rename(candidate.path, target)
-    except OSError:  # locked by its writer (Windows) or gone: try again on a later poll
-        (staging / INTENT_FILE).unlink(missing_ok=True)
-        staging.rmdir()
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
         return None
     return StagedFile(target, candidate.relpath, candidate.size, staging)
 
@@ -143,21 +182,30 @@ def staged_leftovers(in_dir: Path) -> list[StagedFile]:
     """Files a previous run staged but did not finish taking in (it crashed in between)."""
     leftovers = []
     root = in_dir / STAGING_DIR
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        try:
-            intent = json.loads((folder / INTENT_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            intent = None
-        # Hidden names are our own temp files (an intent being written when the crash came).
-        files = [p for p in folder.iterdir() if p.is_file() and p.name != INTENT_FILE and not p.name.startswith(".")]
-        if not files:  # crashed before the rename, or after the file moved on: nothing to take
-            shutil.rmtree(folder, ignore_errors=True)
-            continue
-        relpath = intent["relpath"] if intent else files[0].name
-        leftovers.append(StagedFile(files[0], relpath, files[0].stat().st_size, folder))
+    for entry in sorted(root.iterdir()) if root.is_dir() else []:
+        if entry.is_file() and "~" in entry.name and not entry.name.startswith("."):
+            relpath = unquote(entry.name.split("~", 1)[1])
+            leftovers.append(StagedFile(entry, relpath, entry.stat().st_size, None))
+        elif entry.is_dir():
+            leftovers += _folder_leftover(entry)
     return leftovers
 
 
+def _folder_leftover(folder: Path) -> list[StagedFile]:
+    try:
+        intent = json.loads((folder / INTENT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        intent = None
+    # Hidden names are our own temp files (an intent being written when the crash came).
+    files = [p for p in folder.iterdir() if p.is_file() and p.name != INTENT_FILE and not p.name.startswith(".")]
+    if not files:  # crashed before the rename, or after the file moved on: nothing to take
+        shutil.rmtree(folder, ignore_errors=True)
+        return []
+    relpath = intent["relpath"] if intent else files[0].name
+    return [StagedFile(files[0], relpath, files[0].stat().st_size, folder)]
+
+
 def unstage(staged: StagedFile) -> None:
-    """Remove the emptied staging folder."""
-    shutil.rmtree(staged.staging_dir, ignore_errors=True)
+    """Remove the emptied staging folder, if the file had one."""
+    if staged.staging_dir is not None:
+        shutil.rmtree(staged.staging_dir, ignore_errors=True)

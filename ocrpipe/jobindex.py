@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,14 +30,14 @@ class JobIndex:
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
+        index_dir.mkdir(parents=True, exist_ok=True)
         self.finished: dict[str, dict[str, Any]] = {entry["jobKey"]: entry for entry in iter_index(index_dir)}
 
     def record(self, entry: dict[str, Any]) -> None:
-        self.index_dir.mkdir(parents=True, exist_ok=True)
+        # Not fsynced: the job's own state, outputs and original are already on disk; a line lost to
+        # a power cut only means a later duplicate of this file is processed instead of held.
         with open(self.index_dir / INDEX_FILE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
         self.finished[entry["jobKey"]] = entry
 
     def is_done(self, job_key: str) -> bool:

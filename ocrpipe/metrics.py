@@ -40,7 +40,7 @@ def write_metrics(metrics: dict[str, Any], index_dir: Path) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
     metrics["updatedAt"] = utc_now()
     path = index_dir / METRICS_FILE
-    atomic_write_json(path, metrics, durable=False)  # rewritten every tick; a lost update is harmless
+    atomic_write_json(path, metrics, durable=False, pretty=True)  # rewritten every tick; a lost update is harmless
     return path
 
 

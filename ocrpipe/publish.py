@@ -79,7 +79,7 @@ def publish_error(settings: Settings, job_dir: Path, record: dict[str, Any]) -> 
     if source.exists() or (folder / tmp).exists():
         name = place_file(source, folder, name, tmp_name=tmp, keep_source=False).name
         drop_temp(folder, tmp)
-    atomic_write_json(folder / ERROR_FILE, {
+    atomic_write_json(folder / ERROR_FILE, pretty=True, obj={
         "jobKey": record["jobKey"],
         "runId": record["runId"],
         "source": record["source"]["relpath"],

@@ -8,7 +8,7 @@ import shutil
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -28,11 +28,12 @@ from ocrpipe.batching import plan_ocr_units
 from ocrpipe.pools import ExecutorFactory, StagePool
 from ocrpipe.publish import drop_publish_temps, publish_done, publish_error
 from ocrpipe.stages.batch import run_ocr_batch
-from ocrpipe.stages.common import FINAL_PDF, StageOutcome
+from ocrpipe.outcome import StageOutcome, mark_done, mark_failed
+from ocrpipe.stages.common import FINAL_PDF
 from ocrpipe.stages.ocr import run_ocr
 from ocrpipe.stages.prep import run_prep
 from ocrpipe.store import (
-    apply_transition, new_state_record, read_state, transition, update_state, write_new_state,
+    new_state_record, read_state, transition, update_state, write_new_state,
 )
 
 log = logging.getLogger("ocrpipe.scheduler")
@@ -103,6 +104,8 @@ class Scheduler:
         self._seq = 0
         self._next_poll = 0.0
         self._next_disk_warning = 0.0
+        self._written_metrics: dict[str, Any] = {}
+        self._next_metrics_write = 0.0
         self._started = False
 
     # ----- life cycle -------------------------------------------------------------------------
@@ -163,7 +166,12 @@ class Scheduler:
         running = self.running()
         set_gauge(self.metrics, "jobs_running", running)
         set_gauge(self.metrics, "jobs_queued", len(self.jobs) + self.intake.pending - running)
-        write_metrics(self.metrics, self.settings.index_dir)
+        # Rewritten whenever a counter moved, and at least every POLL_SECONDS for a fresh updatedAt.
+        counters = {k: v for k, v in self.metrics.items() if k != "updatedAt"}
+        if counters != self._written_metrics or now >= self._next_metrics_write:
+            write_metrics(self.metrics, self.settings.index_dir)
+            self._written_metrics = counters
+            self._next_metrics_write = now + self.settings.poll_seconds
 
     # ----- admit ----------------------------------------------------------------------------------
 
@@ -179,11 +187,11 @@ class Scheduler:
         return False
 
     def _admit(self, now: float) -> None:
-        room = self.settings.max_jobs_in_flight - len(self.jobs)
-        ready = self.intake.poll(now)  # polled even when full, so stability clocks keep running
-        if room <= 0 or not ready or not self._disk_ok(0, now, "new files"):
-            return
-        for candidate in ready[:room]:
+        room = max(0, self.settings.max_jobs_in_flight - len(self.jobs))
+        if room and not self._disk_ok(0, now, "new files"):
+            room = 0
+        # Polled even when full, so stability clocks keep running.
+        for candidate in self.intake.poll(now, limit=room):
             staged = stage(candidate, self.settings.in_dir)
             if staged is None:
                 self.intake.block(candidate.path)
@@ -201,7 +209,7 @@ class Scheduler:
         resumed = self.jobs.get(key)
         if resumed is not None and resumed.state is JobState.DISCOVERED and not (resumed.dir / "input").exists():
             # A crash came between writing the job's state and moving its file in: finish the move.
-            move_replacing(staged.path, resumed.dir / "input", staged.path.name)
+            move_replacing(staged.path, resumed.dir / "input", staged.name)
             unstage(staged)
             return
         if self.known(key):
@@ -214,10 +222,10 @@ class Scheduler:
             return
         job_dir = self.settings.work_dir / key
         record = new_state_record(job_key=key, run_id=uuid.uuid4().hex, file_hash=file_hash,
-                                  profile_hash=profile_hash, source_name=staged.path.name,
+                                  profile_hash=profile_hash, source_name=staged.name,
                                   source_relpath=staged.relpath, size=staged.size)
         write_new_state(job_dir, record)  # the intent first: a crash now leaves a resumable job
-        move_replacing(staged.path, job_dir / "input", staged.path.name)
+        move_replacing(staged.path, job_dir / "input", staged.name)
         unstage(staged)
         self._track(Job(key, job_dir, JobState.DISCOVERED))
         log.info("new job for %s", staged.relpath, extra=job_context(key))
@@ -257,22 +265,24 @@ class Scheduler:
     def _submit(self, unit: Unit, now: float, *, running_together: int) -> None:
         stage = unit.stage
         for job in unit.jobs:
+            # The worker records SUBMITTED and RUNNING in one write as it starts: no write here.
             job.attempts[stage.value] += 1
-            transition(job.dir, submitted_state(stage), attempts=dict(job.attempts))
             job.state = submitted_state(stage)
             job.submitted_at = now
             heartbeat_path(job.dir, stage).unlink(missing_ok=True)  # a previous attempt's is not this one's
         # Fewer OCR stages than cores: give each ocrmypdf more page-parallel jobs.
         jobs = max(1, self.settings.cpu_count // max(1, running_together))
         pool = self.pools[stage]
+        first = unit.jobs[0]
         if stage is Stage.PREP:
-            future = pool.submit(run_prep, self.settings, unit.jobs[0].dir)
+            future = pool.submit(run_prep, self.settings, first.dir, attempts=dict(first.attempts))
         elif unit.batch:
             batch_dir = self.settings.work_dir / f"{BATCH_PREFIX}{uuid.uuid4().hex[:12]}"
             future = pool.submit(run_ocr_batch, self.settings, batch_dir,
-                                 [(j.dir, j.pages or 1) for j in unit.jobs], jobs=jobs)
+                                 [(j.dir, j.pages or 1, dict(j.attempts)) for j in unit.jobs], jobs=jobs)
         else:
-            future = pool.submit(run_ocr, self.settings, unit.jobs[0].dir, pages=unit.jobs[0].pages or 1, jobs=jobs)
+            future = pool.submit(run_ocr, self.settings, first.dir, pages=first.pages or 1, jobs=jobs,
+                                 attempts=dict(first.attempts))
         self.units[future] = unit
         for job in unit.jobs:
             job.future = future
@@ -286,24 +296,25 @@ class Scheduler:
         broken: set[Stage] = set()
         for future in [f for f in self.units if f.done()]:
             unit = self.units.pop(future)
-            outcomes = self._outcomes_of(future, unit, broken)
+            outcomes, ran = self._outcomes_of(future, unit, broken)
             for job, outcome in zip(unit.jobs, outcomes):
                 if job.future is not future:
                     continue  # already given up on (stale heartbeat)
                 job.future = None
-                job.state = JobState(read_state(job.dir)["state"])  # the worker moved it to RUNNING
                 if outcome.ok:
                     self._succeeded(job, outcome)
                 else:
-                    self._failed(job, outcome, now)
+                    # A worker that reported back recorded its failure; one that died could not.
+                    self._failed(job, outcome, now, recorded=ran)
         for stage in broken:
             log.warning("a %s worker process died; starting a new pool", stage.value)
             self.pools[stage].rebuild()
 
-    def _outcomes_of(self, future: Future, unit: Unit, broken: set[Stage]) -> list[StageOutcome]:
+    def _outcomes_of(self, future: Future, unit: Unit, broken: set[Stage]) -> tuple[list[StageOutcome], bool]:
+        """The unit's outcomes, and whether the worker itself reported them."""
         try:
             result = future.result()
-            return result if unit.batch else [result]
+            return (result if unit.batch else [result]), True
         except BrokenExecutor:
             broken.add(unit.stage)
             reason = "the worker process died (crash or killed)"
@@ -312,37 +323,29 @@ class Scheduler:
         if unit.batch:  # perhaps one member's fault: each is retried alone
             reason = f"batch of {len(unit.jobs)} documents failed ({reason}); retrying each alone"
         return [StageOutcome(unit.stage, False, 0.0, {}, reason=reason, batch_failure=unit.batch)
-                for _ in unit.jobs]
+                for _ in unit.jobs], False
 
     def _succeeded(self, job: Job, outcome: StageOutcome) -> None:
+        """The worker has recorded it (and, after OCR, published): only the scheduler's books remain."""
         ctx = job_context(job.key, outcome.stage.value, job.attempts[outcome.stage.value])
-        attempt = self._attempt_entry(job, outcome)
         if outcome.stage is Stage.PREP:
             job.pages = int(outcome.fields["pages"])
-            self._record(job, JobState.PREP_DONE, attempt, outcome, pages=job.pages, kind=outcome.fields["kind"])
+            job.state = JobState.PREP_DONE
             log.info("prepared %d page(s) in %.1fs", job.pages, outcome.seconds, extra=ctx)
             return
-
-        def finish(record: dict[str, Any]) -> None:
-            self._add_attempt(record, attempt, outcome)
-            record["pdfa"] = outcome.fields.get("pdfa")
-            record["batchSize"] = outcome.fields.get("batchSize", 1)
-            apply_transition(record, JobState.DONE)
-
-        record = publish_done(self.settings, job.dir, read_state(job.dir), finish)
+        record = outcome.fields["record"]
         self._finish(job, record, "DONE")
         update_metrics(self.metrics, "jobs_done")
         update_metrics(self.metrics, "pages_done", record.get("pages") or 0)
         log.info("done: %s -> %s", record["source"]["relpath"], record["output"], extra=ctx)
 
-    def _failed(self, job: Job, outcome: StageOutcome, now: float) -> None:
+    def _failed(self, job: Job, outcome: StageOutcome, now: float, *, recorded: bool = False) -> None:
         stage = outcome.stage
         attempt = job.attempts[stage.value]
         ctx = job_context(job.key, stage.value, attempt)
-        error = {"stage": stage.value, "attempt": attempt, "reason": outcome.reason, "exitCode": outcome.exit_code,
-                 "stderrTail": outcome.stderr_tail, "transient": outcome.transient}
-        self._record(job, failure_state(stage, timeout=outcome.timeout), self._attempt_entry(job, outcome), outcome,
-                     note=outcome.reason, lastError=error)
+        if not recorded:
+            update_state(job.dir, lambda r: mark_failed(r, outcome, attempts=job.attempts))
+        job.state = failure_state(stage, timeout=outcome.timeout)
         if outcome.timeout:
             update_metrics(self.metrics, "timeouts")
         if outcome.disk_full:
@@ -371,31 +374,6 @@ class Scheduler:
         update_metrics(self.metrics, "jobs_error")
         log.error("failed for good: %s: %s (original in %s)", record["source"]["relpath"], reason, folder,
                   extra=ctx)
-
-    @staticmethod
-    def _attempt_entry(job: Job, outcome: StageOutcome) -> dict[str, Any]:
-        return {"stage": outcome.stage.value, "number": job.attempts[outcome.stage.value],
-                "start": outcome.started_at, "end": outcome.ended_at, "seconds": round(outcome.seconds, 3),
-                "outcome": "ok" if outcome.ok else ("timeout" if outcome.timeout else "error"),
-                "exitCode": outcome.exit_code, "stderrTail": outcome.stderr_tail}
-
-    @staticmethod
-    def _add_attempt(record: dict[str, Any], entry: dict[str, Any], outcome: StageOutcome) -> None:
-        record["attemptLog"].append(entry)
-        key = f"{outcome.stage.value.lower()}Seconds"
-        record["timings"][key] = round(record["timings"].get(key, 0) + outcome.seconds, 3)
-
-    def _record(self, job: Job, new: JobState, entry: dict[str, Any], outcome: StageOutcome,
-                note: str | None = None, **fields: Any) -> None:
-        """One write for the attempt's log line and the state change it causes."""
-
-        def mutate(record: dict[str, Any]) -> None:
-            self._add_attempt(record, entry, outcome)
-            apply_transition(record, new, note)
-            record.update(fields)
-
-        update_state(job.dir, mutate)
-        job.state = new
 
     def _finish(self, job: Job, record: dict[str, Any], state: str, **extra: Any) -> None:
         self.index.record({
@@ -453,7 +431,6 @@ class Scheduler:
         for mate in unit.jobs if unit else []:
             if mate is not job and mate.future is not None:
                 mate.future = None
-                mate.state = JobState(read_state(mate.dir)["state"])
                 self._failed(mate, StageOutcome(unit.stage, False, 0.0, {}, batch_failure=True,
                                                 reason="a document in the same batch stalled; retrying alone"), now)
 
@@ -482,7 +459,9 @@ class Scheduler:
         ctx = job_context(job.key, stage.value if stage else None)
         if state is JobState.OCR_RUNNING and (job_dir / FINAL_PDF).is_file():
             # OCR had finished (final.pdf is renamed into place only once checked): just publish.
-            self._succeeded(job, StageOutcome(Stage.OCR, True, 0.0, {"pdfa": record.get("pdfa")}))
+            done = StageOutcome(Stage.OCR, True, 0.0, {"pdfa": record.get("pdfa")})
+            record = publish_done(self.settings, job_dir, record, lambda r: mark_done(r, done))
+            self._succeeded(job, replace(done, fields={"record": record}))
         elif job.in_stage:
             assert stage is not None
             self._failed(job, StageOutcome(stage, False, 0.0, {}, reason="interrupted by a restart of ocrpipe"), 0.0)

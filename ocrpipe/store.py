@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -61,20 +60,20 @@ def read_state(job_dir: Path) -> dict[str, Any]:
 
 
 def write_new_state(job_dir: Path, record: dict[str, Any]) -> None:
+    """A new job's first state: no lock, since no other process knows the job yet."""
     job_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(job_dir):
-        atomic_write_json(job_dir / STATE_FILE, record)
+    atomic_write_json(job_dir / STATE_FILE, record)
 
 
-def update_state(job_dir: Path, mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Read, change and write back under the lock; returns the new record."""
+def update_state(job_dir: Path, mutate: Callable[[dict[str, Any]], None], *, durable: bool = True) -> dict[str, Any]:
+    """Read, change and write back under the lock; returns the new record. ``durable=False`` skips
+    the fsync, for records whose loss in a power cut only means a stage runs again."""
     with _lock(job_dir):
         record = read_state(job_dir)
-        updated = copy.deepcopy(record)
-        mutate(updated)
-        updated["updatedAt"] = utc_now()
-        atomic_write_json(job_dir / STATE_FILE, updated)
-        return updated
+        mutate(record)
+        record["updatedAt"] = utc_now()
+        atomic_write_json(job_dir / STATE_FILE, record, durable=durable)
+        return record
 
 
 def apply_transition(record: dict[str, Any], new: JobState, note: str | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +33,13 @@ class ToolStatus:
 
 
 def probe_tools(settings: Settings) -> list[ToolStatus]:
+    """Each tool's version, asked in parallel: every start of ocrpipe waits for the slowest only."""
     env = dict(settings.tool_env)
-    return [
-        ToolStatus("7z", settings.seven_zip, probe_version(settings.seven_zip, (), env=env)),
-        ToolStatus("ocrmypdf", settings.ocrmypdf, probe_version(settings.ocrmypdf, env=env)),
-        ToolStatus("tesseract", settings.tesseract, probe_version(settings.tesseract, env=env)),
-        ToolStatus("ghostscript", settings.ghostscript, probe_version(settings.ghostscript, env=env)),
-    ]
+    tools = [("7z", settings.seven_zip, ()), ("ocrmypdf", settings.ocrmypdf, ("--version",)),
+             ("tesseract", settings.tesseract, ("--version",)), ("ghostscript", settings.ghostscript, ("--version",))]
+    with ThreadPoolExecutor(max_workers=len(tools)) as pool:
+        versions = list(pool.map(lambda t: probe_version(t[1], t[2], env=env), tools))
+    return [ToolStatus(name, command, version) for (name, command, _), version in zip(tools, versions)]
 
 
 def tesseract_languages(settings: Settings) -> set[str] | None:

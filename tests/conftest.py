@@ -22,7 +22,7 @@ FAKE_TOOL = Path(__file__).parent / "fakes" / "fake_tool.py"
 
 def fake_command(tool: str) -> str:
     # Quoted for shlex, so paths with spaces survive; the config splits it back.
-    return f'"{sys.executable}" "{FAKE_TOOL}" {tool}'
+    return f'"{sys.executable}" -S "{FAKE_TOOL}" {tool}'
 
 
 def make_pdf(pages: int = 1, scenario: str | None = None) -> bytes:

@@ -26,9 +26,11 @@ def job_ready_for_ocr(work: Path, name: str, raw: Path) -> Path:
     job_dir = work / f"{name}__profile"
     write_new_state(job_dir, new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
                                               source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=1))
-    for state in (JobState.PREP_SUBMITTED, JobState.PREP_RUNNING, JobState.PREP_DONE, JobState.OCR_SUBMITTED):
-        transition(job_dir, state, attempts={"PREP": 1, "OCR": 1})
+    for state in (JobState.PREP_SUBMITTED, JobState.PREP_RUNNING, JobState.PREP_DONE):
+        transition(job_dir, state, attempts={"PREP": 1, "OCR": 0})
     shutil.copyfile(raw, job_dir / "raw.pdf")
+    (job_dir / "input").mkdir()
+    shutil.copyfile(raw, job_dir / "input" / f"{name}.pdf")
     return job_dir
 
 
@@ -41,22 +43,25 @@ def test_batch_output_is_split_into_valid_pdfa_with_each_documents_pages_text_an
     sources = [titled, corpus / MEMBERS[1][0], corpus / MEMBERS[2][0]]
     settings = load_settings({"DATA_DIR": str(tmp_path / "data"), "OCR_LANG": "eng",
                               "PATH": "/usr/local/bin:/usr/bin:/bin"})
-    members = [(job_ready_for_ocr(settings.work_dir, f"doc{n}", src), pages)
+    members = [(job_ready_for_ocr(settings.work_dir, f"doc{n}", src), pages, {"PREP": 1, "OCR": 1})
                for n, (src, (_, pages, _)) in enumerate(zip(sources, MEMBERS))]
 
     outcomes = run_ocr_batch(settings, settings.work_dir / ".batch-test", members, jobs=2)
 
     assert [o.ok for o in outcomes] == [True, True, True], [o.reason for o in outcomes]
     assert not (settings.work_dir / ".batch-test").exists()
-    for (job_dir, pages), (_, _, words), outcome in zip(members, MEMBERS, outcomes):
-        final = job_dir / "final.pdf"
-        assert outcome.fields == {"pdfa": "2B", "batchSize": 3}
-        assert read_state(job_dir)["state"] == "OCR_RUNNING"
+    for n, ((job_dir, pages, _), (_, _, words), outcome) in enumerate(zip(members, MEMBERS, outcomes)):
+        final = settings.out_dir / f"doc{n}.pdf"
+        assert (outcome.fields["pdfa"], outcome.fields["batchSize"]) == ("2B", 3)
+        record = read_state(job_dir)
+        assert record["state"] == "DONE" and record["output"] == str(final) == outcome.fields["record"]["output"]
+        assert (settings.archive_dir / f"doc{n}.pdf").is_file()
+        assert sorted(p.name for p in job_dir.iterdir()) == ["state.json", "state.json.lock"]
         assert validate_written(final, "2b").passed
         with pikepdf.open(final) as pdf:
             assert len(pdf.pages) == pages
         text = extract_text(str(final)).lower()
         assert all(word in text for word in words), text[:300]
-    with pikepdf.open(members[0][0] / "final.pdf") as pdf:
+    with pikepdf.open(settings.out_dir / "doc0.pdf") as pdf:
         assert str(pdf.docinfo["/Title"]) == "Linn brochure"
         assert pdf.open_metadata()["dc:title"] == "Linn brochure"

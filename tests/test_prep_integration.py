@@ -12,9 +12,8 @@ import pytest
 
 from conftest import make_pdf
 from ocrpipe.config import load_settings
-from ocrpipe.model import JobState
 from ocrpipe.stages.prep import run_prep
-from ocrpipe.store import new_state_record, read_state, transition, write_new_state
+from ocrpipe.store import new_state_record, read_state, write_new_state
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +25,7 @@ def prep_job(tmp_path: Path, name: str, content: bytes, **env: str):  # type: ig
                                               source_name=name, source_relpath=name, size=len(content)))
     (job_dir / "input").mkdir()
     (job_dir / "input" / name).write_bytes(content)
-    transition(job_dir, JobState.PREP_SUBMITTED, attempts={"PREP": 1, "OCR": 0})
-    return run_prep(settings, job_dir), job_dir
+    return run_prep(settings, job_dir, attempts={"PREP": 1, "OCR": 0}), job_dir
 
 
 def tarball(mode: str, members: dict[str, bytes]) -> bytes:
@@ -56,7 +54,7 @@ def test_compressed_tarball_is_unpacked_through(tmp_path: Path, mode: str) -> No
     assert outcome.fields == {"kind": "archive", "pages": 3}
     with pikepdf.open(job_dir / "raw.pdf") as pdf:
         assert len(pdf.pages) == 3
-    assert read_state(job_dir)["state"] == "PREP_RUNNING"
+    assert read_state(job_dir)["state"] == "PREP_DONE"
 
 
 def test_zip_inside_zip_keeps_its_place_in_page_order(tmp_path: Path) -> None:

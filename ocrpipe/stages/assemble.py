@@ -87,6 +87,17 @@ def image_to_pdf_bytes(path: Path, default_dpi: int) -> bytes:
         raise PermanentError(f"{path.name}: the image could not be converted to PDF ({exc})") from None
 
 
+def link_or_copy(src: Path, out: Path) -> None:
+    """raw.pdf as a hard link to the input: nothing writes to either, so no copy is needed."""
+    tmp = out.with_name(out.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:  # no hard links on this file system
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, out)
+
+
 def _save(pdf: pikepdf.Pdf, out: Path) -> None:
     tmp = out.with_name(out.name + ".partial")
     pdf.save(tmp, encryption=False)
@@ -103,9 +114,7 @@ def assemble(parts: Sequence[Path], out: Path, *, default_dpi: int) -> int:
             if pdf.is_encrypted:
                 _save(pdf, out)  # ocrmypdf refuses owner-password PDFs; they open without one here
                 return pages
-        tmp = out.with_name(out.name + ".partial")
-        shutil.copyfile(parts[0], tmp)
-        os.replace(tmp, out)
+        link_or_copy(parts[0], out)
         return pages
     merged = pikepdf.new()
     sources: list[pikepdf.Pdf] = []

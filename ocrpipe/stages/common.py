@@ -1,11 +1,11 @@
-"""What every stage shares: its outcome record, the tools' environment, heartbeat and failure capture."""
+"""What every stage shares: the tools' environment, the heartbeat, and recording start, end and failure."""
 
 from __future__ import annotations
 
 import errno
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,31 +13,13 @@ from ocrpipe.config import Settings
 from ocrpipe.errors import DiskFullError, StageError, ToolTimeout
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.heartbeat import HeartbeatWriter, heartbeat_path
-from ocrpipe.model import Stage, running_state
-from ocrpipe.store import transition, utc_now
+from ocrpipe.model import Stage
+from ocrpipe.outcome import StageOutcome, mark_failed, mark_started
+from ocrpipe.store import update_state, utc_now
 
 RAW_PDF = "raw.pdf"
 FINAL_PDF = "final.pdf"
 TMP_DIR = "tmp"
-
-
-@dataclass(frozen=True)
-class StageOutcome:
-    """What a worker reports back; plain data, so it pickles across the process boundary."""
-
-    stage: Stage
-    ok: bool
-    seconds: float
-    fields: dict[str, Any]
-    transient: bool = True
-    timeout: bool = False
-    reason: str = ""
-    exit_code: int | None = None
-    stderr_tail: str = ""
-    disk_full: bool = False
-    batch_failure: bool = False  # a batch failed as a whole: each member is retried alone, for free
-    started_at: str | None = None
-    ended_at: str | None = None
 
 
 def tool_env(settings: Settings, job_dir: Path) -> dict[str, str]:
@@ -65,19 +47,27 @@ def failure_fields(exc: BaseException) -> dict[str, Any]:
     return {"reason": f"unexpected {type(exc).__name__}: {exc}"}
 
 
-def run_stage(settings: Settings, stage: Stage, job_dir: Path, work: Callable[[], dict[str, Any]]) -> StageOutcome:
-    """Mark the job running, do the work under a heartbeat, and turn any failure into an outcome."""
+def run_stage(settings: Settings, stage: Stage, job_dir: Path, work: Callable[[], dict[str, Any]], *,
+              attempts: dict[str, int], finish: Callable[[StageOutcome], dict[str, Any] | None]) -> StageOutcome:
+    """Record the start, do the work under a heartbeat, record the end with ``finish`` (or the
+    failure), and report back; any failure becomes an outcome, never a traceback."""
     started, started_at = time.monotonic(), utc_now()
-    record = transition(job_dir, running_state(stage), workerPid=os.getpid())
+    # Not fsynced: lost in a power cut, the stage simply runs again.
+    update_state(job_dir, lambda r: mark_started(r, stage, attempts, workerPid=os.getpid()), durable=False)
     remove_tree(job_dir / TMP_DIR)  # what a killed attempt left behind
-    hb = HeartbeatWriter([(heartbeat_path(job_dir, stage), record["attempts"][stage.value])], stage=stage,
+    hb = HeartbeatWriter([(heartbeat_path(job_dir, stage), attempts[stage.value])], stage=stage,
                          interval=settings.heartbeat_seconds)
     try:
         with hb:
             fields = work()
+            outcome = StageOutcome(stage, True, time.monotonic() - started, fields, started_at=started_at,
+                                   ended_at=utc_now())
+            record = finish(outcome)
     except Exception as exc:  # noqa: BLE001 — every failure becomes an outcome: retried or reported, never lost
-        return StageOutcome(stage, False, time.monotonic() - started, {}, started_at=started_at, ended_at=utc_now(),
-                            **failure_fields(exc))
+        failed = StageOutcome(stage, False, time.monotonic() - started, {}, started_at=started_at, ended_at=utc_now(),
+                              **failure_fields(exc))
+        update_state(job_dir, lambda r: mark_failed(r, failed))
+        return failed
     finally:
         remove_tree(job_dir / TMP_DIR)
-    return StageOutcome(stage, True, time.monotonic() - started, fields, started_at=started_at, ended_at=utc_now())
+    return outcome if record is None else replace(outcome, fields={**outcome.fields, "record": record})

@@ -11,14 +11,38 @@ import pikepdf
 from ocrpipe.config import Settings
 from ocrpipe.errors import TransientError
 from ocrpipe.model import Stage, normalise_languages
-from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, StageOutcome, run_stage, tool_env
+from ocrpipe.outcome import StageOutcome, mark_done
+from ocrpipe.publish import publish_done
+from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, run_stage, tool_env
+from ocrpipe.fsutil import remove_tree
+from ocrpipe.store import LOCK_FILE, STATE_FILE, read_state
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
 
 
-def run_ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> StageOutcome:
-    """Pool entry point: runs in a spawned worker."""
-    return run_stage(settings, Stage.OCR, job_dir, lambda: _ocr(settings, job_dir, pages=pages, jobs=jobs))
+def run_ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int, attempts: dict[str, int]) -> StageOutcome:
+    """Pool entry point: runs in a spawned worker; publishes the result itself."""
+    return run_stage(settings, Stage.OCR, job_dir, lambda: _ocr(settings, job_dir, pages=pages, jobs=jobs),
+                     attempts=attempts, finish=lambda outcome: publish(settings, job_dir, outcome))
+
+
+def publish(settings: Settings, job_dir: Path, outcome: StageOutcome) -> dict[str, Any]:
+    """final.pdf to out/, the original to archive/, DONE recorded: in the worker, beside the scheduler."""
+    record = publish_done(settings, job_dir, read_state(job_dir), lambda record: mark_done(record, outcome))
+    clean_done_job(job_dir)
+    return record
+
+
+def clean_done_job(job_dir: Path) -> None:
+    """Once DONE is recorded, only state.json matters (until the scheduler indexes the job and
+    removes the folder): the rest goes now, in the worker, not in the scheduler's loop."""
+    for path in job_dir.iterdir():
+        if path.name in (STATE_FILE, LOCK_FILE):
+            continue
+        if path.is_dir():
+            remove_tree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[str, Any]:

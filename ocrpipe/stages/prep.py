@@ -11,18 +11,25 @@ from ocrpipe.errors import PermanentError
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.model import Stage
 from ocrpipe.stages.assemble import assemble, natural_key
-from ocrpipe.stages.common import RAW_PDF, StageOutcome, run_stage, tool_env
+from ocrpipe.outcome import StageOutcome, mark_prepared
+from ocrpipe.stages.common import RAW_PDF, run_stage, tool_env
 from ocrpipe.stages.sniff import Kind, sniff
-from ocrpipe.store import read_state
+from ocrpipe.store import read_state, update_state
 from ocrpipe.tools.sevenzip import ArchiveLimits, check_entries, extract_archive, list_archive
 
 PAGE_KINDS = (Kind.PDF, Kind.IMAGE)
 MAX_NESTING = 3  # levels of archives unpacked: a .tar.gz is two; a zip of those, three
 
 
-def run_prep(settings: Settings, job_dir: Path) -> StageOutcome:
+def run_prep(settings: Settings, job_dir: Path, *, attempts: dict[str, int]) -> StageOutcome:
     """Pool entry point: runs in a spawned worker."""
-    return run_stage(settings, Stage.PREP, job_dir, lambda: _prepare(settings, job_dir))
+
+    def finish(outcome: StageOutcome) -> None:
+        # Not fsynced: lost in a power cut, PREP runs again; nothing has moved yet.
+        update_state(job_dir, lambda record: mark_prepared(record, outcome), durable=False)
+
+    return run_stage(settings, Stage.PREP, job_dir, lambda: _prepare(settings, job_dir), attempts=attempts,
+                     finish=finish)
 
 
 def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:

@@ -11,25 +11,21 @@ same, with "No space left on device"), ``nooutput``,
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
-import signal
-import subprocess
 import sys
 import time
-import uuid
-import zipfile
-from pathlib import Path
 
-CALL_ID = uuid.uuid4().hex
+# Few imports, and late ones (json, re, pathlib cost more to import than the fake's own work):
+# an "instant" tool must cost next to nothing to start.
+CALL_ID = os.urandom(16).hex()
 
 
 def log(tool: str, event: str, **fields: object) -> None:
     path = os.environ.get("FAKE_TOOL_LOG")
     if not path:
         return
+    import json
+
     line = json.dumps({"id": CALL_ID, "tool": tool, "event": event, "t": time.time(), "pid": os.getpid(), **fields})
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -38,32 +34,48 @@ def log(tool: str, event: str, **fields: object) -> None:
         os.close(fd)
 
 
-def scenarios_of(path: Path) -> list[str]:
+def read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def scenarios_of(path: str) -> list[str]:
     """Every scenario named in the input (a batch carries each document's), or $FAKE_FORCE_SCENARIO."""
     if os.environ.get("FAKE_FORCE_SCENARIO"):
         return [os.environ["FAKE_FORCE_SCENARIO"]]
-    found = re.findall(rb"FAKE-SCENARIO:([\w-]+)", path.name.encode() + b" " + path.read_bytes())
-    return [m.decode() for m in found] or ["ok"]
+    data = os.path.basename(path).encode() + b" " + read(path)
+    if b"FAKE-SCENARIO:" not in data:
+        return ["ok"]
+    import re
+
+    return [m.decode() for m in re.findall(rb"FAKE-SCENARIO:([\w-]+)", data)]
 
 
 def hang() -> None:
+    import subprocess
+
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], stdin=subprocess.DEVNULL)
     log("child", "start", child_pid=child.pid)
     time.sleep(3600)
 
 
-def count_call(job_dir: Path) -> int:
-    counter = job_dir / "fake-calls"
-    n = int(counter.read_text()) + 1 if counter.exists() else 1
-    counter.write_text(str(n))
+def count_call(job_dir: str) -> int:
+    counter = os.path.join(job_dir, "fake-calls")
+    n = int(read(counter)) + 1 if os.path.exists(counter) else 1
+    with open(counter, "w") as handle:
+        handle.write(str(n))
     return n
 
 
-def apply_scenario(tool: str, scenario: str, job_dir: Path) -> None:
+def apply_scenario(tool: str, scenario: str, job_dir: str) -> None:
     """Fail or misbehave as the scenario says; returns if the tool should do its real work."""
+    import re
+
     if scenario == "hang":
         hang()
     if scenario == "killparent" and count_call(job_dir) == 1:
+        import signal
+
         os.kill(os.getppid(), signal.SIGKILL)  # the pool worker dies mid-job, once
         time.sleep(5)
         sys.exit(15)
@@ -84,11 +96,13 @@ def fake_7z(args: list[str]) -> int:
     if not args:
         print("\n7-Zip (fake) 99.01 : Copyright (c) Nobody")
         return 0
-    command, archive = args[0], Path(args[-1])
-    log("7z", "start", command=command, archive=archive.name)
+    command, archive = args[0], args[-1]
+    log("7z", "start", command=command, archive=os.path.basename(archive))
     time.sleep(float(os.environ.get("FAKE_7Z_DELAY", "0")))
     for scenario in scenarios_of(archive):
-        apply_scenario("7z", scenario, archive.parent.parent)
+        apply_scenario("7z", scenario, os.path.dirname(os.path.dirname(archive)))
+    import zipfile
+
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile:
@@ -103,7 +117,7 @@ def fake_7z(args: list[str]) -> int:
         elif command == "x":
             dest = next(a[2:] for a in args if a.startswith("-o"))
             zf.extractall(dest)
-    log("7z", "end", command=command, archive=archive.name)
+    log("7z", "end", command=command, archive=os.path.basename(archive))
     return 0
 
 
@@ -111,15 +125,16 @@ def fake_ocrmypdf(args: list[str]) -> int:
     if "--version" in args:
         print("99.1.0")
         return 0
-    source, output = Path(args[-2]), Path(args[-1])
-    log("ocrmypdf", "start", input=str(source), jobs=args[args.index("--jobs") + 1] if "--jobs" in args else None)
+    source, output = args[-2], args[-1]
+    log("ocrmypdf", "start", input=source, jobs=args[args.index("--jobs") + 1] if "--jobs" in args else None)
     time.sleep(float(os.environ.get("FAKE_OCR_DELAY", "0")))
     scenarios = scenarios_of(source)
     for scenario in scenarios:
-        apply_scenario("ocrmypdf", scenario, source.parent)
+        apply_scenario("ocrmypdf", scenario, os.path.dirname(source))
     if "nooutput" not in scenarios:
-        shutil.copyfile(source, output)
-    log("ocrmypdf", "end", input=str(source))
+        with open(output, "wb") as handle:
+            handle.write(read(source))
+    log("ocrmypdf", "end", input=source)
     return 0
 
 

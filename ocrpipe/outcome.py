@@ -1,0 +1,84 @@
+"""A stage's outcome: the message a worker sends back, and how it is written into state.json.
+
+Workers write their own stage's record (start, end, result); the scheduler writes only what it
+decides (retry, give up) and what it saw itself (a dead worker, a stale heartbeat). These pure
+functions change a record in memory, for store.update_state to write in one go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ocrpipe.model import JobState, Stage, failure_state, running_state, submitted_state
+from ocrpipe.store import apply_transition
+
+READY_STATES = {
+    Stage.PREP: frozenset({JobState.DISCOVERED, JobState.PREP_RETRY}),
+    Stage.OCR: frozenset({JobState.PREP_DONE, JobState.OCR_RETRY}),
+}
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What a worker reports back; plain data, so it pickles across the process boundary."""
+
+    stage: Stage
+    ok: bool
+    seconds: float
+    fields: dict[str, Any]
+    transient: bool = True
+    timeout: bool = False
+    reason: str = ""
+    exit_code: int | None = None
+    stderr_tail: str = ""
+    disk_full: bool = False
+    batch_failure: bool = False  # a batch failed as a whole: each member is retried alone, for free
+    started_at: str | None = None
+    ended_at: str | None = None
+
+
+def mark_started(record: dict[str, Any], stage: Stage, attempts: dict[str, int], **fields: Any) -> None:
+    """Submitted and running, in one write: the scheduler hands the attempt count to the worker."""
+    if JobState(record["state"]) in READY_STATES[stage]:
+        apply_transition(record, submitted_state(stage))
+    record["attempts"] = dict(attempts)
+    apply_transition(record, running_state(stage))
+    record.update(fields)
+
+
+def add_attempt(record: dict[str, Any], outcome: StageOutcome) -> None:
+    stage = outcome.stage.value
+    record["attemptLog"].append({
+        "stage": stage, "number": record["attempts"][stage], "start": outcome.started_at, "end": outcome.ended_at,
+        "seconds": round(outcome.seconds, 3), "outcome": "ok" if outcome.ok else ("timeout" if outcome.timeout else "error"),
+        "exitCode": outcome.exit_code, "stderrTail": outcome.stderr_tail,
+    })
+    key = f"{stage.lower()}Seconds"
+    record["timings"][key] = round(record["timings"].get(key, 0) + outcome.seconds, 3)
+
+
+def mark_prepared(record: dict[str, Any], outcome: StageOutcome) -> None:
+    add_attempt(record, outcome)
+    apply_transition(record, JobState.PREP_DONE)
+    record.update(pages=outcome.fields["pages"], kind=outcome.fields["kind"])
+
+
+def mark_done(record: dict[str, Any], outcome: StageOutcome) -> None:
+    add_attempt(record, outcome)
+    record.update(pdfa=outcome.fields.get("pdfa"), batchSize=outcome.fields.get("batchSize", 1))
+    apply_transition(record, JobState.DONE)
+
+
+def mark_failed(record: dict[str, Any], outcome: StageOutcome, attempts: dict[str, int] | None = None) -> None:
+    """The failure, and the attempt it used; from a ready state too (its worker never started)."""
+    stage = outcome.stage
+    if JobState(record["state"]) in READY_STATES[stage]:
+        apply_transition(record, submitted_state(stage))
+    if attempts is not None:
+        record["attempts"] = dict(attempts)
+    add_attempt(record, outcome)
+    apply_transition(record, failure_state(stage, timeout=outcome.timeout), outcome.reason)
+    record["lastError"] = {"stage": stage.value, "attempt": record["attempts"][stage.value], "reason": outcome.reason,
+                           "exitCode": outcome.exit_code, "stderrTail": outcome.stderr_tail,
+                           "transient": outcome.transient}
