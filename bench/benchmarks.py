@@ -141,7 +141,8 @@ def tail_of(path: Path, chars: int = 2000) -> str:
 
 
 def ensure_ocrpipe_importable() -> None:
-    """Use this checkout's ocrpipe even when the package is not installed."""
+    """Use this checkout's ocrpipe even when the package is not installed; bench/targets.py too."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     if importlib.util.find_spec("ocrpipe") is None:
         sys.path.insert(0, str(REPO))
 
@@ -808,6 +809,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--smoke", action="store_true", help="3 small real files, one combination: CI check")
     parser.add_argument("--no-baselines", action="store_true", help="skip the plain-ocrmypdf baselines")
     parser.add_argument("--keep", type=Path, help="keep the work folder here (must be empty or new)")
+    targets = parser.add_argument_group("single measurements (run instead of the sweep)")
+    targets.add_argument("--single-doc", type=int, metavar="PAGES",
+                         help="one document of PAGES real scan pages against ocrmypdf --jobs <cores> (target 1.10x)")
+    targets.add_argument("--tick-history", type=int, metavar="N",
+                         help="duration of one scheduler tick with N finished jobs in the history (target 50 ms)")
+    targets.add_argument("--latency", action="store_true",
+                         help="seconds from a drop to the start of PREP (target POLL + STABLE + 0.5 s)")
     return parser
 
 
@@ -872,7 +880,27 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
             "ocrLang": LANG, "stableSeconds": 0, "pollSeconds": 0.2, "sampleSeconds": SAMPLE_SECONDS}
 
 
+def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The single measurements asked for, each with its target and verdict."""
+    from targets import drop_latency, single_document, tick_with_history
+
+    report: dict[str, Any] = {"benchmark": "ocrpipe targets", "machine": machine_info()}
+    if args.single_doc:
+        env = ocrpipe_env(1, cores(), argparse.Namespace(fake_tools=False))
+        env.update(STABLE_SECONDS="0", POLL_SECONDS="0.2")
+        report["singleDocument"] = single_document(corpus_dir(), args.single_doc, work, env, cores())
+    if args.tick_history:
+        report["tick"] = tick_with_history(args.tick_history, work)
+    if args.latency:
+        report["latency"] = drop_latency(work, ocrpipe_env(1, cores(), argparse.Namespace(
+            fake_tools=True, fake_ocr_seconds=0.0, fake_7z_seconds=0.0)))
+    report["ok"] = all(v["ok"] for v in report.values() if isinstance(v, dict) and "ok" in v)
+    return report
+
+
 def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    if args.single_doc or args.tick_history or args.latency:
+        return run_targets(args, work)
     started = datetime.now(timezone.utc)
     inputs = make_inputs(args, work)
     env = ocrpipe_env(args.prep_concurrency[0], args.ocr_concurrency[0], args)
@@ -912,6 +940,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if "runs" not in report:
+        print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
+        print(f"report: {args.out}")
+        return 0 if report["ok"] else 1
     print_table(report)
     for run in report["runs"]:
         if not run["ok"]:

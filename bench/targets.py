@@ -1,0 +1,155 @@
+"""The benchmark's single-purpose measurements: one big document against ``ocrmypdf --jobs <cores>``,
+one scheduler tick with a long history, and the delay from a drop to the start of PREP."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any, Callable
+
+import pikepdf
+
+# One- to six-page scans of the corpus, cycled to build a long document.
+SCANS = ("ocrmypdf/linn.pdf", "ocrmypdf/skew.pdf", "ocrmypdf/c02-22.pdf", "ocrmypdf/3small.pdf",
+         "ocrmypdf/cardinal.pdf", "ocrmypdf/ccitt.pdf", "ocrmypdf/jbig2.pdf", "ocrmypdf/epson.pdf")
+
+
+def long_document(corpus: Path, pages: int, out: Path) -> int:
+    """At least ``pages`` pages of real scans in one PDF; returns its page count."""
+    with pikepdf.new() as doc:
+        sources = []
+        try:
+            while len(doc.pages) < pages:
+                for name in SCANS:
+                    source = pikepdf.open(corpus / name)
+                    sources.append(source)
+                    doc.pages.extend(source.pages)
+                    if len(doc.pages) >= pages:
+                        break
+            doc.save(out)
+            return len(doc.pages)
+        finally:
+            for source in sources:
+                source.close()
+
+
+def single_document(corpus: Path, pages: int, work: Path, env: dict[str, str], cores: int) -> dict[str, Any]:
+    """ocrpipe on one long document against one ``ocrmypdf --jobs <cores>`` call with the same options."""
+    data = work / "single" / "data"
+    (data / "in").mkdir(parents=True)
+    source = work / "single" / "long.pdf"
+    count = long_document(corpus, pages, source)
+    baseline_out = work / "single" / "baseline.pdf"
+    argv = [sys.executable, "-m", "ocrmypdf", "--output-type", "auto", "--skip-text", "-l", env["OCR_LANG"],
+            "--jobs", str(cores), str(source), str(baseline_out)]
+    started = time.perf_counter()
+    baseline = subprocess.run(argv, env={**env, "OMP_THREAD_LIMIT": "1"}, stdin=subprocess.DEVNULL,
+                              capture_output=True, check=False)
+    baseline_wall = time.perf_counter() - started
+    (data / "in" / "long.pdf").write_bytes(source.read_bytes())
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "ocrpipe", "run", "--once", "--data", str(data)], env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    wall = time.perf_counter() - started
+    return {"pages": count, "ocrpipeWallSeconds": round(wall, 2), "ocrpipeExitCode": run.returncode,
+            "baselineWallSeconds": round(baseline_wall, 2), "baselineExitCode": baseline.returncode,
+            "baseline": f"ocrmypdf --jobs {cores}", "ratio": round(wall / baseline_wall, 3), "target": 1.10,
+            "ok": run.returncode == 0 and baseline.returncode == 0 and wall / baseline_wall <= 1.10}
+
+
+class _Idle(Executor):
+    """An executor that never runs anything: the tick is measured, not the stages."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return Future()
+
+
+def tick_with_history(finished: int, work: Path) -> dict[str, Any]:
+    """How long one tick takes with ``finished`` jobs in the history (index/jobs.jsonl)."""
+    from ocrpipe.config import load_settings
+    from ocrpipe.scheduler import Scheduler
+
+    data = work / "tick" / "data"
+    (data / "index").mkdir(parents=True)
+    (data / "in").mkdir()
+    with open(data / "index" / "jobs.jsonl", "w", encoding="utf-8") as index:
+        for n in range(finished):
+            index.write(json.dumps({"jobKey": f"{n:064x}__{'0' * 64}", "state": "DONE", "source": f"scan{n}.pdf",
+                                    "output": f"/out/scan{n}.pdf", "pages": 2}) + "\n")
+    settings = load_settings({"DATA_DIR": str(data), "STABLE_SECONDS": "0", "POLL_SECONDS": "0.05",
+                              "PATH": os.environ.get("PATH", "")})
+    scheduler = Scheduler(settings, profile={"bench": 1}, executor_factory=lambda workers: _Idle())
+    started = time.perf_counter()
+    scheduler.start()
+    start_seconds = time.perf_counter() - started
+    idle, admitting = [], []
+    for n in range(40):
+        if n % 2:  # every other tick takes in a new file and submits its PREP
+            (data / "in" / f"new{n}.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n" + str(n).encode())  # never run
+        began = time.perf_counter()
+        scheduler.tick(1000.0 + n)
+        (admitting if n % 2 else idle).append((time.perf_counter() - began) * 1000)
+    slowest = max(idle + admitting)
+    return {"finishedJobs": finished, "startSeconds": round(start_seconds, 3),
+            "idleTickMs": {"median": round(statistics.median(idle), 2), "max": round(max(idle), 2)},
+            "admittingTickMs": {"median": round(statistics.median(admitting), 2), "max": round(max(admitting), 2)},
+            "targetMs": 50, "ok": slowest <= 50}
+
+
+def drop_latency(work: Path, env: dict[str, str], drops: int = 6) -> dict[str, Any]:
+    """Seconds from a file appearing in in/ to its PREP starting, with the default POLL and STABLE."""
+    from ocrpipe.model import JobState
+
+    data = work / "latency" / "data"
+    (data / "in").mkdir(parents=True)
+    env = {**env, "POLL_SECONDS": "1", "STABLE_SECONDS": "2", "FAKE_OCR_DELAY": "4"}
+    proc = subprocess.Popen([sys.executable, "-m", "ocrpipe", "run", "--data", str(data)], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    delays = []
+    try:
+        deadline = time.monotonic() + 30
+        while not (data / "index" / "ocrpipe.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # the pools are warm by now
+        for n in range(drops):
+            staged = Path(tempfile.mkstemp(dir=data, suffix=".pdf")[1])
+            with pikepdf.new() as pdf:  # a valid one-page PDF: the job lives on while the fake OCR sleeps
+                pdf.add_blank_page()
+                pdf.docinfo["/Title"] = f"latency {n} {time.time()}"
+                pdf.save(staged)
+            dropped = time.time()
+            os.replace(staged, data / "in" / f"drop{n}.pdf")  # appears whole, at a known instant
+            delays.append(_prep_started(data, dropped, JobState.PREP_RUNNING.value) - dropped)
+            time.sleep(0.37 * (n + 1) % 1.0)  # land at different moments of the poll cycle
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    limit = float(env["POLL_SECONDS"]) + float(env["STABLE_SECONDS"]) + 0.5
+    return {"drops": drops, "secondsToPrep": {"mean": round(statistics.mean(delays), 2), "max": round(max(delays), 2)},
+            "limitSeconds": limit, "ok": max(delays) <= limit}
+
+
+def _prep_started(data: Path, after: float, running: str, timeout: float = 30.0) -> float:
+    """Wall time at which a job created after ``after`` recorded PREP_RUNNING."""
+    from datetime import datetime
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for state_file in (data / "work").glob("*/state.json"):
+            try:
+                record = json.loads(state_file.read_text())
+            except (OSError, ValueError):
+                continue
+            for entry in record["history"]:
+                at = datetime.fromisoformat(entry["at"]).timestamp()
+                if entry["state"] == running and at >= after:
+                    return at
+        time.sleep(0.02)
+    raise RuntimeError("no PREP started within 30 s of the drop")
