@@ -123,8 +123,9 @@ class Scheduler:
             self._take_in(staged)
 
     def warm_pools(self) -> None:
-        for pool in self.pools.values():
-            pool.warm()
+        """Start the PREP workers now, so the first file does not wait for one; OCR workers start when
+        needed, so their start-up (pikepdf, Pillow) does not compete with the first OCR for the cores."""
+        self.pools[Stage.PREP].warm()
 
     def close(self, *, wait: bool = True) -> None:
         for pool in self.pools.values():

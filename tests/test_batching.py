@@ -71,7 +71,8 @@ def test_small_documents_share_ocr_calls_and_split_back(data_dir: Path, tool_log
     (data_dir / "in").mkdir(parents=True)
     for n in range(10):
         (data_dir / "in" / f"d{n}.pdf").write_bytes(make_pdf(1 + n % 3, scenario=f"doc{n}"))
-    settings = make_settings(PREP_CONCURRENCY="4", OCR_CONCURRENCY="2", FAKE_OCR_DELAY="0.5")
+    settings = make_settings(PREP_CONCURRENCY="4", OCR_CONCURRENCY="2", FAKE_OCR_DELAY="0.5",
+                             OCR_BATCH_MAX_PAGES="10")
     drive(scheduler_for(settings))
     done = finished(data_dir)
     assert {e["state"] for e in done.values()} == {"DONE"} and len(done) == 10
@@ -89,7 +90,8 @@ def test_failed_batch_falls_back_to_one_call_per_document(data_dir: Path, tool_l
     for n in range(5):
         scenario = "exit-8" if n == 3 else f"doc{n}"
         (data_dir / "in" / f"d{n}.pdf").write_bytes(make_pdf(1, scenario=scenario))
-    settings = make_settings(PREP_CONCURRENCY="5", OCR_CONCURRENCY="1", FAKE_OCR_DELAY="0.3")
+    settings = make_settings(PREP_CONCURRENCY="5", OCR_CONCURRENCY="1", FAKE_OCR_DELAY="0.3",
+                             OCR_BATCH_MAX_PAGES="10")
     drive(scheduler_for(settings))
     done = finished(data_dir)
     assert {k: v["state"] for k, v in done.items()} == {

@@ -62,6 +62,7 @@ class PipelineMachine(RuleBasedStateMachine):
             "OCRMYPDF": fake_command("ocrmypdf"), "STABLE_SECONDS": "0", "POLL_SECONDS": "1",
             "RETRY_BACKOFF_SECONDS": "0", "OCR_CONCURRENCY": "2", "PREP_CONCURRENCY": "2",
             "OCR_TIMEOUT_SECONDS": "1", "OCR_TIMEOUT_PER_PAGE_SECONDS": "0", "MIN_FREE_MB": "0",
+            "OCR_BATCH_MAX_PAGES": "4",
         })
         self.drops: Counter[str] = Counter()  # bytes digest -> times dropped
         self.dropped: list[bytes] = []
