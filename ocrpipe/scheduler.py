@@ -16,7 +16,8 @@ from ocrpipe.config import Settings
 from ocrpipe.duplicates import hold_duplicate, held_keys
 from ocrpipe.fsutil import move_replacing, remove_tree, sha256_file
 from ocrpipe.heartbeat import heartbeat_path, is_heartbeat_stale, kill_recorded
-from ocrpipe.intake import Intake, StagedFile, stage, staged_leftovers, unstage
+from ocrpipe.intake import Intake, StagedFile, staged_leftovers, unstage
+from ocrpipe.intake import stage as stage_file
 from ocrpipe.jobindex import JobIndex
 from ocrpipe.logs import job_context
 from ocrpipe.metrics import load_metrics, set_gauge, update_metrics, write_metrics
@@ -28,7 +29,7 @@ from ocrpipe.batching import plan_ocr_units
 from ocrpipe.pools import ExecutorFactory, StagePool
 from ocrpipe.publish import drop_publish_temps, publish_done, publish_error
 from ocrpipe.stages.batch import run_ocr_batch
-from ocrpipe.outcome import StageOutcome, mark_done, mark_failed
+from ocrpipe.outcome import READY_STATES, StageOutcome, mark_done, mark_failed
 from ocrpipe.stages.common import FINAL_PDF
 from ocrpipe.stages.ocr import run_ocr
 from ocrpipe.stages.prep import run_prep
@@ -38,10 +39,6 @@ from ocrpipe.store import (
 
 log = logging.getLogger("ocrpipe.scheduler")
 
-READY_FOR = {
-    Stage.PREP: (JobState.DISCOVERED, JobState.PREP_RETRY),
-    Stage.OCR: (JobState.PREP_DONE, JobState.OCR_RETRY),
-}
 FAILED_STATES = frozenset({JobState.PREP_ERROR, JobState.PREP_TIMEOUT, JobState.OCR_ERROR, JobState.OCR_TIMEOUT})
 DISK_WARNING_EVERY = 60.0
 BATCH_PREFIX = ".batch-"
@@ -193,7 +190,7 @@ class Scheduler:
             room = 0
         # Polled even when full, so stability clocks keep running.
         for candidate in self.intake.poll(now, limit=room):
-            staged = stage(candidate, self.settings.in_dir)
+            staged = stage_file(candidate, self.settings.in_dir)
             if staged is None:
                 self.intake.block(candidate.path)
                 continue
@@ -249,7 +246,7 @@ class Scheduler:
         if free <= 0:
             return
         ready = sorted((j for j in self.jobs.values()
-                        if j.future is None and j.state in READY_FOR[stage] and j.not_before <= now),
+                        if j.future is None and j.state in READY_STATES[stage] and j.not_before <= now),
                        key=lambda j: j.seq)
         if stage is Stage.OCR:
             planned = plan_ocr_units(ready, free_slots=free, workers=self.pools[stage].workers,
