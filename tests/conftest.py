@@ -14,8 +14,10 @@ import pikepdf
 import pytest
 
 from ocrpipe.config import Settings, load_settings
+from ocrpipe.model import JobState
 from ocrpipe.pools import process_pool_factory
 from ocrpipe.scheduler import Scheduler
+from ocrpipe.store import new_state_record, transition, write_new_state
 
 FAKE_TOOL = Path(__file__).parent / "fakes" / "fake_tool.py"
 
@@ -125,3 +127,16 @@ def drive(scheduler: Scheduler, *, until: Callable[[], bool] | None = None, time
                                  f"{[(j.key[:8], j.state.value) for j in scheduler.jobs.values()]}")
         scheduler.wait(0.05)
         scheduler.tick(time.monotonic())
+
+
+def job_ready_for_ocr(work: Path, name: str, raw: bytes) -> Path:
+    """A job folder in PREP_DONE, as PREP leaves it: ``raw.pdf`` and the original in ``input/``."""
+    job_dir = work / f"{name}__profile"
+    write_new_state(job_dir, new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
+                                              source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=1))
+    for state in (JobState.PREP_SUBMITTED, JobState.PREP_RUNNING, JobState.PREP_DONE):
+        transition(job_dir, state, attempts={"PREP": 1, "OCR": 0})
+    (job_dir / "raw.pdf").write_bytes(raw)
+    (job_dir / "input").mkdir()
+    (job_dir / "input" / f"{name}.pdf").write_bytes(raw)
+    return job_dir

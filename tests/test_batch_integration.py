@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pikepdf
@@ -10,28 +9,16 @@ import pytest
 from pdfminer.high_level import extract_text
 from pikepdf.pdfa import validate_written
 
+from conftest import job_ready_for_ocr
 from ocrpipe.config import load_settings
-from ocrpipe.model import JobState
 from ocrpipe.stages.batch import run_ocr_batch
-from ocrpipe.store import new_state_record, read_state, transition, write_new_state
+from ocrpipe.store import read_state
 
 pytestmark = pytest.mark.integration
 
 MEMBERS = [("ocrmypdf/linn.pdf", 1, ["linnsequencer", "midi"]),
            ("pysample/minimal-document.pdf", 1, ["lorem", "ipsum"]),
            ("derived/paperless_multipage.pdf", 3, ["page 1", "page 3"])]
-
-
-def job_ready_for_ocr(work: Path, name: str, raw: Path) -> Path:
-    job_dir = work / f"{name}__profile"
-    write_new_state(job_dir, new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
-                                              source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=1))
-    for state in (JobState.PREP_SUBMITTED, JobState.PREP_RUNNING, JobState.PREP_DONE):
-        transition(job_dir, state, attempts={"PREP": 1, "OCR": 0})
-    shutil.copyfile(raw, job_dir / "raw.pdf")
-    (job_dir / "input").mkdir()
-    shutil.copyfile(raw, job_dir / "input" / f"{name}.pdf")
-    return job_dir
 
 
 def test_batch_output_is_split_into_valid_pdfa_with_each_documents_pages_text_and_title(
@@ -43,7 +30,7 @@ def test_batch_output_is_split_into_valid_pdfa_with_each_documents_pages_text_an
     sources = [titled, corpus / MEMBERS[1][0], corpus / MEMBERS[2][0]]
     settings = load_settings({"DATA_DIR": str(tmp_path / "data"), "OCR_LANG": "eng",
                               "PATH": "/usr/local/bin:/usr/bin:/bin"})
-    members = [(job_ready_for_ocr(settings.work_dir, f"doc{n}", src), pages, {"PREP": 1, "OCR": 1})
+    members = [(job_ready_for_ocr(settings.work_dir, f"doc{n}", src.read_bytes()), pages, {"PREP": 1, "OCR": 1})
                for n, (src, (_, pages, _)) in enumerate(zip(sources, MEMBERS))]
 
     outcomes = run_ocr_batch(settings, settings.work_dir / ".batch-test", members, jobs=2)

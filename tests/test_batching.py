@@ -9,9 +9,10 @@ from typing import Any, Callable
 
 import pikepdf
 
-from conftest import drive, make_pdf, read_calls
+from conftest import drive, job_ready_for_ocr, make_pdf, read_calls
 from ocrpipe.batching import plan_ocr_units
 from ocrpipe.config import Settings
+from ocrpipe.stages.batch import merge, split
 
 
 @dataclass
@@ -86,12 +87,10 @@ def test_small_documents_share_ocr_calls_and_split_back(data_dir: Path, tool_log
 def test_failed_batch_falls_back_to_one_call_per_document(data_dir: Path, tool_log: Path,
                                                            make_settings: Callable[..., Settings],
                                                            scheduler_for: Callable[..., Any]) -> None:
-    (data_dir / "in").mkdir(parents=True)
+    # Five documents ready together (as a restart finds them): one batch, which d3 makes fail.
+    settings = make_settings(OCR_CONCURRENCY="1", FAKE_OCR_DELAY="0.3", OCR_BATCH_MAX_PAGES="10")
     for n in range(5):
-        scenario = "exit-8" if n == 3 else f"doc{n}"
-        (data_dir / "in" / f"d{n}.pdf").write_bytes(make_pdf(1, scenario=scenario))
-    settings = make_settings(PREP_CONCURRENCY="5", OCR_CONCURRENCY="1", FAKE_OCR_DELAY="0.3",
-                             OCR_BATCH_MAX_PAGES="10")
+        job_ready_for_ocr(settings.work_dir, f"d{n}", make_pdf(1, scenario="exit-8" if n == 3 else f"doc{n}"))
     drive(scheduler_for(settings))
     done = finished(data_dir)
     assert {k: v["state"] for k, v in done.items()} == {
@@ -100,3 +99,34 @@ def test_failed_batch_falls_back_to_one_call_per_document(data_dir: Path, tool_l
     assert error["reason"] == "the PDF is encrypted; it needs a password to open"
     assert error["attempts"]["OCR"] == 2  # the batch's attempt, then its own
     assert sorted(p.name for p in (data_dir / "out").iterdir()) == ["d0.pdf", "d1.pdf", "d2.pdf", "d4.pdf"]
+    calls = [c for c in read_calls(tool_log) if c["tool"] == "ocrmypdf" and c["event"] == "start"]
+    assert len(calls) == 6  # the batch, then one call per document
+
+
+def test_split_keeps_each_documents_info_even_when_stored_as_indirect_objects(tmp_path: Path) -> None:
+    # Real scans (c02-22.pdf) keep /Title, /CreationDate… as indirect objects: copying them needs
+    # copy_foreign, or the whole batch fails and every member is OCRed again alone.
+    members = []
+    for n, pages in enumerate((2, 1)):
+        job_dir = tmp_path / f"job{n}"
+        job_dir.mkdir()
+        with pikepdf.new() as pdf:
+            for p in range(pages):
+                pdf.add_blank_page(page_size=(100, 100))
+                pdf.pages[p].Contents = pdf.make_stream(f"% doc {n} page {p}".encode())
+            title = pikepdf.String(f"Document {n}")
+            pdf.docinfo["/Title"] = pdf.make_indirect(title) if n == 0 else title
+            pdf.docinfo["/Author"] = pdf.make_indirect(pikepdf.String("Scanner"))
+            pdf.save(job_dir / "raw.pdf")
+        members.append((job_dir, pages))
+    merged = tmp_path / "batch.pdf"
+    assert merge(members, merged) == 3
+
+    split(merged, members, None)
+
+    for n, (job_dir, pages) in enumerate(members):
+        with pikepdf.open(job_dir / "final.pdf") as pdf:
+            assert len(pdf.pages) == pages
+            assert str(pdf.docinfo["/Title"]) == f"Document {n}" and str(pdf.docinfo["/Author"]) == "Scanner"
+            assert [page.Contents.read_bytes() for page in pdf.pages] == [
+                f"% doc {n} page {p}".encode() for p in range(pages)]

@@ -121,7 +121,8 @@ def _write_part(batch: pikepdf.Pdf, pages: range, raw: Path, out: Path, flavour:
         part.pages.extend(batch.pages[pages.start:pages.stop])
         for key in _DOCINFO_KEYS:
             if key in original.docinfo:
-                part.docinfo[key] = original.docinfo[key]  # direct strings: copied by value
+                value = original.docinfo[key]  # often an indirect object of the original's
+                part.docinfo[key] = part.copy_foreign(value) if value.is_indirect else value
         if flavour is None:
             part.save(out)
             return
