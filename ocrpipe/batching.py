@@ -1,8 +1,17 @@
-"""Which ready documents share one ocrmypdf call: pure planning, no I/O.
+"""How ready documents are given to ocrmypdf: which share one call, and how many page workers
+(``--jobs``) each call gets. Pure planning, no I/O.
 
 Each ocrmypdf call costs about 1 s of CPU before any OCR, so small documents that are ready
-together are OCRed together. A batch never waits to fill up, is capped in pages, and batches are
-sized so that the free OCR workers get about the same work (no long tail on one core).
+together are OCRed together. A batch never waits to fill up, is capped in pages, and the waiting
+pages are shared evenly between the free OCR slots.
+
+Page workers: a call's ``--jobs`` processes only work in its page phase; its start-up, text-layer
+graft and PDF/A steps run on one core. So the calls together get about twice as many page workers
+as there are cores (at least one each, all the cores for a call that starts alone): overlapping
+calls fill each other's serial phases, and the call still running at the end of a burst does not
+leave a core idle. Tesseract stays single-threaded (``OMP_THREAD_LIMIT=1``), so the kernel simply
+shares the cores between them. Measured on 2 cores, 21 files, two calls at a time: 46.6 s with
+``--jobs 2`` each, 49.7 s with ``--jobs 1``.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ class PlannedUnit:
     batchable: bool = True
 
 
-def plan_ocr_units(ready: Sequence[Plannable], *, free_slots: int, workers: int, max_batch_pages: int) -> list[list]:
+def plan_ocr_units(ready: Sequence[Plannable], *, free_slots: int, max_batch_pages: int) -> list[list]:
     """Group ``ready`` (oldest first) into at most ``free_slots`` units; a unit of several is a batch."""
     if free_slots <= 0:
         return []
@@ -36,7 +45,7 @@ def plan_ocr_units(ready: Sequence[Plannable], *, free_slots: int, workers: int,
         return not job.solo and (job.pages or 1) <= max_batch_pages and max_batch_pages > 1
 
     waiting_pages = sum(job.pages or 1 for job in ready if batchable(job))
-    target = max(1, min(max_batch_pages, math.ceil(waiting_pages / max(1, workers))))
+    target = max(1, min(max_batch_pages, math.ceil(waiting_pages / free_slots)))
     units: list[PlannedUnit] = []
     for job in ready:
         pages = job.pages or 1
@@ -49,3 +58,10 @@ def plan_ocr_units(ready: Sequence[Plannable], *, free_slots: int, workers: int,
         if len(units) < free_slots:
             units.append(PlannedUnit([job], pages, batchable(job)))
     return [unit.jobs for unit in units]
+
+
+def page_workers(cores: int, slots: int, running: int) -> int:
+    """``--jobs`` for an OCR call that starts while ``running`` calls (itself included) will run."""
+    share_of_budget = math.ceil(2 * cores / max(1, slots))  # all slots busy: about 2 x cores in total
+    alone = cores // max(1, running)  # fewer calls than slots: the free cores go to these
+    return max(1, min(cores, max(share_of_budget, alone)))

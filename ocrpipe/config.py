@@ -18,8 +18,11 @@ from ocrpipe.tools.locate import default_command
 
 T = TypeVar("T")
 
-# One ocrmypdf run took 107–159 MB here; big pages take more, so plan for this much per run.
+# One ocrmypdf run took 107–195 MB here, and each page worker it adds about 70 MB more (Tesseract:
+# 60 MB on these scans); big pages take more, so plan for this much.
 MB_PER_OCR_RUN = 512
+MB_PER_PAGE_WORKER = 128
+DEFAULT_BATCH_MAX_PAGES = 20
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -59,7 +62,7 @@ class Settings:
     min_free_mb: int = 500
     ocr_temp_mb_per_page: int = 100
     shutdown_grace_seconds: float = 30.0
-    ocr_batch_max_pages: int = 1
+    ocr_batch_max_pages: int = DEFAULT_BATCH_MAX_PAGES
     cpu_count: int = 1
     # The environment the tools start from (PATH, locale…), captured once here.
     tool_env: tuple[tuple[str, str], ...] = ()
@@ -85,9 +88,10 @@ class Settings:
 
 
 def default_ocr_concurrency(cpu_count: int, available_bytes: int) -> int:
-    """One OCR run per core, but never more than free memory holds."""
-    by_memory = available_bytes // (MB_PER_OCR_RUN * 1024 * 1024)
-    return max(1, min(cpu_count, by_memory))
+    """One OCR run per core, but never more than free memory holds, with the page workers the runs
+    share between them (about two per core: see batching.page_workers)."""
+    free_mb = available_bytes // (1024 * 1024) - 2 * cpu_count * MB_PER_PAGE_WORKER
+    return max(1, min(cpu_count, free_mb // MB_PER_OCR_RUN))
 
 
 class _Reader:
@@ -223,7 +227,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         ocr_temp_mb_per_page=int(read.number("OCR_TEMP_MB_PER_PAGE", 100, minimum=0, integer=True)),
         shutdown_grace_seconds=read.number("SHUTDOWN_GRACE_SECONDS", 30.0, minimum=0),
         # Off by default: on the corpus, batches were slower than one call per file (see README, Speed).
-        ocr_batch_max_pages=int(read.number("OCR_BATCH_MAX_PAGES", 1, minimum=1, integer=True)),
+        ocr_batch_max_pages=int(read.number("OCR_BATCH_MAX_PAGES", DEFAULT_BATCH_MAX_PAGES, minimum=1, integer=True)),
         cpu_count=cpu_count,
         tool_env=tuple(sorted(environ.items())),
     )

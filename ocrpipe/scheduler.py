@@ -25,7 +25,7 @@ from ocrpipe.model import (
     RUNNING_STATES, SUBMITTED_STATES, JobState, Stage, failure_state, make_job_key, retry_delay, retry_state,
     stage_of, submitted_state,
 )
-from ocrpipe.batching import plan_ocr_units
+from ocrpipe.batching import page_workers, plan_ocr_units
 from ocrpipe.pools import ExecutorFactory, StagePool
 from ocrpipe.publish import drop_publish_temps, publish_done, publish_error
 from ocrpipe.stages.batch import run_ocr_batch
@@ -249,8 +249,7 @@ class Scheduler:
                         if j.future is None and j.state in READY_STATES[stage] and j.not_before <= now),
                        key=lambda j: j.seq)
         if stage is Stage.OCR:
-            planned = plan_ocr_units(ready, free_slots=free, workers=self.pools[stage].workers,
-                                     max_batch_pages=self.settings.ocr_batch_max_pages)
+            planned = plan_ocr_units(ready, free_slots=free, max_batch_pages=self.settings.ocr_batch_max_pages)
         else:
             planned = [[job] for job in ready[:free]]
         for jobs in planned:
@@ -268,8 +267,7 @@ class Scheduler:
             job.state = submitted_state(stage)
             job.submitted_at = now
             heartbeat_path(job.dir, stage).unlink(missing_ok=True)  # a previous attempt's is not this one's
-        # Fewer OCR stages than cores: give each ocrmypdf more page-parallel jobs.
-        jobs = max(1, self.settings.cpu_count // max(1, running_together))
+        jobs = page_workers(self.settings.cpu_count, self.pools[Stage.OCR].workers, running_together)
         pool = self.pools[stage]
         first = unit.jobs[0]
         if stage is Stage.PREP:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import pikepdf
 
 from conftest import drive, job_ready_for_ocr, make_pdf, read_calls
-from ocrpipe.batching import plan_ocr_units
+from ocrpipe.batching import page_workers, plan_ocr_units
 from ocrpipe.config import Settings
 from ocrpipe.stages.batch import merge, split
 
@@ -27,33 +27,41 @@ def names(units: list[list[Doc]]) -> list[list[str]]:
 
 
 def test_lone_document_is_not_batched() -> None:
-    assert names(plan_ocr_units([Doc("a", 1)], free_slots=2, workers=2, max_batch_pages=10)) == [["a"]]
+    assert names(plan_ocr_units([Doc("a", 1)], free_slots=2, max_batch_pages=10)) == [["a"]]
 
 
-def test_waiting_pages_are_shared_evenly_between_workers() -> None:
+def test_waiting_pages_are_shared_evenly_between_free_slots() -> None:
     docs = [Doc(str(n), 1) for n in range(8)]
-    units = plan_ocr_units(docs, free_slots=2, workers=2, max_batch_pages=10)
-    assert names(units) == [["0", "1", "2", "3"], ["4", "5", "6", "7"]]
+    assert names(plan_ocr_units(docs, free_slots=2, max_batch_pages=10)) == [["0", "1", "2", "3"], ["4", "5", "6", "7"]]
+    # One free slot (the other busy): it takes what is waiting, up to the cap; no core idles, as
+    # every call gets page workers for all the cores when it runs alone.
+    assert names(plan_ocr_units(docs, free_slots=1, max_batch_pages=10)) == [[str(n) for n in range(8)]]
+    assert names(plan_ocr_units(docs, free_slots=1, max_batch_pages=5)) == [["0", "1", "2", "3", "4"]]
 
 
 def test_batches_are_capped_and_slots_respected() -> None:
     docs = [Doc(str(n), 3) for n in range(10)]
-    units = plan_ocr_units(docs, free_slots=2, workers=2, max_batch_pages=6)
+    units = plan_ocr_units(docs, free_slots=2, max_batch_pages=6)
     assert names(units) == [["0", "1"], ["2", "3"]]
-    assert plan_ocr_units(docs, free_slots=0, workers=2, max_batch_pages=6) == []
+    assert plan_ocr_units(docs, free_slots=0, max_batch_pages=6) == []
 
 
 def test_big_and_solo_documents_run_alone_in_order() -> None:
-    docs = [Doc("big", 40), Doc("a", 1), Doc("solo", 1, solo=True), Doc("b", 2)]
-    units = plan_ocr_units(docs, free_slots=3, workers=1, max_batch_pages=10)
-    assert names(units) == [["big"], ["a", "b"], ["solo"]]
-    # With two workers the 3 batchable pages are meant for two units: b waits for a free slot.
-    assert names(plan_ocr_units(docs, free_slots=3, workers=2, max_batch_pages=10)) == [["big"], ["a"], ["solo"]]
+    docs = [Doc("big", 40), Doc("a", 1), Doc("solo", 1, solo=True), Doc("b", 2), Doc("c", 1)]
+    # 4 batchable pages over 3 free slots: units of at most 2 pages; b waits for the next free slot.
+    assert names(plan_ocr_units(docs, free_slots=3, max_batch_pages=10)) == [["big"], ["a", "c"], ["solo"]]
+    assert names(plan_ocr_units(docs, free_slots=1, max_batch_pages=10)) == [["big"]]
+
+
+def test_page_workers_use_every_core_alone_and_about_twice_the_cores_together() -> None:
+    assert page_workers(2, 2, 2) == 2 and page_workers(2, 2, 1) == 2 and page_workers(2, 1, 1) == 2
+    assert page_workers(8, 8, 8) == 2 and page_workers(8, 8, 1) == 8 and page_workers(8, 8, 3) == 2
+    assert page_workers(8, 2, 2) == 8 and page_workers(1, 4, 4) == 1 and page_workers(4, 3, 3) == 3
 
 
 def test_batching_off_with_one_page_cap() -> None:
     docs = [Doc(str(n), 1) for n in range(3)]
-    assert names(plan_ocr_units(docs, free_slots=2, workers=2, max_batch_pages=1)) == [["0"], ["1"]]
+    assert names(plan_ocr_units(docs, free_slots=2, max_batch_pages=1)) == [["0"], ["1"]]
 
 
 def finished(data_dir: Path) -> dict[str, dict[str, Any]]:

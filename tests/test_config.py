@@ -61,7 +61,8 @@ def test_tool_command_with_spaces_in_a_path(tmp_path: Path) -> None:
 
 def test_ocr_concurrency_is_bounded_by_memory() -> None:
     assert default_ocr_concurrency(8, 64 * 2**30) == 8
-    assert default_ocr_concurrency(8, 1 * 2**30) == 2
+    assert default_ocr_concurrency(8, 4 * 2**30) == 4  # 2 GiB for 16 page workers, 512 MiB a run
+    assert default_ocr_concurrency(8, 1 * 2**30) == 1
     assert default_ocr_concurrency(4, 100 * 2**20) == 1
 
 
