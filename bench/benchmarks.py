@@ -14,6 +14,7 @@ Usage::
 
     python bench/benchmarks.py --smoke --out /tmp/smoke.json       # CI: 3 small files, < 1 min
     python bench/benchmarks.py --files 21 --ocr-concurrency 1,2     # real scans from the corpus
+    python bench/benchmarks.py --rounds 3                           # the same 3 times, median ratios
     python bench/benchmarks.py --fake-tools --files 1000            # the pipeline's own overhead
 
 Exit code: 0 when every ocrpipe run exited 0 and finished every job; 1 otherwise; 2 bad usage.
@@ -77,6 +78,8 @@ NOTES = {
               "baseline CPU seconds / cores)",
 }
 PDF_MAGIC, PNG_MAGIC = b"%PDF-", b"\x89PNG\r\n\x1a\n"
+MIXED_WORKLOAD_TARGET = 0.90  # ocrpipe's wall time / the best baseline's, on the mixed workload…
+MIXED_WORKLOAD_MIN_FILES = 20  # …of at least this many files
 
 
 class BenchError(Exception):
@@ -541,8 +544,8 @@ def by_kind(done: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def benchmark_run(inputs: Sequence[InputFile], work: Path, prep: int, ocr: int,
-                  args: argparse.Namespace) -> dict[str, Any]:
-    run_dir = work / "runs" / f"prep{prep}-ocr{ocr}"
+                  args: argparse.Namespace, round_no: int = 0) -> dict[str, Any]:
+    run_dir = work / "runs" / f"round{round_no}-prep{prep}-ocr{ocr}"
     in_dir = run_dir / "data" / "in"
     in_dir.mkdir(parents=True)
     for item in inputs:  # all inputs in place before ocrpipe starts
@@ -554,7 +557,8 @@ def benchmark_run(inputs: Sequence[InputFile], work: Path, prep: int, ocr: int,
     cpu = measured["cpuSeconds"]
     figures["ocrSlotUtilisation"] = slot_use(figures, ocr)
     wall = measured["wallSeconds"]
-    result = {"prepConcurrency": prep, "ocrConcurrency": ocr, "loadAverageBefore": load, **measured, **figures,
+    result = {"round": round_no, "prepConcurrency": prep, "ocrConcurrency": ocr, "loadAverageBefore": load,
+              **measured, **figures,
               "cpuUtilisation": round(cpu / (wall * cores()), 3) if wall else None}
     result["ok"] = run_ok(result)
     if not result["ok"]:
@@ -702,13 +706,13 @@ def tree_without_root(sampler: TreeSampler) -> dict[str, Any]:
     return tree
 
 
-def run_baselines(inputs: Sequence[InputFile], work: Path) -> dict[str, Any]:
-    pdfs, skipped = prepare_baseline_pdfs(inputs, work / "baseline" / "raw")
+def run_baselines(pdfs: Sequence[tuple[Path, int]], skipped: Sequence[dict[str, str]], work: Path) -> dict[str, Any]:
+    """Both baselines on PDFs built once by ``prepare_baseline_pdfs``; ``work`` is this round's folder."""
     n = cores()
-    sequential = baseline("sequential", pdfs, work / "baseline" / "out-sequential", jobs=n, parallel=1)
-    parallel = baseline("file-parallel", pdfs, work / "baseline" / "out-parallel", jobs=1, parallel=n)
+    sequential = baseline("sequential", pdfs, work / "out-sequential", jobs=n, parallel=1)
+    parallel = baseline("file-parallel", pdfs, work / "out-parallel", jobs=1, parallel=n)
     best = min((sequential, parallel), key=lambda b: b["wallSeconds"])
-    return {"prepared": len(pdfs), "skipped": skipped, "sequential": sequential, "fileParallel": parallel,
+    return {"prepared": len(pdfs), "skipped": list(skipped), "sequential": sequential, "fileParallel": parallel,
             "best": best["name"], "bestWallSeconds": best["wallSeconds"],
             "physicalLimitSeconds": round(parallel["cpuSeconds"] / n, 3),
             "note": "ocrmypdf only: the PDFs were built beforehand (untimed) with ocrpipe's assembly code"}
@@ -723,6 +727,37 @@ def add_ratios(run: dict[str, Any], baselines: dict[str, Any] | None) -> None:
         "vsBestBaseline": round(wall / baselines["bestWallSeconds"], 3) if baselines["bestWallSeconds"] else None,
         "vsPhysicalLimit": round(wall / limit, 3) if limit else None,
     }
+
+
+def mixed_workload_verdict(ratios: Sequence[float], files: int) -> dict[str, Any]:
+    """The target holds for a mixed workload of 20 files or more; a smaller run is not judged."""
+    if files < MIXED_WORKLOAD_MIN_FILES or not ratios:
+        return {"target": None, "targetMet": None}
+    return {"target": MIXED_WORKLOAD_TARGET, "targetMet": statistics.median(ratios) <= MIXED_WORKLOAD_TARGET}
+
+
+def round_summary(rounds: Sequence[dict[str, Any]], files: int) -> list[dict[str, Any]]:
+    """Per PREP x OCR combination: the median over the rounds of its wall time and of its ratios.
+
+    Each ratio compares runs of the same round, which ran back to back: the speed of a shared machine
+    drifts by tens of percent over minutes, so a ratio within a round is what can be trusted, and the
+    median over rounds drops the round a noisy neighbour spoiled."""
+    combos: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for rnd in rounds:
+        for run in rnd["runs"]:
+            combos.setdefault((run["prepConcurrency"], run["ocrConcurrency"]), []).append(run)
+    summary_rows = []
+    for (prep, ocr), runs in combos.items():
+        best = [r["ratios"]["vsBestBaseline"] for r in runs if r["ratios"] and r["ratios"]["vsBestBaseline"]]
+        limit = [r["ratios"]["vsPhysicalLimit"] for r in runs if r["ratios"] and r["ratios"]["vsPhysicalLimit"]]
+        summary_rows.append({
+            "prepConcurrency": prep, "ocrConcurrency": ocr, "rounds": len(runs),
+            "medianWallSeconds": round(statistics.median(r["wallSeconds"] for r in runs), 2),
+            "vsBestBaseline": {"median": round(statistics.median(best), 3), "perRound": best} if best else None,
+            "vsPhysicalLimit": {"median": round(statistics.median(limit), 3), "perRound": limit} if limit else None,
+            **mixed_workload_verdict(best, files),
+        })
+    return summary_rows
 
 
 # ----- machine, tools, report -------------------------------------------------------------------------
@@ -762,22 +797,36 @@ def print_table(report: dict[str, Any]) -> None:
     header = (f"{'run':<14}{'exit':>5}{'done/err':>10}{'pages':>7}{'wall s':>9}{'span s':>8}{'pg/min':>8}{'prep':>7}"
               f"{'ocr':>7}{'ocr95':>7}{'cpu%':>6}{'schedMB':>8}{'treeMB':>8}{'xbest':>7}{'xlimit':>7}")
     print(header)
-    for r in report["runs"]:
-        ratios = r["ratios"] or {}
-        print(f"{'P%d/O%d' % (r['prepConcurrency'], r['ocrConcurrency']):<14}{r['exitCode']:>5}"
-              f"{'%d/%d' % (r['jobs']['done'], r['jobs']['error']):>10}{r['pages']:>7}{r['wallSeconds']:>9.1f}"
-              f"{fmt(r['jobSpanSeconds']):>8}{fmt(r['pagesPerMinute']):>8}{fmt(r['prepSeconds']['mean'], '.2f'):>7}"
-              f"{fmt(r['ocrSeconds']['mean'], '.2f'):>7}{fmt(r['ocrSeconds']['p95'], '.2f'):>7}"
-              f"{fmt(100 * r['cpuUtilisation'] if r['cpuUtilisation'] is not None else None, '.0f'):>6}"
-              f"{r['tree']['schedulerPeakRssMB']:>8.0f}{r['tree']['treePeakRssMB']:>8.0f}"
-              f"{fmt(ratios.get('vsBestBaseline'), '.2f'):>7}{fmt(ratios.get('vsPhysicalLimit'), '.2f'):>7}")
-    base = report.get("baselines")
-    if base:
-        for b in (base["sequential"], base["fileParallel"]):
-            print(f"{b['name']:<14}{'':>5}{'%d/%d' % (b['files'] - b['failed'], b['failed']):>10}{b['pages']:>7}"
-                  f"{b['wallSeconds']:>9.1f}{'':>8}{fmt(b['pagesPerMinute']):>8}{'':>21}"
-                  f"{100 * b['cpuUtilisation']:>6.0f}")
-        print(f"physical limit (file-parallel CPU s / {cores()} cores): {base['physicalLimitSeconds']:.1f} s")
+    several = len(report["rounds"]) > 1
+    for rnd in report["rounds"]:
+        prefix = f"r{rnd['round']} " if several else ""
+        for r in rnd["runs"]:
+            ratios = r["ratios"] or {}
+            name = prefix + "P%d/O%d" % (r["prepConcurrency"], r["ocrConcurrency"])
+            print(f"{name:<14}{r['exitCode']:>5}"
+                  f"{'%d/%d' % (r['jobs']['done'], r['jobs']['error']):>10}{r['pages']:>7}{r['wallSeconds']:>9.1f}"
+                  f"{fmt(r['jobSpanSeconds']):>8}{fmt(r['pagesPerMinute']):>8}{fmt(r['prepSeconds']['mean'], '.2f'):>7}"
+                  f"{fmt(r['ocrSeconds']['mean'], '.2f'):>7}{fmt(r['ocrSeconds']['p95'], '.2f'):>7}"
+                  f"{fmt(100 * r['cpuUtilisation'] if r['cpuUtilisation'] is not None else None, '.0f'):>6}"
+                  f"{r['tree']['schedulerPeakRssMB']:>8.0f}{r['tree']['treePeakRssMB']:>8.0f}"
+                  f"{fmt(ratios.get('vsBestBaseline'), '.2f'):>7}{fmt(ratios.get('vsPhysicalLimit'), '.2f'):>7}")
+        base = rnd.get("baselines")
+        if base:
+            for b in (base["sequential"], base["fileParallel"]):
+                print(f"{prefix + b['name']:<14}{'':>5}{'%d/%d' % (b['files'] - b['failed'], b['failed']):>10}"
+                      f"{b['pages']:>7}{b['wallSeconds']:>9.1f}{'':>8}{fmt(b['pagesPerMinute']):>8}{'':>21}"
+                      f"{100 * b['cpuUtilisation']:>6.0f}")
+            print(f"{prefix}physical limit (file-parallel CPU s / {cores()} cores): "
+                  f"{base['physicalLimitSeconds']:.1f} s")
+    for row in report["summary"]:
+        best, limit = row["vsBestBaseline"], row["vsPhysicalLimit"]
+        if best is None:
+            continue
+        verdict = ("no target under %d files" % MIXED_WORKLOAD_MIN_FILES if row["target"] is None else
+                   f"target <= {row['target']:.2f}: {'met' if row['targetMet'] else 'NOT met'}")
+        print(f"P{row['prepConcurrency']}/O{row['ocrConcurrency']}: median over {row['rounds']} round(s): "
+              f"wall {row['medianWallSeconds']:.1f} s, x best baseline {best['median']:.2f} ({verdict}), "
+              f"x physical limit {limit['median'] if limit else float('nan'):.2f}")
 
 
 # ----- command line ---------------------------------------------------------------------------------
@@ -808,6 +857,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fake-7z-seconds", type=float, default=0.0, help="fake 7z duration (default 0)")
     parser.add_argument("--smoke", action="store_true", help="3 small real files, one combination: CI check")
     parser.add_argument("--no-baselines", action="store_true", help="skip the plain-ocrmypdf baselines")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat everything N times, baselines and ocrpipe back to back, and report the "
+                             "median ratios: a shared machine's speed drifts (default 1)")
     parser.add_argument("--keep", type=Path, help="keep the work folder here (must be empty or new)")
     targets = parser.add_argument_group("single measurements (run instead of the sweep)")
     targets.add_argument("--single-doc", type=int, metavar="PAGES",
@@ -824,6 +876,10 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         args.files = 3 if args.smoke else 1000 if args.fake_tools else 21
     if args.files < 1:
         raise BenchError("--files must be at least 1")
+    if args.rounds < 1:
+        raise BenchError("--rounds must be at least 1")
+    if args.smoke:
+        args.rounds = 1
     args.prep_concurrency = args.prep_concurrency or [1]
     args.ocr_concurrency = args.ocr_concurrency or [cores()]
     if args.smoke:
@@ -877,6 +933,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
             "prepConcurrency": args.prep_concurrency, "ocrConcurrency": args.ocr_concurrency,
             "fakeTools": args.fake_tools, "fakeOcrSeconds": args.fake_ocr_seconds,
             "fake7zSeconds": args.fake_7z_seconds, "smoke": args.smoke, "baselines": args.baselines,
+            "rounds": args.rounds,
             "ocrLang": LANG, "stableSeconds": 0, "pollSeconds": 0.2, "sampleSeconds": SAMPLE_SECONDS}
 
 
@@ -888,7 +945,8 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.single_doc:
         env = ocrpipe_env(1, cores(), argparse.Namespace(fake_tools=False))
         env.update(STABLE_SECONDS="0", POLL_SECONDS="0.2")
-        report["singleDocument"] = single_document(corpus_dir(), args.single_doc, work, env, cores())
+        report["singleDocument"] = single_document(corpus_dir(), args.single_doc, work, env, cores(),
+                                                   rounds=args.rounds)
     if args.tick_history:
         report["tick"] = tick_with_history(args.tick_history, work)
     if args.latency:
@@ -907,13 +965,22 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"benchmark": "ocrpipe", "startedAt": started.isoformat(timespec="seconds"),
                               "machine": machine_info(), "tools": tool_versions(env), "settings": settings_of(args),
                               "inputs": input_summary(inputs)}
-    report["baselines"] = run_baselines(inputs, work) if args.baselines else None
-    report["runs"] = []
-    for prep, ocr in itertools.product(args.prep_concurrency, args.ocr_concurrency):
-        run = benchmark_run(inputs, work, prep, ocr, args)
-        add_ratios(run, report["baselines"])
-        report["runs"].append(run)
-    report["ok"] = all(r["ok"] for r in report["runs"])
+    pdfs, skipped = prepare_baseline_pdfs(inputs, work / "baseline" / "raw") if args.baselines else ([], [])
+    report["rounds"] = []
+    for round_no in range(args.rounds):
+        # Alternate which goes first, so a drift of the machine's speed does not always favour one side.
+        baselines_first = round_no % 2 == 0
+        round_dir = work / "baseline" / f"round{round_no}"
+        baselines = run_baselines(pdfs, skipped, round_dir) if args.baselines and baselines_first else None
+        runs = [benchmark_run(inputs, work, prep, ocr, args, round_no)
+                for prep, ocr in itertools.product(args.prep_concurrency, args.ocr_concurrency)]
+        if args.baselines and not baselines_first:
+            baselines = run_baselines(pdfs, skipped, round_dir)
+        for run in runs:
+            add_ratios(run, baselines)
+        report["rounds"].append({"round": round_no, "baselines": baselines, "runs": runs})
+    report["summary"] = round_summary(report["rounds"], len(inputs))
+    report["ok"] = all(r["ok"] for rnd in report["rounds"] for r in rnd["runs"])
     report["notes"] = NOTES
     report["finishedAt"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return report
@@ -940,12 +1007,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if "runs" not in report:
+    if "rounds" not in report:
         print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
         print(f"report: {args.out}")
         return 0 if report["ok"] else 1
     print_table(report)
-    for run in report["runs"]:
+    for run in (r for rnd in report["rounds"] for r in rnd["runs"]):
         if not run["ok"]:
             print(f"bench: run P{run['prepConcurrency']}/O{run['ocrConcurrency']} failed: exit {run['exitCode']}, "
                   f"jobs {run['jobs']}\n{run.get('logTail', '')}", file=sys.stderr)
