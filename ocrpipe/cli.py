@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import traceback
@@ -78,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ocrpipe: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # The reader of our output left early (`ocrpipe status | head`): nothing is wrong, nothing to say.
+        # stdout now points nowhere, so that flushing it at exit raises nothing either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitCode.OK)
     except Exception as exc:  # noqa: BLE001 — a bug: one clear line for the user, the details in a file
         # The temp folder: a scheduled task's current folder (System32) is not writable.
         crash = Path(tempfile.gettempdir()) / "ocrpipe-crash.log"

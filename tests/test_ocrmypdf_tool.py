@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from ocrpipe.errors import PermanentError, TransientError
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
-from ocrpipe.tools.run import ToolResult
+from ocrpipe.toolcheck import own_ocrmypdf_version
+from ocrpipe.tools.run import ToolResult, probe_version
 
 
 def test_argv_defaults_first_so_operator_args_win() -> None:
@@ -53,3 +55,10 @@ def test_operator_mode_replaces_skip_text(mode: list[str]) -> None:
     argv = build_argv(["ocrmypdf"], Path("in.pdf"), Path("out.pdf"), lang="eng", jobs=1, extra_args=mode)
     assert "--skip-text" not in argv and argv[-2 - len(mode):-2] == mode
     assert argv[1:3] == ["--output-type", "auto"]
+
+
+def test_own_ocrmypdf_version_is_the_one_its_command_reports() -> None:
+    """Read from package metadata at start-up instead of running ocrmypdf: it must be the same string,
+    or every job key (it holds the tool versions) would change and duplicates would go unnoticed."""
+    assert own_ocrmypdf_version() == probe_version((sys.executable, "-m", "ocrmypdf"))
+    assert own_ocrmypdf_version() is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -214,3 +215,16 @@ def test_cli_missing_tool_exits_3(data_dir: Path, fake_env: dict[str, str]) -> N
     assert doctor.returncode == 3
     assert "MISSING  7z" in doctor.stdout and "apt-get install -y p7zip-full" in doctor.stdout
     assert "winget install --id 7zip.7zip" in doctor.stdout
+
+
+def test_cli_output_whose_reader_left_is_no_error(data_dir: Path, fake_env: dict[str, str]) -> None:
+    """`ocrpipe doctor | head -1`: the reader is gone before ocrpipe writes; no internal error is reported."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    try:
+        result = subprocess.run([sys.executable, "-m", "ocrpipe", "doctor"], env=fake_env, stdin=subprocess.DEVNULL,
+                                stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0, result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
