@@ -61,7 +61,9 @@ def add_attempt(record: dict[str, Any], outcome: StageOutcome) -> None:
 def mark_prepared(record: dict[str, Any], outcome: StageOutcome) -> None:
     add_attempt(record, outcome)
     apply_transition(record, JobState.PREP_DONE)
-    record.update(pages=outcome.fields["pages"], kind=outcome.fields["kind"])
+    # soloReason: what an OCR batch would drop of the document (its bookmarks, say), so it is OCRed alone.
+    record.update(pages=outcome.fields["pages"], kind=outcome.fields["kind"],
+                  soloReason=outcome.fields.get("soloReason"))
 
 
 def mark_done(record: dict[str, Any], outcome: StageOutcome) -> None:

@@ -63,7 +63,7 @@ class Job:
     submitted_at: float = 0.0
     not_before: float = 0.0
     free_attempts: int = 0  # attempts that failed for reasons not the file's: a full disk, a batch
-    solo: bool = False  # never batched again (its batch failed)
+    solo: bool = False  # never batched: its batch failed, or a batch would drop part of it (bookmarks…)
     seq: int = 0
 
     @property
@@ -327,7 +327,10 @@ class Scheduler:
         if outcome.stage is Stage.PREP:
             job.pages = int(outcome.fields["pages"])
             job.state = JobState.PREP_DONE
-            log.info("prepared %d page(s) in %.1fs", job.pages, outcome.seconds, extra=ctx)
+            solo_reason = outcome.fields.get("soloReason")
+            job.solo = job.solo or bool(solo_reason)
+            log.info("prepared %d page(s) in %.1fs%s", job.pages, outcome.seconds,
+                     f"; OCRed alone, since a batch would drop its {solo_reason}" if solo_reason else "", extra=ctx)
             return
         record = outcome.fields["record"]
         self._finish(job, record, "DONE")
@@ -375,7 +378,8 @@ class Scheduler:
         self.index.record({
             "jobKey": job.key, "runId": record["runId"], "state": state, "source": record["source"]["relpath"],
             "output": record.get("output"), "archived": record.get("archived"), "pages": record.get("pages"),
-            "kind": record.get("kind"), "pdfa": record.get("pdfa"), "batchSize": record.get("batchSize"), "attempts": record.get("attempts"), "timings": record.get("timings"),
+            "kind": record.get("kind"), "pdfa": record.get("pdfa"), "batchSize": record.get("batchSize"),
+            "attempts": record.get("attempts"), "timings": record.get("timings"),
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
             "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"], **extra,
         })
@@ -449,7 +453,8 @@ class Scheduler:
 
     def _resume_job(self, job_dir: Path, record: dict[str, Any]) -> None:
         state = JobState(record["state"])
-        job = Job(record["jobKey"], job_dir, state, pages=record.get("pages"), attempts=dict(record["attempts"]))
+        job = Job(record["jobKey"], job_dir, state, pages=record.get("pages"), attempts=dict(record["attempts"]),
+                  solo=bool(record.get("soloReason")))
         self._track(job)
         stage = stage_of(state)
         ctx = job_context(job.key, stage.value if stage else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,8 @@ import pikepdf
 from conftest import drive, job_ready_for_ocr, make_pdf, read_calls
 from ocrpipe.batching import page_workers, plan_ocr_units
 from ocrpipe.config import Settings
-from ocrpipe.stages.batch import merge, split
+from ocrpipe.stages.batch import batch_would_drop, merge, split
+from ocrpipe.store import update_state
 
 
 @dataclass
@@ -138,3 +140,75 @@ def test_split_keeps_each_documents_info_even_when_stored_as_indirect_objects(tm
             assert str(pdf.docinfo["/Title"]) == f"Document {n}" and str(pdf.docinfo["/Author"]) == "Scanner"
             assert [page.Contents.read_bytes() for page in pdf.pages] == [
                 f"% doc {n} page {p}".encode() for p in range(pages)]
+
+
+def pdf_with(tmp_path: Path, name: str, change: Callable[[pikepdf.Pdf], None], scenario: str = "") -> Path:
+    path = tmp_path / name
+    with pikepdf.open(io.BytesIO(make_pdf(2, scenario=scenario or name))) as pdf:
+        change(pdf)
+        pdf.save(path)
+    return path
+
+
+def add_bookmark(pdf: pikepdf.Pdf) -> None:
+    with pdf.open_outline() as outline:
+        outline.root.append(pikepdf.OutlineItem("Chapter 2", 1))
+
+
+def add_link_to_page_2(pdf: pikepdf.Pdf) -> None:
+    link = pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 0, 50, 50],
+                              Dest=[pdf.pages[1].obj, pikepdf.Name.Fit])
+    pdf.pages[0].obj.Annots = pdf.make_indirect(pikepdf.Array([link]))
+
+
+def test_what_a_batch_would_drop_is_named(tmp_path: Path) -> None:
+    assert batch_would_drop(pdf_with(tmp_path, "plain.pdf", lambda pdf: None)) is None
+    assert batch_would_drop(pdf_with(tmp_path, "bookmarks.pdf", add_bookmark)) == "bookmarks"
+    assert batch_would_drop(pdf_with(tmp_path, "link.pdf", add_link_to_page_2)).startswith("page annotations")
+
+    def empty_outline_and_form(pdf: pikepdf.Pdf) -> None:  # as some scanners write them: nothing in them
+        pdf.Root.Outlines = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Outlines, Count=0))
+        pdf.Root.AcroForm = pikepdf.Dictionary(Fields=pikepdf.Array())
+
+    assert batch_would_drop(pdf_with(tmp_path, "empty.pdf", empty_outline_and_form)) is None
+
+    def labels(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.PageLabels = pikepdf.Dictionary(Nums=[0, pikepdf.Dictionary(S=pikepdf.Name.r)])
+
+    assert batch_would_drop(pdf_with(tmp_path, "labels.pdf", labels)) == "page labels"
+
+
+def test_documents_a_batch_would_strip_are_ocred_alone_and_keep_it(data_dir: Path, tool_log: Path,
+                                                                    make_settings: Callable[..., Settings],
+                                                                    scheduler_for: Callable[..., Any]) -> None:
+    inbox = data_dir / "in"
+    inbox.mkdir(parents=True)
+    for n in range(6):
+        (inbox / f"d{n}.pdf").write_bytes(make_pdf(1, scenario=f"doc{n}"))
+    pdf_with(inbox, "book.pdf", add_bookmark)
+    pdf_with(inbox, "linked.pdf", add_link_to_page_2)
+    # One OCR worker, slow fake OCR: what PREP finishes meanwhile waits, and shares the next call.
+    settings = make_settings(PREP_CONCURRENCY="4", OCR_CONCURRENCY="1", FAKE_OCR_DELAY="0.5",
+                             OCR_BATCH_MAX_PAGES="20")
+    drive(scheduler_for(settings))
+    done = finished(data_dir)
+    assert {e["state"] for e in done.values()} == {"DONE"} and len(done) == 8
+    assert done["book.pdf"]["batchSize"] == 1 and done["linked.pdf"]["batchSize"] == 1
+    assert max(e["batchSize"] for e in done.values()) > 1  # the plain ones were batched
+    with pikepdf.open(data_dir / "out" / "book.pdf") as pdf, pdf.open_outline() as outline:
+        assert [item.title for item in outline.root] == ["Chapter 2"]
+    with pikepdf.open(data_dir / "out" / "linked.pdf") as pdf:
+        assert pdf.pages[0].obj.Annots[0].Dest[0].objgen == pdf.pages[1].obj.objgen
+
+
+def test_after_a_restart_a_document_prep_kept_out_of_batches_stays_out(
+        data_dir: Path, tool_log: Path, make_settings: Callable[..., Settings],
+        scheduler_for: Callable[..., Any]) -> None:
+    settings = make_settings(OCR_CONCURRENCY="1", OCR_BATCH_MAX_PAGES="20")
+    for n in range(4):  # ready together, as a restart finds them
+        job_dir = job_ready_for_ocr(settings.work_dir, f"d{n}", make_pdf(1, scenario=f"doc{n}"))
+        if n == 1:
+            update_state(job_dir, lambda record: record.update(soloReason="bookmarks"))
+    drive(scheduler_for(settings))
+    done = finished(data_dir)
+    assert {k: v["batchSize"] for k, v in done.items()} == {"d0.pdf": 3, "d1.pdf": 1, "d2.pdf": 3, "d3.pdf": 3}

@@ -8,6 +8,7 @@ The corpus lives beside the repository (``../shared/corpus``); ``OCRPIPE_CORPUS`
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -181,6 +182,7 @@ GOOD = {
     "7z_of_pdfs": Case("pdfs.7z", 2, ("midi",)),
     "pdf_with_text": Case("born digital.pdf", 1, ("lorem", "ipsum")),
     "jpeg2000_pdf": Case("jpeg2000.pdf", 1, PHOTOTEST_WORDS),
+    "bookmarked_pdf": Case("bookmarked.pdf", 1, PHOTOTEST_WORDS),
 }
 TEXT_CASES = [name for name, case in GOOD.items() if case.words]
 
@@ -221,6 +223,15 @@ def good_run(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Run:
     jp2_pdf.write_bytes(img2pdf.convert(str(jp2), layout_fun=img2pdf.get_fixed_dpi_layout_fun((200, 200))))
     drop_built(jp2_pdf, in_dir, GOOD["jpeg2000_pdf"].relpath, dropped)
 
+    bookmarked = build / "bookmarked.pdf"  # a batch would drop the bookmark: OCRed alone, it keeps it
+    page = img2pdf.convert(str(corpus / "tesseract/phototest.tif"),
+                           layout_fun=img2pdf.get_fixed_dpi_layout_fun((200, 200)))
+    with pikepdf.open(io.BytesIO(page)) as pdf:
+        with pdf.open_outline() as outline:
+            outline.root.append(pikepdf.OutlineItem("Photo test", 0))
+        pdf.save(bookmarked)
+    drop_built(bookmarked, in_dir, GOOD["bookmarked_pdf"].relpath, dropped)
+
     assert set(dropped) == {case.relpath for case in GOOD.values()}
     return run_ocrpipe(root, data, timeout=GOOD_RUN_TIMEOUT, dropped=dropped)
 
@@ -254,6 +265,16 @@ def test_output_is_searchable(good_run: Run, name: str) -> None:
     text = " ".join(" ".join(page.split()) for page in page_texts(out))  # OCR spacing varies
     missing = [word for word in case.words if word not in text]
     assert not missing, f"{missing} not found in the text of {out}:\n{text[:1500]}"
+
+
+def test_small_documents_shared_ocr_calls_but_the_bookmarked_one_ran_alone(good_run: Run) -> None:
+    entries = {entry["source"]: entry for entry in map(json.loads, (good_run.data / "index" / "jobs.jsonl")
+                                                        .read_text().splitlines())}
+    assert entries[GOOD["bookmarked_pdf"].relpath]["batchSize"] == 1
+    assert max(entry["batchSize"] for entry in entries.values()) > 1
+    with pikepdf.open(good_run.data / "out" / GOOD["bookmarked_pdf"].out_relpath) as pdf:
+        with pdf.open_outline() as outline:
+            assert [item.title for item in outline.root] == ["Photo test"]
 
 
 def test_zip_pages_follow_natural_order(good_run: Run) -> None:

@@ -26,6 +26,41 @@ from ocrpipe.tools.run import run_tool
 
 # Document information a split part takes from its own raw.pdf, not from the batch.
 _DOCINFO_KEYS = ("/Title", "/Author", "/Subject", "/Keywords", "/Creator", "/CreationDate")
+# What a document keeps outside its pages, which a merge page by page and the split after it would drop:
+# bookmarks, form fields, page labels, named destinations and attachments, tags, layers, articles,
+# signature permissions, a portfolio. ocrmypdf alone keeps them. (An open action is a viewer's hint, not
+# content: it does not keep a document out of a batch.)
+_DOCUMENT_LEVEL = {"/Outlines": "bookmarks", "/AcroForm": "form fields", "/PageLabels": "page labels",
+                   "/Names": "named destinations or attachments", "/Dests": "named destinations",
+                   "/StructTreeRoot": "tags (structure tree)", "/OCProperties": "layers", "/Threads": "articles",
+                   "/Perms": "signature permissions", "/Collection": "portfolio"}
+
+
+def batch_would_drop(raw: Path) -> str | None:
+    """What OCR in a batch would lose of this document (its bookmarks, say), or None when nothing.
+
+    Page annotations (links, comments, widgets) count too: a link to another page of the document
+    would point nowhere once the pages have been through the batch."""
+    with pikepdf.open(raw) as pdf:
+        for key, what in _DOCUMENT_LEVEL.items():
+            if key in pdf.Root and _holds_something(key, pdf.Root[key]):
+                return what
+        if any(len(page.obj.get("/Annots", ())) for page in pdf.pages):
+            return "page annotations (links, comments or form widgets)"
+    return None
+
+
+def _holds_something(key: str, value: pikepdf.Object) -> bool:
+    """Scanners and converters often write empty ones: an outline without items, a form without fields."""
+    if key == "/Outlines":
+        return isinstance(value, pikepdf.Dictionary) and "/First" in value
+    if key == "/AcroForm":
+        return isinstance(value, pikepdf.Dictionary) and len(value.get("/Fields", ())) > 0
+    if isinstance(value, pikepdf.Dictionary):
+        return any(name != "/Type" for name in value.keys())
+    if isinstance(value, pikepdf.Array):
+        return len(value) > 0
+    return True
 
 
 def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[Path, int, dict[str, int]]], *,

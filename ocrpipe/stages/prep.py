@@ -11,6 +11,7 @@ from ocrpipe.errors import PermanentError
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.model import Stage
 from ocrpipe.stages.assemble import assemble, natural_key
+from ocrpipe.stages.batch import batch_would_drop
 from ocrpipe.outcome import StageOutcome, mark_prepared
 from ocrpipe.stages.common import RAW_PDF, run_stage, tool_env
 from ocrpipe.stages.sniff import Kind, sniff
@@ -41,7 +42,7 @@ def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
         raise PermanentError("unsupported file type: not a PDF, an image (TIFF, JPEG, PNG, BMP) or an archive")
     parts = [source] if kind in PAGE_KINDS else _unpack(settings, job_dir, source)
     pages = assemble(parts, job_dir / RAW_PDF, default_dpi=settings.image_dpi)
-    return {"kind": kind.value, "pages": pages}
+    return {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(job_dir / RAW_PDF)}
 
 
 def _unpack(settings: Settings, job_dir: Path, archive: Path) -> list[Path]:
