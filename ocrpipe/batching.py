@@ -1,7 +1,7 @@
 """How ready documents are given to ocrmypdf: which share one call, and how many page workers
 (``--jobs``) each call gets. Pure planning, no I/O.
 
-Each ocrmypdf call costs about 1 s of CPU before any OCR, so small documents that are ready
+Each ocrmypdf call costs about 1.5 s of CPU before any OCR, so small documents that are ready
 together are OCRed together. A batch never waits to fill up, is capped in pages, and the waiting
 pages are shared evenly between the free OCR slots.
 
@@ -11,7 +11,7 @@ as there are cores (at least one each, all the cores for a call that starts alon
 calls fill each other's serial phases, and the call still running at the end of a burst does not
 leave a core idle. Tesseract stays single-threaded (``OMP_THREAD_LIMIT=1``), so the kernel simply
 shares the cores between them. Measured on 2 cores, 21 files, two calls at a time: 46.6 s with
-``--jobs 2`` each, 49.7 s with ``--jobs 1``.
+``--jobs 2`` each, 49.7 s with ``--jobs 1`` (one run each; this machine's speed drifts by more).
 """
 
 from __future__ import annotations

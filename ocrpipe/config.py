@@ -226,8 +226,9 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         min_free_mb=int(read.number("MIN_FREE_MB", 500, minimum=0, integer=True)),
         ocr_temp_mb_per_page=int(read.number("OCR_TEMP_MB_PER_PAGE", 100, minimum=0, integer=True)),
         shutdown_grace_seconds=read.number("SHUTDOWN_GRACE_SECONDS", 30.0, minimum=0),
-        # Off by default: on the corpus, batches were slower than one call per file (see README, Speed).
-        ocr_batch_max_pages=int(read.number("OCR_BATCH_MAX_PAGES", DEFAULT_BATCH_MAX_PAGES, minimum=1, integer=True)),
+        # Documents ready together share one ocrmypdf call, up to this many pages; 1 turns batches off.
+        ocr_batch_max_pages=int(read.number("OCR_BATCH_MAX_PAGES", DEFAULT_BATCH_MAX_PAGES, minimum=1,
+                                            integer=True)),
         cpu_count=cpu_count,
         tool_env=tuple(sorted(environ.items())),
     )
