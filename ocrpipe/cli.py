@@ -1,4 +1,4 @@
-"""Command line: ``ocrpipe run | doctor | status``; the only place errors become exit codes."""
+"""Command line: ``ocrpipe run | doctor | status | export``; the only place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what ocrpipe is doing and has done")
     status.add_argument("--data", type=Path)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    export = sub.add_parser("export", help="write the job index out, one JSON object per finished job")
+    export.add_argument("--jsonl", action="store_true", required=True, help="JSON lines (the only format)")
+    export.add_argument("--data", type=Path)
+    export.add_argument("--out", default="-", metavar="FILE", help="file to write, or - for stdout (default)")
     return parser
 
 
@@ -63,6 +67,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ocrpipe.doctor import doctor
 
         return doctor(settings)
+    if args.command == "export":
+        from ocrpipe.jobindex import JobIndex
+        from ocrpipe.indexmigrate import export_to
+
+        with JobIndex(settings.index_dir, readonly=True) as index:
+            count = export_to(index, args.out)
+        if args.out != "-":
+            print(f"ocrpipe: exported {count} finished jobs to {args.out}", file=sys.stderr)
+        return ExitCode.OK
     from ocrpipe.status import print_status
 
     print_status(settings, as_json=args.json)

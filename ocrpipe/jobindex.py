@@ -1,45 +1,220 @@
-"""``index/jobs.jsonl``: one line per finished job, so finished jobs need no folder in work/."""
+"""The job index (``index/ocrpipe.sqlite``): finished jobs, asked per key or page by page, never loaded whole."""
 
 from __future__ import annotations
 
-import json
+import logging
+import sqlite3
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
-INDEX_FILE = "jobs.jsonl"
+from ocrpipe.fsutil import candidate_names
+from ocrpipe.indexdb import (
+    DB_FILE, INSERT, SELECT, IndexBusyError, IndexDamagedError, connect, from_row, is_busy, is_damage, to_row,
+)
+from ocrpipe.indexmigrate import import_jsonl, import_leftover_jsonl
+
+log = logging.getLogger("ocrpipe.index")
+T = TypeVar("T")
+Rebuild = Callable[["JobIndex"], None]
+EXPORT_BATCH = 1000
 
 
-def iter_index(index_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every finished-job line; a torn last line (crash mid-append) is skipped."""
-    try:
-        handle = open(index_dir / INDEX_FILE, encoding="utf-8")
-    except FileNotFoundError:
-        return
-    with handle:
-        for line in handle:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and "jobKey" in entry:
-                yield entry
+@dataclass(frozen=True)
+class JobPage:
+    """Newest first; pass ``next_before`` as ``before`` for the next page (None: this was the last)."""
+
+    jobs: list[dict[str, Any]]
+    next_before: int | None
+
+
+def _close_all(holder: list[sqlite3.Connection | None]) -> None:
+    if holder[0] is not None:
+        holder[0].close()
+        holder[0] = None
 
 
 class JobIndex:
-    """Finished jobs by key: the scheduler's memory of what it has already done."""
+    """Finished jobs in SQLite. One per process; its methods may be called from several threads.
 
-    def __init__(self, index_dir: Path) -> None:
+    The writer (``ocrpipe run``) creates the file, imports a leftover ``jobs.jsonl`` once, and moves a
+    damaged file aside and rebuilds it (``rebuild`` fills the new index from what is on disk). A
+    ``readonly`` index (status, export) never creates or changes anything; with no file it is empty."""
+
+    def __init__(self, index_dir: Path, *, readonly: bool = False, rebuild: Rebuild | None = None) -> None:
         self.index_dir = index_dir
+        self.path = index_dir / DB_FILE
+        self.readonly = readonly
+        self._rebuild = rebuild
+        self._lock = threading.RLock()
+        self._holder: list[sqlite3.Connection | None] = [None]
+        # A scheduler dropped without close() (a test's simulated crash) still closes its connection.
+        self._finalizer = weakref.finalize(self, _close_all, self._holder)
+        if readonly:
+            self._holder[0] = self._open_reader()
+            return
         index_dir.mkdir(parents=True, exist_ok=True)
-        self.finished: dict[str, dict[str, Any]] = {entry["jobKey"]: entry for entry in iter_index(index_dir)}
+        try:
+            self._holder[0] = connect(self.path)
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+            self._recover(exc)
+        import_leftover_jsonl(self)
+
+    def _open_reader(self) -> sqlite3.Connection | None:
+        if not self.path.exists():
+            return None
+        try:
+            conn = connect(self.path, readonly=True)
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+            raise
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
+            conn.close()  # ocrpipe run is creating it this very moment: nothing recorded yet
+            return None
+        return conn
+
+    # ----- the transaction discipline -----------------------------------------------------------
+
+    def _failed(self, exc: sqlite3.DatabaseError) -> None:
+        """Turns what a person can act on into a clear error; returns when the writer should rebuild."""
+        if is_busy(exc):
+            raise IndexBusyError(f"the job index {self.path} stayed locked by another program "
+                                 f"(a sqlite3 shell with an open transaction?); try again when it is closed") from exc
+        if is_damage(exc) and self.readonly:
+            raise IndexDamagedError(f"the job index {self.path} is damaged ({exc}); the next 'ocrpipe run' "
+                                    "moves it aside and rebuilds it") from exc
+        if not is_damage(exc):
+            raise exc
+
+    def read(self, work: Callable[[sqlite3.Connection], T], default: T) -> T:
+        """``work`` on the connection (``default`` when there is no index file yet); a damaged file is
+        rebuilt (writer) or named in a clear error (reader), a busy one waited on, then named."""
+        with self._lock:
+            conn = self._holder[0]
+            if conn is None:
+                return default
+            try:
+                return work(conn)
+            except sqlite3.DatabaseError as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                self._failed(exc)
+                self._recover(exc)
+                return work(self._holder[0])  # type: ignore[arg-type]
+
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in one transaction, taken at once (BEGIN IMMEDIATE waits up to the busy timeout)."""
+        def transaction(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            return result
+
+        if self.readonly:
+            raise RuntimeError("a read-only job index cannot be written")  # a bug, not a user's error
+        return self.read(transaction, None)  # type: ignore[arg-type]
+
+    # ----- damage -----------------------------------------------------------------------------
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """Move the damaged file aside (never deleted) and rebuild a new one from what is on disk."""
+        _close_all(self._holder)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = next(self.index_dir / n for n in candidate_names(f"{DB_FILE}.damaged-{stamp}")
+                     if not (self.index_dir / n).exists())
+        for suffix in ("", "-wal", "-shm"):  # a stale WAL must not meet the new file
+            part = self.path.with_name(self.path.name + suffix)
+            if part.exists():
+                part.replace(aside.with_name(aside.name + suffix))
+        log.error("the job index %s is damaged (%s); moved it aside to %s and rebuilding it from "
+                  "index/, out/, archive/ and error/", self.path, exc, aside.name)
+        self._holder[0] = connect(self.path)
+        for imported in sorted(self.index_dir.glob("jobs.jsonl*.imported")):
+            import_jsonl(self, imported)  # the history from before the migration, complete
+        if self._rebuild is not None:
+            self._rebuild(self)
+        log.warning("job index rebuilt: %d finished jobs", sum(self.counts().values()))
+
+    # ----- writing ----------------------------------------------------------------------------
 
     def record(self, entry: dict[str, Any]) -> None:
-        # Not fsynced: the job's own state, outputs and original are already on disk; a line lost to
-        # a power cut only means a later duplicate of this file is processed instead of held.
-        with open(self.index_dir / INDEX_FILE, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        self.finished[entry["jobKey"]] = entry
+        """Record a finished job, durably (committed and fsynced before this returns). Recording the
+        same run (jobKey, runId) again — a restart after a crash — updates its row."""
+        row = to_row(entry)
+        self.write(lambda conn: conn.execute(INSERT, row))
+
+    def record_many(self, entries: Iterable[dict[str, Any]]) -> None:
+        """Many jobs in one transaction (the import, the rebuild)."""
+        self.write(lambda conn: conn.executemany(INSERT, map(to_row, entries)))
+
+    # ----- reading ----------------------------------------------------------------------------
 
     def is_done(self, job_key: str) -> bool:
-        entry = self.finished.get(job_key)
-        return entry is not None and entry.get("state") == "DONE"
+        """Did the latest run of this key end DONE? (One lookup in the key index.)"""
+        row = self.read(lambda c: c.execute("SELECT state FROM jobs WHERE job_key = ? ORDER BY id DESC LIMIT 1",
+                                            (job_key,)).fetchone(), None)
+        return row is not None and row[0] == "DONE"
+
+    def is_recorded(self, job_key: str, run_id: str) -> bool:
+        row = self.read(lambda c: c.execute("SELECT 1 FROM jobs WHERE job_key = ? AND run_id = ?",
+                                            (job_key, run_id)).fetchone(), None)
+        return row is not None
+
+    def get(self, job_key: str) -> list[dict[str, Any]]:
+        """Every run of this key, oldest first."""
+        rows = self.read(lambda c: c.execute(f"{SELECT} WHERE job_key = ? ORDER BY id", (job_key,)).fetchall(), [])
+        return [from_row(r) for r in rows]
+
+    def page(self, limit: int = 50, *, offset: int = 0, before: int | None = None,
+             state: str | None = None) -> JobPage:
+        """Newest jobs first, optionally of one state. ``before`` (from the previous page) is a cursor
+        that stays cheap however deep one pages; ``offset`` is for small jumps."""
+        where, args = [], []
+        if before is not None:
+            where.append("id < ?")
+            args.append(before)
+        if state is not None:
+            where.append("state = ?")
+            args.append(state)
+        sql = f"{SELECT}{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id DESC LIMIT ? OFFSET ?"
+        rows = self.read(lambda c: c.execute(sql, (*args, limit + 1, max(0, offset))).fetchall(), [])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return JobPage([from_row(r) for r in rows], rows[-1][0] if more and rows else None)
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by state (each run counts), from the state index alone."""
+        rows = self.read(lambda c: c.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall(), [])
+        return dict(rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Every job, oldest first, read in short batches (a writer is never held up for long)."""
+        last = 0
+        while True:
+            rows = self.read(lambda c: c.execute(f"{SELECT} WHERE id > ? ORDER BY id LIMIT ?",
+                                                 (last, EXPORT_BATCH)).fetchall(), [])
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield from map(from_row, rows)
+
+    # ----- life -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            _close_all(self._holder)
+
+    def __enter__(self) -> JobIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

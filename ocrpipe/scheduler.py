@@ -18,7 +18,7 @@ from ocrpipe.fsutil import move_replacing, remove_tree, sha256_file
 from ocrpipe.heartbeat import heartbeat_path, is_heartbeat_stale, kill_recorded
 from ocrpipe.intake import Intake, StagedFile, staged_leftovers, unstage
 from ocrpipe.intake import stage as stage_file
-from ocrpipe.jobindex import JobIndex
+from ocrpipe.indexrebuild import open_run_index  # issue 12: the job index in SQLite
 from ocrpipe.logs import job_context
 from ocrpipe.metrics import load_metrics, set_gauge, update_metrics, write_metrics
 from ocrpipe.model import (
@@ -111,7 +111,7 @@ class Scheduler:
         s = self.settings
         for folder in (s.in_dir, s.out_dir, s.archive_dir, s.error_dir, s.work_dir, s.hold_dir, s.index_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.index = JobIndex(s.index_dir)
+        self.index = open_run_index(s, self.profile)  # issue 12: imports a leftover jobs.jsonl once
         self.held = held_keys(s.hold_dir)
         self.metrics = load_metrics(s.index_dir)
         self._started = True
@@ -127,6 +127,8 @@ class Scheduler:
     def close(self, *, wait: bool = True) -> None:
         for pool in self.pools.values():
             pool.shutdown(wait=wait)
+        if self._started:
+            self.index.close()  # issue 12
 
     def stop_admitting(self) -> None:
         """First step of a graceful stop: take nothing new, start no new stage."""
@@ -381,6 +383,7 @@ class Scheduler:
             "kind": record.get("kind"), "pdfa": record.get("pdfa"), "batchSize": record.get("batchSize"),
             "attempts": record.get("attempts"), "timings": record.get("timings"),
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
+            "code": (record.get("lastError") or {}).get("exitCode") if state == "ERROR" else None,  # issue 12
             "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"], **extra,
         })
         del self.jobs[job.key]

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from ocrpipe.config import Settings
 from ocrpipe.fsutil import read_json
 from ocrpipe.intake import walk_inbox
-from ocrpipe.jobindex import iter_index
+from ocrpipe.jobindex import JobIndex
 from ocrpipe.metrics import METRICS_FILE
 from ocrpipe.model import RUNNING_STATES, JobState
 from ocrpipe.store import STATE_FILE
@@ -20,25 +20,24 @@ RECENT_ERRORS = 5
 
 
 def collect_status(settings: Settings) -> dict[str, Any]:
-    """Safe while ``ocrpipe run`` works: every file read is written atomically."""
-    counts: Counter[str] = Counter()
-    running = []
-    finished = {entry["jobKey"]: entry for entry in iter_index(settings.index_dir)}
-    for entry in finished.values():
-        counts[entry.get("state", "?")] += 1
-    work = settings.work_dir
-    for state_file in sorted(work.glob(f"*/{STATE_FILE}")) if work.is_dir() else []:
-        try:
-            record = read_json(state_file)
-        except (OSError, ValueError):
-            continue
-        if record.get("jobKey") in finished:
-            continue
-        counts[record["state"]] += 1
-        if JobState(record["state"]) in RUNNING_STATES:
-            running.append({"jobKey": record["jobKey"], "state": record["state"],
-                            "source": record["source"]["relpath"], "since": record["history"][-1]["at"]})
-    errors = [e for e in finished.values() if e.get("state") == "ERROR"][-RECENT_ERRORS:]
+    """Safe while ``ocrpipe run`` works: every file read is written atomically, and the job index is
+    read in WAL mode (aggregate queries only: nothing loads the history)."""
+    with JobIndex(settings.index_dir, readonly=True) as index:
+        counts: Counter[str] = Counter(index.counts())
+        running = []
+        work = settings.work_dir
+        for state_file in sorted(work.glob(f"*/{STATE_FILE}")) if work.is_dir() else []:
+            try:
+                record = read_json(state_file)
+            except (OSError, ValueError):
+                continue
+            if index.is_recorded(record.get("jobKey", ""), record.get("runId", "")):
+                continue  # finished and recorded; its folder is being removed
+            counts[record["state"]] += 1
+            if JobState(record["state"]) in RUNNING_STATES:
+                running.append({"jobKey": record["jobKey"], "state": record["state"],
+                                "source": record["source"]["relpath"], "since": record["history"][-1]["at"]})
+        errors = index.page(RECENT_ERRORS, state="ERROR").jobs[::-1]  # oldest of them first
     waiting = sum(1 for _ in walk_inbox(settings.in_dir)) if settings.in_dir.is_dir() else 0
     held = sum(1 for p in settings.hold_dir.iterdir() if p.is_dir()) if settings.hold_dir.is_dir() else 0
     try:

@@ -39,6 +39,14 @@ def make_pdf(pages: int = 1, scenario: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def finished_jobs(data_dir: Path) -> list[dict[str, Any]]:
+    """Every job recorded in the data folder's job index, oldest first."""
+    from ocrpipe.jobindex import JobIndex
+
+    with JobIndex(data_dir / "index", readonly=True) as index:
+        return list(index)
+
+
 def corpus_dir() -> Path:
     """``$OCRPIPE_CORPUS``, else ``shared/corpus`` beside the repository."""
     override = os.environ.get("OCRPIPE_CORPUS")

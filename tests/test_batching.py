@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pikepdf
 
-from conftest import drive, job_ready_for_ocr, make_pdf, read_calls
+from conftest import drive, finished_jobs, job_ready_for_ocr, make_pdf, read_calls
 from ocrpipe.batching import page_workers, plan_ocr_units
 from ocrpipe.config import Settings
 from ocrpipe.stages.batch import batch_would_drop, merge, split
@@ -67,8 +67,7 @@ def test_batching_off_with_one_page_cap() -> None:
 
 
 def finished(data_dir: Path) -> dict[str, dict[str, Any]]:
-    lines = (data_dir / "index" / "jobs.jsonl").read_text().splitlines()
-    return {entry["source"]: entry for entry in map(json.loads, lines)}
+    return {entry["source"]: entry for entry in finished_jobs(data_dir)}
 
 
 def page_markers(pdf_path: Path) -> list[bytes]:

@@ -28,6 +28,7 @@ import pytest
 from PIL import Image
 from pdfminer.high_level import extract_text
 
+from conftest import finished_jobs
 from ocrpipe.tools.locate import default_command
 
 pytestmark = pytest.mark.integration
@@ -268,8 +269,7 @@ def test_output_is_searchable(good_run: Run, name: str) -> None:
 
 
 def test_small_documents_shared_ocr_calls_but_the_bookmarked_one_ran_alone(good_run: Run) -> None:
-    entries = {entry["source"]: entry for entry in map(json.loads, (good_run.data / "index" / "jobs.jsonl")
-                                                        .read_text().splitlines())}
+    entries = {entry["source"]: entry for entry in finished_jobs(good_run.data)}
     assert entries[GOOD["bookmarked_pdf"].relpath]["batchSize"] == 1
     assert max(entry["batchSize"] for entry in entries.values()) > 1
     with pikepdf.open(good_run.data / "out" / GOOD["bookmarked_pdf"].out_relpath) as pdf:

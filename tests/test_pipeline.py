@@ -14,7 +14,7 @@ from typing import Any, Callable
 import psutil
 import pytest
 
-from conftest import drive, make_pdf, read_calls
+from conftest import drive, finished_jobs, make_pdf, read_calls
 from ocrpipe.config import Settings
 from ocrpipe.scheduler import Scheduler
 
@@ -45,8 +45,7 @@ def max_overlap(calls: list[dict[str, Any]], tool: str, group: str) -> int:
 
 
 def finished(data_dir: Path) -> dict[str, dict[str, Any]]:
-    lines = (data_dir / "index" / "jobs.jsonl").read_text().splitlines()
-    return {entry["source"]: entry for entry in map(json.loads, lines)}
+    return {entry["source"]: entry for entry in finished_jobs(data_dir)}
 
 
 def test_concurrency_limits_hold_and_every_job_ends_done(data_dir: Path, tool_log: Path,
@@ -178,7 +177,7 @@ def test_admission_is_capped(data_dir: Path, make_settings: Callable[..., Settin
 
 
 def finished_or_none(data_dir: Path) -> dict[str, Any]:
-    return finished(data_dir) if (data_dir / "index" / "jobs.jsonl").exists() else {}
+    return finished(data_dir)
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
