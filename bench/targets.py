@@ -88,17 +88,17 @@ class _Idle(Executor):
 
 
 def tick_with_history(finished: int, work: Path) -> dict[str, Any]:
-    """How long one tick takes with ``finished`` jobs in the history (index/jobs.jsonl)."""
+    """How long one tick takes with ``finished`` jobs in the history (the job index)."""
+    from indexbench import history_entry
     from ocrpipe.config import load_settings
+    from ocrpipe.jobindex import JobIndex
     from ocrpipe.scheduler import Scheduler
 
     data = work / "tick" / "data"
     (data / "index").mkdir(parents=True)
     (data / "in").mkdir()
-    with open(data / "index" / "jobs.jsonl", "w", encoding="utf-8") as index:
-        for n in range(finished):
-            index.write(json.dumps({"jobKey": f"{n:064x}__{'0' * 64}", "state": "DONE", "source": f"scan{n}.pdf",
-                                    "output": f"/out/scan{n}.pdf", "pages": 2}) + "\n")
+    with JobIndex(data / "index") as index:
+        index.record_many(history_entry(n) for n in range(finished))
     settings = load_settings({"DATA_DIR": str(data), "STABLE_SECONDS": "0", "POLL_SECONDS": "0.05",
                               "PATH": os.environ.get("PATH", "")})
     scheduler = Scheduler(settings, profile={"bench": 1}, executor_factory=lambda workers: _Idle())
@@ -112,6 +112,7 @@ def tick_with_history(finished: int, work: Path) -> dict[str, Any]:
         began = time.perf_counter()
         scheduler.tick(1000.0 + n)
         (admitting if n % 2 else idle).append((time.perf_counter() - began) * 1000)
+    scheduler.close()
     slowest = max(idle + admitting)
     return {"finishedJobs": finished, "startSeconds": round(start_seconds, 3),
             "idleTickMs": {"median": round(statistics.median(idle), 2), "max": round(max(idle), 2)},

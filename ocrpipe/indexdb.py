@@ -27,6 +27,7 @@ COLUMNS = [column for _, column in FIELDS] + ["extra"]
 INSERT = (f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
           f"ON CONFLICT (job_key, run_id) DO UPDATE SET "
           + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("job_key", "run_id")))
+INSERT_NEW = INSERT.split(" ON CONFLICT")[0] + " ON CONFLICT (job_key, run_id) DO NOTHING"
 SELECT = f"SELECT id, {', '.join(COLUMNS)} FROM jobs"
 
 
@@ -39,10 +40,10 @@ def _from_json(name: str) -> str:
 # spends its time in C, not in Python. Lines that are not whole objects with a jobKey and a state
 # (a torn last line) insert nothing.
 INSERT_JSON = (
-    f"INSERT INTO jobs ({', '.join(COLUMNS)}) SELECT {', '.join(_from_json(name) for name, _ in FIELDS)}, "
-    f"NULLIF(json_remove(?1, {', '.join(repr('$.' + name) for name, _ in FIELDS)}), '{{}}') "
-    "WHERE json_valid(?1) AND json_type(?1) = 'object' AND json_type(?1, '$.jobKey') = 'text' "
-    "AND json_type(?1, '$.state') = 'text'"
+    f"INSERT INTO jobs ({', '.join(COLUMNS)}) SELECT * FROM (SELECT "
+    + ", ".join(f"{_from_json(name)} AS {column}" for name, column in FIELDS)
+    + f", NULLIF(json_remove(?1, {', '.join(repr('$.' + name) for name, _ in FIELDS)}), '{{}}') "
+    "WHERE json_valid(?1)) WHERE typeof(job_key) = 'text' AND typeof(state) = 'text'"
 )
 
 # The rowid orders jobs as they finished: "newest" needs no index of its own. Rows without a runId

@@ -28,6 +28,12 @@ def _marker(path: Path) -> tuple[str, str]:
     return f"imported:{path.name}", f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def create_indexes(conn: sqlite3.Connection) -> None:
+    for statement in SCHEMA.split(";"):
+        if "CREATE" in statement and "INDEX" in statement:
+            conn.execute(statement)
+
+
 def import_jsonl(index: JobIndex, path: Path) -> int:
     """All of ``path`` in one transaction: a crash half-way imports nothing, so it is simply done again.
 
@@ -55,11 +61,12 @@ def import_jsonl(index: JobIndex, path: Path) -> int:
             conn.execute(f"DROP INDEX {index_name}")
         with open(path, encoding="utf-8", errors="replace") as handle:
             inserted = conn.executemany(INSERT_JSON, rows(handle)).rowcount
-        conn.execute("DELETE FROM jobs WHERE run_id IS NOT NULL AND id NOT IN "
-                     "(SELECT max(id) FROM jobs WHERE run_id IS NOT NULL GROUP BY job_key, run_id)")
-        for statement in SCHEMA.split(";"):
-            if "CREATE" in statement and "INDEX" in statement:
-                conn.execute(statement)
+        try:
+            create_indexes(conn)
+        except sqlite3.IntegrityError:  # the same run twice: rare, so only then the cost of finding them
+            conn.execute("DELETE FROM jobs WHERE run_id IS NOT NULL AND id NOT IN "
+                         "(SELECT max(id) FROM jobs WHERE run_id IS NOT NULL GROUP BY job_key, run_id)")
+            create_indexes(conn)
         conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
         if inserted < lines:
             log.warning("%s: skipped %d line(s) that are not a whole finished job (a torn last line?)",

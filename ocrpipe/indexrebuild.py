@@ -42,7 +42,7 @@ class DiskHistory:
         self.profile = profile
 
     def __call__(self, index: JobIndex) -> None:
-        index.record_many(self.errors())
+        index.record_many(self.errors(), replace=False)
         # Originals already known (from jobs.jsonl.imported) are not hashed again.
         index.write(lambda c: c.execute("CREATE INDEX IF NOT EXISTS rebuild_by_archived ON jobs (archived)"))
         try:
@@ -50,9 +50,9 @@ class DiskHistory:
             for entry in self.archived(index):
                 batch.append(entry)
                 if len(batch) >= BATCH:
-                    index.record_many(batch)
+                    index.record_many(batch, replace=False)
                     batch.clear()
-            index.record_many(batch)
+            index.record_many(batch, replace=False)
         finally:
             index.write(lambda c: c.execute("DROP INDEX IF EXISTS rebuild_by_archived"))
 

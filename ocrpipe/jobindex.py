@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from ocrpipe.fsutil import candidate_names
 from ocrpipe.indexdb import (
-    DB_FILE, INSERT, SELECT, IndexBusyError, IndexDamagedError, connect, from_row, is_busy, is_damage, to_row,
+    DB_FILE, INSERT, INSERT_NEW, SELECT, JobIndexError, IndexBusyError, IndexDamagedError, connect, from_row, is_busy, is_damage, to_row,
 )
 from ocrpipe.indexmigrate import import_jsonl, import_leftover_jsonl
 
@@ -131,10 +131,14 @@ class JobIndex:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         aside = next(self.index_dir / n for n in candidate_names(f"{DB_FILE}.damaged-{stamp}")
                      if not (self.index_dir / n).exists())
-        for suffix in ("", "-wal", "-shm"):  # a stale WAL must not meet the new file
-            part = self.path.with_name(self.path.name + suffix)
-            if part.exists():
-                part.replace(aside.with_name(aside.name + suffix))
+        try:
+            for suffix in ("", "-wal", "-shm"):  # a stale WAL must not meet the new file
+                part = self.path.with_name(self.path.name + suffix)
+                if part.exists():
+                    part.replace(aside.with_name(aside.name + suffix))
+        except OSError as move:  # Windows: another program (a sqlite3 shell, a backup) holds it open
+            raise JobIndexError(f"the job index {self.path} is damaged ({exc}) and could not be moved aside "
+                                f"({move}); close the program that holds it and start again") from None
         log.error("the job index %s is damaged (%s); moved it aside to %s and rebuilding it from "
                   "index/, out/, archive/ and error/", self.path, exc, aside.name)
         self._holder[0] = connect(self.path)
@@ -152,9 +156,10 @@ class JobIndex:
         row = to_row(entry)
         self.write(lambda conn: conn.execute(INSERT, row))
 
-    def record_many(self, entries: Iterable[dict[str, Any]]) -> None:
-        """Many jobs in one transaction (the import, the rebuild)."""
-        self.write(lambda conn: conn.executemany(INSERT, map(to_row, entries)))
+    def record_many(self, entries: Iterable[dict[str, Any]], *, replace: bool = True) -> None:
+        """Many jobs in one transaction. ``replace=False`` keeps a run already recorded as it is (a
+        rebuild: what the index had is more complete than what is found on disk)."""
+        self.write(lambda conn: conn.executemany(INSERT if replace else INSERT_NEW, map(to_row, entries)))
 
     # ----- reading ----------------------------------------------------------------------------
 

@@ -108,13 +108,16 @@ def test_a_damaged_file_is_moved_aside_and_rebuilt_from_disk(make_settings: Call
     failed_key, done_key = disk_history(settings)
     settings.index_dir.mkdir(parents=True)
     (settings.index_dir / DB_FILE).write_bytes(b"this is not an SQLite file\n" * 200)
-    (settings.index_dir / "jobs.jsonl.imported").write_text(json.dumps(
-        {"jobKey": "old__p", "runId": "r0", "state": "DONE", "source": "old.pdf", "pages": 9}) + "\n")
+    (settings.index_dir / "jobs.jsonl.imported").write_text("".join(json.dumps(e) + "\n" for e in [
+        {"jobKey": "old__p", "runId": "r0", "state": "DONE", "source": "old.pdf", "pages": 9},
+        # The failed job was recorded before the migration: the complete line wins over error.json.
+        {"jobKey": failed_key, "runId": "run1", "state": "ERROR", "reason": "the PDF is encrypted", "code": 8,
+         "pages": 3, "kind": "pdf"}]))
     with open_run_index(settings, TEST_PROFILE) as index:
         assert index.counts() == {"DONE": 2, "ERROR": 1}
         [failed] = index.get(failed_key)
-        assert (failed["state"], failed["runId"], failed["reason"], failed["code"]) == (
-            "ERROR", "run1", "the PDF is encrypted", 8)
+        assert (failed["state"], failed["runId"], failed["reason"], failed["code"], failed["pages"]) == (
+            "ERROR", "run1", "the PDF is encrypted", 8, 3)
         [done] = index.get(done_key)
         assert (done["state"], done["source"]) == ("DONE", "May/scan.tif")
         assert done["output"] == str(settings.out_dir / "May" / "scan.pdf")
