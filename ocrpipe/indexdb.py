@@ -98,11 +98,10 @@ def is_busy(exc: sqlite3.DatabaseError) -> bool:
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """One connection, shared by the threads of a process (the caller serialises them).
 
-    ``readonly`` never creates the file. Autocommit mode: every write is an explicit, short
-    transaction (``BEGIN IMMEDIATE`` … ``COMMIT``)."""
-    mode = "rw" if readonly else "rwc"  # rw, not ro: a reader of a WAL file may need to create its -shm
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True, timeout=BUSY_TIMEOUT_SECONDS,
-                           isolation_level=None, check_same_thread=False)
+    A reader is opened only on a file that exists, and sets ``query_only``. A plain path, not a
+    ``file:`` URI: SQLite refuses URIs of Windows network paths (``\\\\server\\share``). Autocommit
+    mode: every write is an explicit, short transaction (``BEGIN IMMEDIATE`` … ``COMMIT``)."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
     try:
         if readonly:
             conn.execute("PRAGMA query_only = ON")
