@@ -9,7 +9,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, TextIO
+from typing import TYPE_CHECKING, Iterator, TextIO
 
 from ocrpipe.errors import ConfigError
 from ocrpipe.fsutil import candidate_names

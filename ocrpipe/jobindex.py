@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -80,7 +81,7 @@ class JobIndex:
     # ----- the transaction discipline -----------------------------------------------------------
 
     def _failed(self, exc: sqlite3.DatabaseError) -> None:
-        """Turns what a person can act on into a clear error; returns when the writer should rebuild."""
+        """Raises what a person can act on as a clear error; returns only for damage the writer rebuilds."""
         if is_busy(exc):
             raise IndexBusyError(f"the job index {self.path} stayed locked by another program "
                                  f"(a sqlite3 shell with an open transaction?); try again when it is closed") from exc
@@ -100,8 +101,9 @@ class JobIndex:
             try:
                 return work(conn)
             except sqlite3.DatabaseError as exc:
-                if conn.in_transaction:
-                    conn.rollback()
+                with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even this
+                    if conn.in_transaction:
+                        conn.rollback()
                 self._failed(exc)
                 self._recover(exc)
                 return work(self._holder[0])  # type: ignore[arg-type]
