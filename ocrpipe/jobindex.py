@@ -16,7 +16,7 @@ from ocrpipe.fsutil import candidate_names
 from ocrpipe.indexdb import (
     DB_FILE, INSERT, INSERT_NEW, SELECT, JobIndexError, IndexBusyError, IndexDamagedError, connect, from_row, is_busy, is_damage, to_row,
 )
-from ocrpipe.indexmigrate import import_jsonl, import_leftover_jsonl
+from ocrpipe.indexmigrate import import_into_new_file, import_jsonl, import_leftover_jsonl
 
 log = logging.getLogger("ocrpipe.index")
 T = TypeVar("T")
@@ -59,6 +59,7 @@ class JobIndex:
             return
         index_dir.mkdir(parents=True, exist_ok=True)
         try:
+            import_into_new_file(self.path)
             self._holder[0] = connect(self.path)
         except sqlite3.DatabaseError as exc:
             self._failed(exc)

@@ -174,6 +174,21 @@ def test_jsonl_is_imported_once_with_a_torn_last_line_skipped(tmp_path: Path, ca
     assert not (folder / "jobs.jsonl").exists()
 
 
+def test_jsonl_import_after_a_crash_mid_build_and_into_an_existing_index(tmp_path: Path) -> None:
+    folder = tmp_path / "index"
+    write_jsonl(folder / "jobs.jsonl", [job("a"), job("b")])
+    (folder / f"{DB_FILE}.importing").write_bytes(b"half a database, from a crash")
+    with JobIndex(folder) as index:
+        assert index.counts() == {"DONE": 2}
+    assert not (folder / f"{DB_FILE}.importing").exists()
+
+    write_jsonl(folder / "jobs.jsonl", [job("c", state="ERROR"), job("a", "r2")])  # another history, put back
+    with JobIndex(folder) as index:
+        assert index.counts() == {"DONE": 3, "ERROR": 1}
+        assert [r["runId"] for r in index.get("a")] == ["r1", "r2"]
+    assert sorted(p.name for p in folder.glob("jobs.jsonl*")) == ["jobs.jsonl (2).imported", "jobs.jsonl.imported"]
+
+
 def test_export_writes_what_an_import_reads_back(index: JobIndex, tmp_path: Path) -> None:
     index.record(job("a", imagesReencoded=1))
     index.record(job("b", state="ERROR", reason="é: not a PDF", code=2))
