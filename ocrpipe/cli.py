@@ -68,8 +68,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return doctor(settings)
     if args.command == "export":
-        from ocrpipe.jobindex import JobIndex
         from ocrpipe.indexmigrate import export_to
+        from ocrpipe.jobindex import JobIndex
 
         with JobIndex(settings.index_dir, readonly=True) as index:
             count = export_to(index, args.out)

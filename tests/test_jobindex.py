@@ -10,14 +10,17 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 import ocrpipe.indexdb
 from ocrpipe.indexdb import DB_FILE, IndexBusyError
 from ocrpipe.indexmigrate import export_jsonl
+from ocrpipe.config import Settings
 from ocrpipe.jobindex import JobIndex
+from ocrpipe.status import collect_status
+from ocrpipe.store import new_state_record, write_new_state
 
 
 def job(key: str, run: str = "r1", state: str = "DONE", **fields: Any) -> dict[str, Any]:
@@ -106,7 +109,10 @@ def test_a_busy_index_is_waited_on_then_named_never_an_internal_error(index: Job
 WRITER = """
 import sys
 from pathlib import Path
+from ocrpipe.config import Settings
 from ocrpipe.jobindex import JobIndex
+from ocrpipe.status import collect_status
+from ocrpipe.store import new_state_record, write_new_state
 with JobIndex(Path(sys.argv[1])) as index:
     for n in range(int(sys.argv[2])):
         index.record({"jobKey": f"k{n}", "runId": "r", "state": "DONE" if n % 4 else "ERROR"})
@@ -114,7 +120,10 @@ with JobIndex(Path(sys.argv[1])) as index:
 READER = """
 import json, sys
 from pathlib import Path
+from ocrpipe.config import Settings
 from ocrpipe.jobindex import JobIndex
+from ocrpipe.status import collect_status
+from ocrpipe.store import new_state_record, write_new_state
 totals = []
 while not totals or totals[-1] < int(sys.argv[2]):
     with JobIndex(Path(sys.argv[1]), readonly=True) as index:
@@ -199,3 +208,18 @@ def test_export_writes_what_an_import_reads_back(index: JobIndex, tmp_path: Path
         assert export_jsonl(index, handle) == 3
     with JobIndex(out.parent) as again:
         assert list(again) == list(index)
+
+
+def test_status_counts_a_recorded_job_once_while_its_folder_is_being_removed(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    with JobIndex(settings.index_dir) as index:
+        index.record(job("k__p", "run1"))
+        index.record(job("e__p", "run1", state="ERROR", reason="encrypted"))
+    for run_id in ("run1", "run2"):  # run1: recorded, folder not yet removed; run2: a new run of the same key
+        record = new_state_record(job_key="k__p", run_id=run_id, file_hash="k", profile_hash="p",
+                                  source_name="k.pdf", source_relpath="k.pdf", size=1)
+        write_new_state(settings.work_dir / f"k__p-{run_id}", record)
+    status = collect_status(settings)
+    assert status["counts"] == {"DISCOVERED": 1, "DONE": 1, "ERROR": 1}
+    assert status["recentErrors"] == [{"jobKey": "e__p", "source": "e__p.pdf", "reason": "encrypted"}]
