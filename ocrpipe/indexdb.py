@@ -67,7 +67,8 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 """
 INDEXES = ("jobs_by_key", "jobs_by_state")
-_encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps(…, ensure_ascii=False) builds one a call
+# One encoder for all rows: json.dumps(…, ensure_ascii=False) builds a new one at every call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class JobIndexError(OcrpipeError):
@@ -88,6 +89,13 @@ def is_damage(exc: sqlite3.DatabaseError) -> bool:
     """A damaged file, as opposed to a busy one or a bug in a query."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def is_io_failure(exc: sqlite3.DatabaseError) -> bool:
+    """The file cannot be opened, read or written (permissions, a full disk, a disk error)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+                    sqlite3.SQLITE_FULL, sqlite3.SQLITE_AUTH)
 
 
 def is_busy(exc: sqlite3.DatabaseError) -> bool:

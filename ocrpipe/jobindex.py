@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from ocrpipe.fsutil import candidate_names
 from ocrpipe.indexdb import (
-    DB_FILE, INSERT, INSERT_NEW, SELECT, JobIndexError, IndexBusyError, IndexDamagedError, connect, from_row, is_busy, is_damage, to_row,
+    DB_FILE, INSERT, INSERT_NEW, SELECT, IndexBusyError, IndexDamagedError, JobIndexError, connect, from_row,
+    is_busy, is_damage, is_io_failure, to_row,
 )
 from ocrpipe.indexmigrate import import_into_new_file, import_jsonl, import_leftover_jsonl
 
@@ -86,6 +87,9 @@ class JobIndex:
         if is_busy(exc):
             raise IndexBusyError(f"the job index {self.path} stayed locked by another program "
                                  f"(a sqlite3 shell with an open transaction?); try again when it is closed") from exc
+        if is_io_failure(exc):
+            raise JobIndexError(f"cannot use the job index {self.path}: {exc} (check its folder's permissions "
+                                "and free space; nothing is lost: unrecorded jobs stay in work/)") from exc
         if is_damage(exc) and self.readonly:
             raise IndexDamagedError(f"the job index {self.path} is damaged ({exc}); the next 'ocrpipe run' "
                                     "moves it aside and rebuilds it") from exc

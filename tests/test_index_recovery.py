@@ -167,6 +167,14 @@ def test_cli_on_a_damaged_index_clear_words_and_no_crash_loop(data_dir: Path, fa
     assert [e["source"] for e in finished_jobs(data_dir)] == ["scan.pdf"]
 
 
+def test_cli_on_an_index_that_cannot_be_opened_says_so(data_dir: Path, fake_env: dict[str, str]) -> None:
+    (data_dir / "index" / DB_FILE).mkdir(parents=True)  # a folder where the file should be
+    for args in (("status",), ("export", "--jsonl"), ("run", "--once")):
+        result = run_cli(fake_env, *args)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "cannot use the job index" in result.stderr and "internal error" not in result.stderr
+
+
 def test_cli_export(data_dir: Path, fake_env: dict[str, str], tmp_path: Path) -> None:
     with JobIndex(data_dir / "index") as index:
         index.record({"jobKey": "a__p", "runId": "r", "state": "DONE", "source": "a.pdf", "imagesReencoded": 2})
