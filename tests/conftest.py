@@ -1,4 +1,5 @@
-"""Shared fixtures: fake tool commands, small PDFs, a settings builder, a scheduler driver."""
+"""Shared fixtures: generated inputs, fake tool commands, small PDFs, a settings builder, a scheduler driver;
+the guard against reading anything beside the repository, and the opt-in ``corpus`` marker."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -13,6 +15,8 @@ from typing import Any, Callable, Iterator
 import pikepdf
 import pytest
 
+import guard
+from inputs import InputSet
 from ocrpipe.config import Settings, load_settings
 from ocrpipe.model import JobState
 from ocrpipe.pools import process_pool_factory
@@ -20,6 +24,46 @@ from ocrpipe.scheduler import Scheduler
 from ocrpipe.store import new_state_record, transition, write_new_state
 
 FAKE_TOOL = Path(__file__).parent / "fakes" / "fake_tool.py"
+CORPUS_VARIABLE = "OCRPIPE_CORPUS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"corpus: reads the real files of ${CORPUS_VARIABLE}; collected only when "
+                                       "it is set")
+    allowed = [Path(os.environ[CORPUS_VARIABLE])] if os.environ.get(CORPUS_VARIABLE) else []
+    guard.install_guard(allowed)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temp_inside_basetemp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Temp files of the test process go under pytest's temp folder, which the guard allows: a clone in
+    /tmp itself would otherwise have every temp file beside it."""
+    base = tmp_path_factory.getbasetemp()
+    assert guard.GUARD is not None
+    guard.GUARD.allow(base)
+    (base / "tmp").mkdir(exist_ok=True)
+    saved, tempfile.tempdir = tempfile.tempdir, str(base / "tmp")
+    yield
+    tempfile.tempdir = saved
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A read beside the repository fails the run even when the test that did it caught the error."""
+    reached = guard.GUARD.reached if guard.GUARD else []
+    if reached:
+        print("\nread beside the repository (a fresh clone has nothing there):\n  " + "\n  ".join(reached),
+              file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without ``OCRPIPE_CORPUS``, corpus tests are deselected, not skipped: everything collected runs."""
+    if os.environ.get(CORPUS_VARIABLE):
+        return
+    deselected = [item for item in items if item.get_closest_marker("corpus")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("corpus")]
 
 
 def fake_command(tool: str) -> str:
@@ -47,19 +91,18 @@ def finished_jobs(data_dir: Path) -> list[dict[str, Any]]:
         return list(index)
 
 
-def corpus_dir() -> Path:
-    """``$OCRPIPE_CORPUS``, else ``shared/corpus`` beside the repository."""
-    override = os.environ.get("OCRPIPE_CORPUS")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "corpus"
+@pytest.fixture(scope="session")
+def made_inputs(tmp_path_factory: pytest.TempPathFactory) -> InputSet:
+    """The generated test inputs (tests/inputs.py), each built once per session when first asked for."""
+    return InputSet(tmp_path_factory.mktemp("inputs"))
 
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    """The corpus folder; a missing corpus is a failure, never a silent skip."""
-    folder = corpus_dir()
+    """The opt-in corpus, for tests marked ``corpus`` (collected only when ``OCRPIPE_CORPUS`` is set)."""
+    folder = Path(os.environ.get(CORPUS_VARIABLE, ""))
     if not (folder / "MANIFEST.tsv").is_file():
-        pytest.fail(f"test corpus not found at {folder}: check out 'shared/' beside the repository "
-                    "or point OCRPIPE_CORPUS at the corpus folder")
+        pytest.fail(f"{CORPUS_VARIABLE}={folder} is not a corpus folder: it holds no MANIFEST.tsv")
     return folder
 
 

@@ -2,7 +2,7 @@
 
 Two module-scoped runs keep the file fast: one over good inputs of every kind the spec names, one
 over bad inputs (and a duplicate). Each test then checks one thing about a finished run.
-The corpus lives beside the repository (``../shared/corpus``); ``OCRPIPE_CORPUS`` overrides that.
+Every input is generated (tests/inputs.py), with the words drawn on it as the ground truth.
 """
 
 from __future__ import annotations
@@ -16,24 +16,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import img2pdf
 import pikepdf
 import psutil
 import pytest
-from PIL import Image
 from pdfminer.high_level import extract_text
 
+import inputs
 from conftest import finished_jobs
+from inputs import InputSet
 from ocrpipe.tools.locate import default_command
 
 pytestmark = pytest.mark.integration
 
-GOOD_RUN_TIMEOUT = 240  # seconds; the run takes about 25 s on 2 cores
+GOOD_RUN_TIMEOUT = 240  # seconds; the run takes about 30 s on 2 cores
 BAD_RUN_TIMEOUT = 120  # about 5 s
 # Settings from the caller's environment that would send the run somewhere else.
 _FOREIGN_SETTINGS = ("DATA_DIR", "IN_DIR", "OUT_DIR", "ARCHIVE_DIR", "ERROR_DIR", "OCR_ARGS", "LOG_JSON")
@@ -95,7 +94,7 @@ class Run:
     dropped: dict[str, str] = field(default_factory=dict)  # relpath in in/ -> sha256 of its bytes
 
     def log_tail(self, chars: int = 3000) -> str:
-        crash = self.root / "ocrpipe-crash.log"
+        crash = self.root / "tmp" / "ocrpipe-crash.log"  # the run's TMPDIR
         extra = f"\n--- ocrpipe-crash.log ---\n{crash.read_text()[-chars:]}" if crash.exists() else ""
         return f"--- stderr ---\n{self.stderr[-chars:]}\n--- stdout ---\n{self.stdout[-chars:]}{extra}"
 
@@ -111,11 +110,11 @@ class Run:
         return found
 
 
-def drop(corpus: Path, name: str, in_dir: Path, relpath: str, dropped: dict[str, str]) -> None:
-    """Copy a corpus file into in/ under ``relpath``."""
+def drop(source: Path, in_dir: Path, relpath: str, dropped: dict[str, str]) -> None:
+    """Copy a generated file into in/ under ``relpath``."""
     dest = in_dir.joinpath(*PurePosixPath(relpath).parts)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(corpus / name, dest)
+    shutil.copyfile(source, dest)
     dropped[relpath] = sha256_of(dest)
 
 
@@ -130,7 +129,8 @@ def drop_built(built: Path, in_dir: Path, relpath: str, dropped: dict[str, str])
 def run_ocrpipe(root: Path, data: Path, *, timeout: float, dropped: dict[str, str]) -> Run:
     """Run ``ocrpipe run --once`` in a subprocess; on timeout kill its whole tree and fail."""
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
-    env.update(STABLE_SECONDS="0", POLL_SECONDS="0.2", OCR_LANG="eng", LOG_LEVEL="INFO")
+    env.update(STABLE_SECONDS="0", POLL_SECONDS="0.2", OCR_LANG="eng", LOG_LEVEL="INFO", TMPDIR=str(root / "tmp"))
+    (root / "tmp").mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "ocrpipe", "run", "--once", "--data", str(data)]
     started = time.monotonic()
     proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -170,67 +170,53 @@ class Case:
         return str(rel.with_name(rel.stem + ".pdf"))
 
 
-PHOTOTEST_WORDS = ("quick", "brown", "jumped")  # tesseract/phototest.txt
-EUROTEXT_WORDS = ("goose", "spam", "lazy")  # tesseract/eurotext.txt
-LINN_WORDS = ("midi", "track", "sequence")  # ocrmypdf/linn.txt
-
 GOOD = {
-    "scanned_pdf": Case("scan linn.pdf", 1, LINN_WORDS),
+    "scanned_pdf": Case("scan letter.pdf", 1, inputs.LETTER_WORDS),  # grey, speckled, skewed
     "multipage_tiff": Case("multi-page.tiff", 3, ("multi page document",)),
     "png_no_dpi": Case("no-dpi.png", 1, ("test document",)),
-    "colour_jpeg_in_subfolder": Case("scans/2024 May/photo 1555.jpg", 1),
-    "zip_of_images": Case("pages.zip", 2, PHOTOTEST_WORDS + EUROTEXT_WORDS),
+    "colour_jpeg_in_subfolder": Case("scans/2024 May/photo 1555.jpg", 1, inputs.LETTER_WORDS),
+    "cmyk_jpeg": Case("cmyk.jpg", 1, inputs.GOOSE_WORDS),
+    "alpha_png": Case("transparent.png", 1, inputs.MIDI_WORDS),  # black on transparent: flattened onto white
+    "ccitt_g4_tiff": Case("fax.tif", 1, inputs.FOX_WORDS),
+    "zip_of_images": Case("pages.zip", 2, inputs.FOX_WORDS + inputs.GOOSE_WORDS),
     "7z_of_pdfs": Case("pdfs.7z", 2, ("midi",)),
-    "pdf_with_text": Case("born digital.pdf", 1, ("lorem", "ipsum")),
-    "jpeg2000_pdf": Case("jpeg2000.pdf", 1, PHOTOTEST_WORDS),
-    "bookmarked_pdf": Case("bookmarked.pdf", 1, PHOTOTEST_WORDS),
+    "pdf_with_text": Case("born digital.pdf", 1, inputs.LOREM_WORDS),
+    "jpeg2000_pdf": Case("jpeg2000.pdf", 1, inputs.FOX_WORDS),
+    "bookmarked_pdf": Case("bookmarked.pdf", 1, inputs.FOX_WORDS),
 }
 TEXT_CASES = [name for name, case in GOOD.items() if case.words]
 
 
 @pytest.fixture(scope="module")
-def good_run(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Run:
+def good_run(tmp_path_factory: pytest.TempPathFactory, made_inputs: InputSet) -> Run:
     """One run over every kind of good input the spec names."""
     root = tmp_path_factory.mktemp("good")
     data, build = root / "data", root / "build"
     in_dir = data / "in"
     build.mkdir()
     dropped: dict[str, str] = {}
-    drop(corpus, "ocrmypdf/linn.pdf", in_dir, GOOD["scanned_pdf"].relpath, dropped)
-    drop(corpus, "paperless/multi-page-images.tiff", in_dir, GOOD["multipage_tiff"].relpath, dropped)
-    drop(corpus, "paperless/simple-no-dpi.png", in_dir, GOOD["png_no_dpi"].relpath, dropped)
-    drop(corpus, "ocrd/OCR-D-IMG_1555_003.jpg", in_dir, GOOD["colour_jpeg_in_subfolder"].relpath, dropped)
-    drop(corpus, "pysample/minimal-document.pdf", in_dir, GOOD["pdf_with_text"].relpath, dropped)
+    for name, made in (("scanned_pdf", "scan.pdf"), ("multipage_tiff", "multi-page.tiff"),
+                       ("png_no_dpi", "no-dpi.png"), ("colour_jpeg_in_subfolder", "photo.jpg"),
+                       ("cmyk_jpeg", "cmyk.jpg"), ("alpha_png", "alpha.png"), ("ccitt_g4_tiff", "fax.tif"),
+                       ("pdf_with_text", "born-digital.pdf"), ("jpeg2000_pdf", "jpeg2000.pdf")):
+        drop(made_inputs[made], in_dir, GOOD[name].relpath, dropped)
 
-    # page10 is written first: only natural ordering puts page2 (phototest) before it.
-    pages_zip = build / "pages.zip"
-    with zipfile.ZipFile(pages_zip, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.write(corpus / "tesseract/eurotext.tif", "page10.tif")
-        archive.write(corpus / "tesseract/phototest.tif", "page2.tif")
+    # page10 is written first: only natural ordering puts page2 (the fox) before it.
+    pages_zip = inputs.zip_of(build / "pages.zip", {"page10.tif": made_inputs["goose.tif"],
+                                                    "page2.tif": made_inputs["fox.tif"]})
     drop_built(pages_zip, in_dir, GOOD["zip_of_images"].relpath, dropped)
 
     pdfs = build / "pdfs"
     pdfs.mkdir()
     members = [pdfs / "doc1.pdf", pdfs / "doc2.pdf"]
-    shutil.copyfile(corpus / "ocrmypdf/skew.pdf", members[0])
-    shutil.copyfile(corpus / "derived/leptonica_1555_003.pdf", members[1])
+    shutil.copyfile(made_inputs["midi.pdf"], members[0])
+    shutil.copyfile(made_inputs["fox.pdf"], members[1])
     seven_zip(build / "pdfs.7z", members)
     drop_built(build / "pdfs.7z", in_dir, GOOD["7z_of_pdfs"].relpath, dropped)
 
-    jp2 = build / "phototest.jp2"
-    with Image.open(corpus / "tesseract/phototest.tif") as image:
-        image.convert("RGB").save(jp2)
-    jp2_pdf = build / "jpeg2000.pdf"
-    jp2_pdf.write_bytes(img2pdf.convert(str(jp2), layout_fun=img2pdf.get_fixed_dpi_layout_fun((200, 200))))
-    drop_built(jp2_pdf, in_dir, GOOD["jpeg2000_pdf"].relpath, dropped)
-
-    bookmarked = build / "bookmarked.pdf"  # a batch would drop the bookmark: OCRed alone, it keeps it
-    page = img2pdf.convert(str(corpus / "tesseract/phototest.tif"),
-                           layout_fun=img2pdf.get_fixed_dpi_layout_fun((200, 200)))
-    with pikepdf.open(io.BytesIO(page)) as pdf:
-        with pdf.open_outline() as outline:
-            outline.root.append(pikepdf.OutlineItem("Photo test", 0))
-        pdf.save(bookmarked)
+    # A batch would drop the bookmark, link and page label: OCRed alone, the document keeps them.
+    bookmarked = inputs.with_structure(made_inputs["fox.pdf"], build / "bookmarked.pdf", outline="Fox test",
+                                       link="https://example.org/fox", page_labels="A-")
     drop_built(bookmarked, in_dir, GOOD["bookmarked_pdf"].relpath, dropped)
 
     assert set(dropped) == {case.relpath for case in GOOD.values()}
@@ -274,11 +260,11 @@ def test_small_documents_shared_ocr_calls_but_the_bookmarked_one_ran_alone(good_
     assert max(entry["batchSize"] for entry in entries.values()) > 1
     with pikepdf.open(good_run.data / "out" / GOOD["bookmarked_pdf"].out_relpath) as pdf:
         with pdf.open_outline() as outline:
-            assert [item.title for item in outline.root] == ["Photo test"]
+            assert [item.title for item in outline.root] == ["Fox test"]
 
 
 def test_zip_pages_follow_natural_order(good_run: Run) -> None:
-    """page2.tif (phototest) comes before page10.tif (eurotext), whatever the archive's order."""
+    """page2.tif (the fox) comes before page10.tif (the goose), whatever the archive's order."""
     first, second = page_texts(good_run.data / "out" / GOOD["zip_of_images"].out_relpath)
     assert "jumped" in first and "goose" not in first, first
     assert "goose" in second and "jumped" not in second, second
@@ -291,10 +277,10 @@ def test_tiff_frames_keep_their_order(good_run: Run) -> None:
 
 
 def test_7z_pages_follow_member_order(good_run: Run) -> None:
-    """doc1.pdf (the Linn brochure) is page 1, doc2.pdf (the leptonica sample) page 2."""
+    """doc1.pdf (the sequencer page) is page 1, doc2.pdf (the fox) page 2."""
     first, second = page_texts(good_run.data / "out" / GOOD["7z_of_pdfs"].out_relpath)
-    assert "midi" in first, first
-    assert "midi" not in second, second
+    assert "midi" in first and "fox" not in first, first
+    assert "fox" in second and "midi" not in second, second
 
 
 @pytest.mark.parametrize("name", GOOD)
@@ -364,19 +350,22 @@ def evil_before() -> dict[Path, int | None]:
 
 
 @pytest.fixture(scope="module")
-def bad(tmp_path_factory: pytest.TempPathFactory, corpus: Path, evil_before: dict[Path, int | None]) -> Run:
+def bad(tmp_path_factory: pytest.TempPathFactory, made_inputs: InputSet,
+        evil_before: dict[Path, int | None]) -> Run:
     """One run over hostile and broken inputs, an owner-password PDF and the same file twice."""
     root = tmp_path_factory.mktemp("bad")
-    data = root / "data"
+    data, build = root / "data", root / "build"
     in_dir = data / "in"
     in_dir.mkdir(parents=True)
+    build.mkdir()
     dropped: dict[str, str] = {}
-    drop(corpus, "formatcorpus/encryption_openpassword.pdf", in_dir, "locked.pdf", dropped)
-    drop(corpus, "ocrmypdf/invalid.pdf", in_dir, "invalid.pdf", dropped)
-    drop(corpus, "zipslip/zip-slip.zip", in_dir, "zip-slip.zip", dropped)
-    drop(corpus, "formatcorpus/encryption_noprinting.pdf", in_dir, OWNER_ONLY, dropped)
+    scan = made_inputs["fox.pdf"]
+    drop(inputs.encrypted(scan, build / "locked.pdf", user="open-sesame"), in_dir, "locked.pdf", dropped)
+    drop(inputs.truncated(scan, build / "invalid.pdf"), in_dir, "invalid.pdf", dropped)
+    drop(inputs.zip_slip(build / "zip-slip.zip"), in_dir, "zip-slip.zip", dropped)
+    drop(inputs.encrypted(scan, build / OWNER_ONLY, user=""), in_dir, OWNER_ONLY, dropped)
     for name in DUPLICATES:
-        drop(corpus, "paperless/simple-no-dpi.png", in_dir, name, dropped)
+        drop(made_inputs["no-dpi.png"], in_dir, name, dropped)
     (in_dir / "empty.pdf").write_bytes(b"")
     (in_dir / "notes.txt").write_text("meeting notes, not a scan\n", encoding="utf-8")
     dropped["empty.pdf"] = sha256_of(in_dir / "empty.pdf")

@@ -1,4 +1,4 @@
-"""PREP with the real 7-Zip: compressed tarballs, archives inside archives, and the shared limits."""
+"""PREP with the real 7-Zip: compressed tarballs, archives inside archives, bombs, path traversal, the shared limits."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pikepdf
 import pytest
 
+import inputs
 from conftest import make_pdf
 from ocrpipe.config import load_settings
 from ocrpipe.stages.prep import run_prep
@@ -73,3 +74,31 @@ def test_limits_count_every_level(tmp_path: Path) -> None:
     outcome, _ = prep_job(tmp_path, "nested.zip", content, MAX_ARCHIVE_MEMBERS="3")
     assert not outcome.ok and not outcome.transient
     assert outcome.reason.startswith("archive refused: 3 files, more than the limit of 1")
+
+
+def test_zip_bomb_is_refused_before_unpacking(tmp_path: Path) -> None:
+    bomb = inputs.zip_bomb(tmp_path / "bomb.zip", megabytes=16)
+    assert bomb.stat().st_size < 2**20  # small packed, big unpacked: what makes it a bomb
+    outcome, job_dir = prep_job(tmp_path, "bomb.zip", bomb.read_bytes(), MAX_ARCHIVE_MB="8")
+    assert not outcome.ok and not outcome.transient
+    assert outcome.reason.startswith("archive refused: it unpacks to 16 MB, more than the limit of 8 MB")
+    assert not (job_dir / "prep" / "zeros.pdf").exists()
+
+
+def test_bomb_inside_a_zip_counts_against_the_same_limit(tmp_path: Path) -> None:
+    """5 MB at the top level and 6 MB inside are each under 8 MB, but not together."""
+    bomb = inputs.zip_bomb(tmp_path / "bomb.zip", megabytes=6)
+    outer = inputs.zip_of(tmp_path / "outer.zip", {"page.pdf": make_pdf(1), "padding.bin": bytes(5 * 2**20),
+                                                   "inner.zip": bomb})
+    outcome, _ = prep_job(tmp_path, "outer.zip", outer.read_bytes(), MAX_ARCHIVE_MB="8")
+    assert not outcome.ok and not outcome.transient
+    assert outcome.reason.startswith("archive refused: it unpacks to 6 MB, more than the limit of 2 MB"), \
+        outcome.reason
+
+
+def test_tar_slip_is_refused_and_writes_nothing_outside(tmp_path: Path) -> None:
+    evil = inputs.tar_slip(tmp_path / "slip.tar", target="escaped.txt", depth=3)
+    outcome, _ = prep_job(tmp_path, "slip.tar", evil.read_bytes())
+    assert not outcome.ok and not outcome.transient
+    assert "points outside the archive" in outcome.reason
+    assert list(tmp_path.rglob("escaped.txt")) == []

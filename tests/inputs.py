@@ -1,0 +1,306 @@
+"""Test inputs made on the spot: text pages with known words, images, PDFs, encrypted, damaged and hostile files.
+
+Everything here is built from Pillow's built-in font, img2pdf, pikepdf, zipfile and tarfile, so the tests and
+the benchmark need nothing from outside the repository. Each function writes one file and returns its path.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import img2pdf
+import pikepdf
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+DPI = 300
+FONT_PX = 56  # about 13 pt at 300 DPI, an ordinary letter's type size: Tesseract reads it without a slip
+PAGE_PX = (1275, 1650)  # 4.25 x 5.5 inches at 300 DPI: a quarter of a Letter page, so OCR stays quick
+MARGIN_PX = 100
+LINE_GAP = 1.6  # line pitch as a multiple of the font size
+
+
+# ----- text pages ---------------------------------------------------------------------------------
+
+
+def text_page(lines: Sequence[str], *, size: tuple[int, int] = PAGE_PX, font_px: int = FONT_PX,
+              grey: int = 255, noise: float = 0.0, skew: float = 0.0, seed: int = 0) -> Image.Image:
+    """A greyscale page with ``lines`` in black; ``grey`` < 255 tints the paper, ``noise`` (0–1) speckles it
+    like a scanner, ``skew`` rotates it by that many degrees."""
+    font = ImageFont.load_default(size=font_px)
+    page = Image.new("L", size, grey)
+    draw = ImageDraw.Draw(page)
+    y = MARGIN_PX
+    for line in lines:
+        draw.text((MARGIN_PX, y), line, fill=0, font=font)
+        y += int(font_px * LINE_GAP)
+    if noise:
+        page = _speckle(page, noise, seed)
+    if skew:
+        page = page.rotate(skew, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=grey)
+    return page
+
+
+def _speckle(page: Image.Image, amount: float, seed: int) -> Image.Image:
+    """Salt-and-pepper dots and a slight blur: what a cheap scanner adds."""
+    rng = random.Random(seed)
+    pixels = page.load()
+    width, height = page.size
+    for _ in range(int(width * height * amount * 0.01)):
+        pixels[rng.randrange(width), rng.randrange(height)] = rng.choice((0, 255))
+    return page.filter(ImageFilter.GaussianBlur(0.6))
+
+
+def save_image(image: Image.Image, path: Path, *, dpi: int | None = DPI, **options: object) -> Path:
+    """Save in the format of ``path``'s suffix; ``dpi=None`` leaves the resolution out of the file."""
+    if dpi is not None:
+        options["dpi"] = (dpi, dpi)
+    image.save(path, **options)
+    return path
+
+
+def text_page_png(path: Path, lines: Sequence[str], *, dpi: int | None = DPI, **page: object) -> Path:
+    return save_image(text_page(lines, **page), path, dpi=dpi)  # type: ignore[arg-type]
+
+
+def text_page_tiff(path: Path, lines: Sequence[str], *, dpi: int | None = DPI, **page: object) -> Path:
+    return save_image(text_page(lines, **page), path, dpi=dpi, compression="tiff_lzw")  # type: ignore[arg-type]
+
+
+def multipage_tiff(path: Path, pages: Sequence[Sequence[str]], *, dpi: int | None = None) -> Path:
+    """One frame per entry of ``pages``; no DPI by default, as many fax and scanner TIFFs have none."""
+    frames = [text_page(lines) for lines in pages]
+    return save_image(frames[0], path, dpi=dpi, save_all=True, append_images=frames[1:], compression="tiff_lzw")
+
+
+def g4_tiff(path: Path, lines: Sequence[str], *, dpi: int = DPI) -> Path:
+    """A bilevel page, CCITT Group 4 compressed (what office scanners send)."""
+    bilevel = text_page(lines).point(lambda v: 255 if v > 128 else 0).convert("1")
+    return save_image(bilevel, path, dpi=dpi, compression="group4")
+
+
+def alpha_png(path: Path, lines: Sequence[str], *, dpi: int | None = DPI) -> Path:
+    """Black text on a fully transparent background: unreadable unless flattened onto white."""
+    mask = text_page(lines).point(lambda v: 255 - v)  # ink opaque, paper transparent
+    rgba = Image.new("RGBA", mask.size, (0, 0, 0, 0))
+    rgba.putalpha(mask)
+    return save_image(rgba, path, dpi=dpi)
+
+
+def cmyk_jpeg(path: Path, lines: Sequence[str], *, dpi: int | None = DPI) -> Path:
+    return save_image(text_page(lines).convert("CMYK"), path, dpi=dpi, quality=90)
+
+
+def colour_jpeg(path: Path, lines: Sequence[str], *, dpi: int | None = None) -> Path:
+    """Dark blue text on cream paper, like a photo of a page; no DPI (phones write none that matters)."""
+    grey = text_page(lines)
+    colour = Image.merge("RGB", [grey.point(lambda v, lo=lo: lo + v * (255 - lo) // 255) for lo in (20, 20, 90)])
+    cream = Image.new("RGB", grey.size, (250, 243, 225))
+    return save_image(Image.composite(colour, cream, grey.point(lambda v: 255 - v)), path, dpi=dpi, quality=90)
+
+
+def jpeg2000(path: Path, lines: Sequence[str]) -> Path:
+    """A JPEG 2000 codestream file (``.jp2``); it has no DPI of its own."""
+    return save_image(text_page(lines).convert("RGB"), path, dpi=None, irreversible=False)
+
+
+# ----- PDFs ---------------------------------------------------------------------------------------
+
+
+def image_pdf(path: Path, images: Iterable[Path], *, dpi: int = DPI) -> Path:
+    """A scanned-looking PDF: one page per image, embedded as is by img2pdf."""
+    layout = img2pdf.get_fixed_dpi_layout_fun((dpi, dpi))
+    path.write_bytes(img2pdf.convert([str(p) for p in images], layout_fun=layout))
+    return path
+
+
+def scanned_pdf(path: Path, pages: Sequence[Sequence[str]], **page: object) -> Path:
+    """A PDF of text pages rendered as PNG images (one per entry of ``pages``)."""
+    images = []
+    for n, lines in enumerate(pages):
+        image = path.with_name(f".{path.stem}-{n}.png")
+        images.append(text_page_png(image, lines, **page))
+    image_pdf(path, images)
+    for image in images:
+        image.unlink()
+    return path
+
+
+def text_pdf(path: Path, lines: Sequence[str], *, title: str | None = None) -> Path:
+    """A born-digital page: real text in Helvetica, nothing to OCR."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(612, 792))
+    font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                BaseFont=pikepdf.Name.Helvetica))
+    page = pdf.pages[0]
+    page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+    shown = b" ".join(b"(%s) Tj 0 -20 Td" % _pdf_string(line) for line in lines)
+    page.Contents = pdf.make_stream(b"BT /F1 14 Tf 72 720 Td " + shown + b" ET")
+    if title:
+        pdf.docinfo["/Title"] = title
+    pdf.save(path, static_id=True)
+    return path
+
+
+def _pdf_string(text: str) -> bytes:
+    return text.encode("latin-1").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+
+
+def with_title(src: Path, path: Path, title: str) -> Path:
+    with pikepdf.open(src) as pdf:
+        pdf.docinfo["/Title"] = title
+        pdf.save(path, static_id=True)
+    return path
+
+
+def with_structure(src: Path, path: Path, *, outline: str | None = None, link: str | None = None,
+                   form_field: str | None = None, page_labels: str | None = None) -> Path:
+    """``src`` plus what lives outside the page images: a bookmark to page 1, a link annotation to
+    ``link`` (a URI), a text form field, and page labels starting at ``page_labels`` (e.g. 'A-')."""
+    with pikepdf.open(src) as pdf:
+        page = pdf.pages[0]
+        if outline:
+            with pdf.open_outline() as tree:
+                tree.root.append(pikepdf.OutlineItem(outline, 0))
+        if link:
+            annot = pdf.make_indirect(pikepdf.Dictionary(
+                Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 0, 100, 20], Border=[0, 0, 0],
+                A=pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String(link))))
+            page.Annots = pdf.make_indirect(pikepdf.Array([annot]))
+        if form_field:
+            field = pdf.make_indirect(pikepdf.Dictionary(
+                Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Widget, FT=pikepdf.Name.Tx,
+                T=pikepdf.String(form_field), Rect=[0, 30, 200, 50], P=page.obj))
+            annots = page.obj.get("/Annots", pdf.make_indirect(pikepdf.Array()))
+            annots.append(field)
+            page.Annots = annots
+            pdf.Root.AcroForm = pdf.make_indirect(pikepdf.Dictionary(Fields=[field]))
+        if page_labels:
+            pdf.Root.PageLabels = pikepdf.Dictionary(Nums=[0, pikepdf.Dictionary(
+                S=pikepdf.Name.D, P=pikepdf.String(page_labels))])
+        pdf.save(path, static_id=True)
+    return path
+
+
+def encrypted(src: Path, path: Path, *, user: str = "", owner: str = "owner-secret") -> Path:
+    """``src`` encrypted with AES-256; ``user=''`` opens without a password (only the owner's is set)."""
+    with pikepdf.open(src) as pdf:
+        pdf.save(path, encryption=pikepdf.Encryption(user=user, owner=owner, allow=pikepdf.Permissions(
+            print_lowres=False, print_highres=False, modify_other=False)))
+    return path
+
+
+def truncated(src: Path, path: Path, *, keep: float = 0.5) -> Path:
+    """The first ``keep`` of ``src``'s bytes: a download or copy that stopped half-way."""
+    data = src.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    return path
+
+
+# ----- archives -----------------------------------------------------------------------------------
+
+
+def zip_of(path: Path, members: dict[str, Path | bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    """Members are written in the order given, under their archive names (which may be anything)."""
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content if isinstance(content, bytes) else content.read_bytes())
+    return path
+
+
+def tar_of(path: Path, members: dict[str, Path | bytes], *, mode: str = "w") -> Path:
+    with tarfile.open(path, mode) as archive:
+        for name, content in members.items():
+            data = content if isinstance(content, bytes) else content.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def zip_slip(path: Path, *, target: str = "tmp/evil.txt", depth: int = 20) -> Path:
+    """A zip whose one entry climbs out of any folder it is unpacked in (``../`` × ``depth``)."""
+    return zip_of(path, {"../" * depth + target: b"written outside the archive's folder\n"})
+
+
+def tar_slip(path: Path, *, target: str = "tmp/evil.txt", depth: int = 20) -> Path:
+    return tar_of(path, {"../" * depth + target: b"written outside the archive's folder\n"})
+
+
+def zip_bomb(path: Path, *, megabytes: int) -> Path:
+    """One member of ``megabytes`` MB of zeros: a few hundred kB packed, far more unpacked."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("zeros.pdf", "w", force_zip64=True) as member:
+            block = bytes(1024 * 1024)
+            for _ in range(megabytes):
+                member.write(block)
+    return path
+
+
+# ----- the named inputs the tests and the benchmark share -----------------------------------------
+
+# Ground truth: the lines drawn on each kind of page, and words of them that OCR must find.
+LETTER = ("Dear customer, thank you", "for your order of seven", "blue widgets. Invoice 2024")
+LETTER_WORDS = ("customer", "widgets", "invoice")
+FOX = ("The quick brown fox", "jumped over the lazy dog")
+FOX_WORDS = ("quick", "brown", "jumped")
+GOOSE = ("A goose ate my spam", "and the cat was lazy")
+GOOSE_WORDS = ("goose", "spam", "cat")
+MIDI = ("The sequencer records", "every midi track in", "one sequence")
+MIDI_WORDS = ("sequencer", "midi", "track")
+LOREM = ("Lorem ipsum dolor sit amet,", "consectetur adipiscing elit.")
+LOREM_WORDS = ("lorem", "ipsum")
+
+
+def numbered(page: int, of: int) -> tuple[str, ...]:
+    return (f"Page {page} of a multi page document", f"This is sheet number {page} of {of}")
+
+
+def _scan_pdf(folder: Path) -> Path:
+    return scanned_pdf(folder / "scan.pdf", [LETTER], grey=215, noise=0.4, skew=1.0)
+
+
+def _three_pages_pdf(folder: Path) -> Path:
+    return scanned_pdf(folder / "three-pages.pdf", [numbered(n, 3) for n in (1, 2, 3)])
+
+
+def _jpeg2000_pdf(folder: Path) -> Path:
+    return image_pdf(folder / "jpeg2000.pdf", [jpeg2000(folder / "fox.jp2", FOX)])
+
+
+RECIPES: dict[str, Callable[[Path], Path]] = {
+    "scan.pdf": _scan_pdf,  # grey, speckled and skewed, like a real scan
+    "midi.pdf": lambda d: scanned_pdf(d / "midi.pdf", [MIDI]),
+    "fox.pdf": lambda d: scanned_pdf(d / "fox.pdf", [FOX]),
+    "three-pages.pdf": _three_pages_pdf,
+    "born-digital.pdf": lambda d: text_pdf(d / "born-digital.pdf", LOREM),
+    "jpeg2000.pdf": _jpeg2000_pdf,
+    "multi-page.tiff": lambda d: multipage_tiff(d / "multi-page.tiff", [numbered(n, 3) for n in (1, 2, 3)]),
+    "no-dpi.png": lambda d: text_page_png(d / "no-dpi.png", ("This is a test document",), dpi=None),
+    "fox.tif": lambda d: text_page_tiff(d / "fox.tif", FOX),
+    "goose.tif": lambda d: text_page_tiff(d / "goose.tif", GOOSE),
+    "photo.jpg": lambda d: colour_jpeg(d / "photo.jpg", LETTER),
+    "cmyk.jpg": lambda d: cmyk_jpeg(d / "cmyk.jpg", GOOSE),
+    "alpha.png": lambda d: alpha_png(d / "alpha.png", MIDI),
+    "fax.tif": lambda d: g4_tiff(d / "fax.tif", FOX),
+}
+
+
+class InputSet:
+    """The named inputs, each built the first time it is asked for and then reused (by path).
+    Callers copy what they drop: the files here are shared by every test of a session."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __getitem__(self, name: str) -> Path:
+        path = self.folder / name
+        if not path.is_file():
+            made = RECIPES[name](self.folder)
+            assert made == path, f"recipe {name} wrote {made}"
+        return path
