@@ -13,12 +13,13 @@ best baseline and to the physical limit (CPU seconds of the file-parallel baseli
 Usage::
 
     python bench/benchmarks.py --smoke --out /tmp/smoke.json       # CI: 3 small files, < 1 min
-    python bench/benchmarks.py --files 21 --ocr-concurrency 1,2     # real scans from the corpus
+    python bench/benchmarks.py --files 21 --ocr-concurrency 1,2     # 21 generated documents, 42 pages
+    python bench/benchmarks.py --source ../shared/corpus            # your own files (a corpus: its scans)
     python bench/benchmarks.py --rounds 3                           # the same 3 times, median ratios
     python bench/benchmarks.py --fake-tools --files 1000            # the pipeline's own overhead
 
 Exit code: 0 when every ocrpipe run exited 0 and finished every job; 1 otherwise; 2 bad usage.
-The corpus is ``<repo>/../shared/corpus`` unless ``OCRPIPE_CORPUS`` names another folder.
+Without ``--source`` the inputs are generated (tests/inputs.py): nothing outside the repository is read.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ MAX_SOURCE_BYTES = 2 * 1024 * 1024
 MAX_IMAGE_BYTES = 512 * 1024
 SKIPPED_SCANS = {"2400dpi.pdf", "hugemono.pdf"}
 CORPUS_ARCHIVES = ("archives/scans_flat.zip", "archives/scans_nested.zip")  # scans_mixed.7z: too large
-SMOKE_FILES = ("ocrmypdf/kcs.pdf", "paperless/simple-no-dpi.png", "tesseract/phototest.tif")
 # Settings that would point ocrpipe elsewhere than the bench's data folder or change what it runs.
 CLEARED_ENV = ("DATA_DIR", "IN_DIR", "OUT_DIR", "ARCHIVE_DIR", "ERROR_DIR", "OCR_ARGS", "OCRMYPDF",
                "FAKE_OCR_DELAY", "FAKE_7Z_DELAY", "FAKE_TOOL_LOG")
@@ -153,15 +153,23 @@ def ensure_ocrpipe_importable() -> None:
 # ----- choosing the inputs ------------------------------------------------------------------------
 
 
-def corpus_dir() -> Path:
-    override = os.environ.get("OCRPIPE_CORPUS")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "corpus"
+def generator_module() -> Any:
+    """tests/inputs.py, the generator the test suite uses too."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import inputs
+
+    return inputs
+
+
+def is_corpus(folder: Path) -> bool:
+    """A folder with a MANIFEST.tsv (like ``shared/corpus``): its scans are chosen by the manifest."""
+    return (folder / "MANIFEST.tsv").is_file()
 
 
 def read_manifest(corpus: Path) -> list[dict[str, str]]:
     manifest = corpus / "MANIFEST.tsv"
     if not manifest.is_file():
-        raise BenchError(f"no corpus manifest at {manifest} (set OCRPIPE_CORPUS or use --source)")
+        raise BenchError(f"no corpus manifest at {manifest}")
     with open(manifest, encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
 
@@ -198,11 +206,65 @@ def corpus_inputs(corpus: Path) -> list[tuple[Path, str]]:
     return [(corpus / name, name) for name in order]
 
 
-def smoke_inputs(corpus: Path) -> list[tuple[Path, str]]:
-    missing = [name for name in SMOKE_FILES if not (corpus / name).is_file()]
-    if missing:
-        raise BenchError(f"smoke files missing from the corpus {corpus}: {', '.join(missing)}")
-    return [(corpus / name, name) for name in SMOKE_FILES]
+def smoke_inputs(dest: Path) -> list[tuple[Path, str]]:
+    """Three small generated files: a scanned PDF, a PNG without a DPI, a TIFF."""
+    inputs = generator_module()
+    dest.mkdir(parents=True, exist_ok=True)
+    made = [inputs.scanned_pdf(dest / "letter.pdf", [inputs.LETTER]),
+            inputs.text_page_png(dest / "no-dpi.png", inputs.FOX, dpi=None),
+            inputs.text_page_tiff(dest / "goose.tif", inputs.GOOSE)]
+    return [(path, f"generated:{path.name}") for path in made]
+
+
+def generated_scans(dest: Path) -> list[tuple[Path, str]]:
+    """The default workload: 21 documents of 42 full Letter pages of prose at 300 DPI, mixed like a scanner
+    inbox: 7 PDFs (1–4 pages), 7 images (PNG without DPI, TIFF, JPEG, CMYK JPEG, CCITT G4, alpha PNG,
+    a 3-frame TIFF) and 7 zips of 2–3 pages; some pages grey, speckled and skewed."""
+    inputs = generator_module()
+    dest.mkdir(parents=True, exist_ok=True)
+    seeds = itertools.count(1)
+
+    def image(name: str, **save: Any) -> Path:
+        page = inputs.prose_page(next(seeds))
+        if name.endswith(".jpg"):
+            page = page.convert(save.pop("mode", "RGB"))
+        return inputs.save_image(page, dest / name, **save)
+
+    def pdf(name: str, pages: int) -> Path:
+        images = [image(f".{name}-{n}.png") for n in range(pages)]
+        inputs.image_pdf(dest / name, images)
+        for path in images:
+            path.unlink()
+        return dest / name
+
+    def zipped(name: str, members: list[Path]) -> Path:
+        inputs.zip_of(dest / name, {path.name: path for path in members})
+        for path in members:
+            path.unlink()
+        return dest / name
+
+    pdfs = [pdf(f"doc{n}.pdf", pages) for n, pages in enumerate((1, 2, 3, 4, 1, 2, 3), start=1)]
+    frames = [inputs.prose_page(next(seeds)) for _ in range(3)]
+    images = [image("scan-no-dpi.png", dpi=None), image("scan.tif", compression="tiff_lzw"),
+              image("photo.jpg", quality=85, dpi=None), image("print.jpg", mode="CMYK", quality=85),
+              inputs.save_image(inputs.prose_page(next(seeds)).point(lambda v: 255 if v > 128 else 0).convert("1"),
+                                dest / "fax.tif", compression="group4"),
+              inputs.save_image(_transparent(inputs.prose_page(next(seeds))), dest / "transparent.png"),
+              inputs.save_image(frames[0], dest / "three-frames.tif", save_all=True, append_images=frames[1:],
+                                compression="tiff_lzw")]
+    archives = [zipped(f"batch{n}.zip", [image(f"batch{n}-page{p}.png") for p in range(1, size + 1)])
+                for n, size in enumerate((2, 3, 2, 2, 3, 2, 3), start=1)]
+    order = interleave([[str(p) for p in pdfs], [str(p) for p in images], [str(p) for p in archives]])
+    return [(Path(path), f"generated:{Path(path).name}") for path in order]
+
+
+def _transparent(page: Any) -> Any:
+    """Ink opaque, paper transparent: ocrpipe must flatten it onto white."""
+    from PIL import Image
+
+    rgba = Image.new("RGBA", page.size, (0, 0, 0, 0))
+    rgba.putalpha(page.point(lambda v: 255 - v))
+    return rgba
 
 
 def folder_inputs(folder: Path) -> list[tuple[Path, str]]:
@@ -842,7 +904,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int,
                         help="number of conversions (default 21; 1000 with --fake-tools; 3 with --smoke)")
-    parser.add_argument("--source", type=Path, help="folder of inputs (default: scans of the corpus)")
+    parser.add_argument("--source", type=Path,
+                        help="folder of PDFs, images and archives; a corpus folder (with MANIFEST.tsv) gives its "
+                             "scans (default: 21 generated documents, 42 pages)")
     parser.add_argument("--prep-concurrency", type=int_list, help="comma list, e.g. 1,2 (default 1)")
     parser.add_argument("--ocr-concurrency", type=int_list,
                         help=f"comma list, e.g. 1,2,4 (default {cores()}, the cores)")
@@ -850,7 +914,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fake-tools", action="store_true", help="fake 7z/ocrmypdf: the pipeline's own overhead")
     parser.add_argument("--fake-ocr-seconds", type=float, default=0.0, help="fake ocrmypdf duration (default 0)")
     parser.add_argument("--fake-7z-seconds", type=float, default=0.0, help="fake 7z duration (default 0)")
-    parser.add_argument("--smoke", action="store_true", help="3 small real files, one combination: CI check")
+    parser.add_argument("--smoke", action="store_true",
+                        help="3 small generated files, real tools, one combination: CI check")
     parser.add_argument("--no-baselines", action="store_true", help="skip the plain-ocrmypdf baselines")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat everything N times, baselines and ocrpipe back to back, and report the "
@@ -883,6 +948,8 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     if args.smoke:
         args.prep_concurrency, args.ocr_concurrency = args.prep_concurrency[:1], args.ocr_concurrency[:1]
     args.baselines = not (args.no_baselines or args.fake_tools)
+    if args.source is not None and not args.source.is_dir():
+        raise BenchError(f"--source {args.source} is not a folder")
     if args.fake_tools and not FAKE_TOOL.is_file():
         raise BenchError(f"--fake-tools needs {FAKE_TOOL}")
     return args
@@ -893,11 +960,11 @@ def make_inputs(args: argparse.Namespace, work: Path) -> list[InputFile]:
     if args.fake_tools and args.source is None:
         return generated_inputs(args.files, dest)
     if args.source is not None:
-        order = folder_inputs(args.source)
+        order = corpus_inputs(args.source) if is_corpus(args.source) else folder_inputs(args.source)
     elif args.smoke:
-        order = smoke_inputs(corpus_dir())
+        order = smoke_inputs(work / "generated")
     else:
-        order = corpus_inputs(corpus_dir())
+        order = generated_scans(work / "generated")
     if not order:
         raise BenchError("no input files found")
     return materialise_inputs(order, args.files, dest)
@@ -927,7 +994,7 @@ class WorkDir:
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {"files": args.files, "source": str(args.source) if args.source else
-            ("generated" if args.fake_tools else f"corpus:{corpus_dir()}"),
+            ("generated:smoke" if args.smoke else "generated"),
             "prepConcurrency": args.prep_concurrency, "ocrConcurrency": args.ocr_concurrency,
             "fakeTools": args.fake_tools, "fakeOcrSeconds": args.fake_ocr_seconds,
             "fake7zSeconds": args.fake_7z_seconds, "smoke": args.smoke, "baselines": args.baselines,
@@ -937,14 +1004,17 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The single measurements asked for, each with its target and verdict."""
-    from targets import drop_latency, single_document, tick_with_history
+    from targets import drop_latency, long_document_pages, single_document, tick_with_history
 
     report: dict[str, Any] = {"benchmark": "ocrpipe targets", "machine": machine_info()}
     if args.single_doc:
         env = ocrpipe_env(1, cores(), argparse.Namespace(fake_tools=False))
         env.update(STABLE_SECONDS="0", POLL_SECONDS="0.2")
-        report["singleDocument"] = single_document(corpus_dir(), args.single_doc, work, env, cores(),
-                                                   rounds=args.rounds)
+        try:
+            parts = long_document_pages(args.source, work)
+        except ValueError as exc:
+            raise BenchError(str(exc)) from None
+        report["singleDocument"] = single_document(parts, args.single_doc, work, env, cores(), rounds=args.rounds)
     if args.tick_history:
         report["tick"] = tick_with_history(args.tick_history, work)
     if args.index_history:

@@ -16,19 +16,41 @@ from typing import Any, Callable
 
 import pikepdf
 
-# One- to six-page scans of the corpus, cycled to build a long document.
+# One- to six-page scans of a corpus folder (``--source``), cycled to build a long document.
 SCANS = ("ocrmypdf/linn.pdf", "ocrmypdf/skew.pdf", "ocrmypdf/c02-22.pdf", "ocrmypdf/3small.pdf",
          "ocrmypdf/cardinal.pdf", "ocrmypdf/ccitt.pdf", "ocrmypdf/jbig2.pdf", "ocrmypdf/epson.pdf")
+GENERATED_PAGES = 8  # distinct generated pages, cycled like the scans
 
 
-def long_document(corpus: Path, pages: int, out: Path) -> int:
-    """At least ``pages`` pages of real scans in one PDF; returns its page count."""
+def long_document_pages(source: Path | None, work: Path) -> list[Path]:
+    """The PDFs a long document is made of: a corpus's scans, every PDF of another folder, or by default
+    eight generated full pages of prose (tests/inputs.py)."""
+    if source is not None:
+        pdfs = ([source / name for name in SCANS] if (source / "MANIFEST.tsv").is_file()
+                else sorted(source.rglob("*.pdf")))
+        if not pdfs:
+            raise ValueError(f"no PDF in {source}")
+        return pdfs
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import inputs
+
+    folder = work / "generated"
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for seed in range(GENERATED_PAGES):
+        image = inputs.save_image(inputs.prose_page(100 + seed), folder / f"page{seed}.png")
+        made.append(inputs.image_pdf(folder / f"page{seed}.pdf", [image]))
+    return made
+
+
+def long_document(parts: list[Path], pages: int, out: Path) -> int:
+    """At least ``pages`` pages of ``parts`` (PDFs, cycled) in one PDF; returns its page count."""
     with pikepdf.new() as doc:
         sources = []
         try:
             while len(doc.pages) < pages:
-                for name in SCANS:
-                    source = pikepdf.open(corpus / name)
+                for part in parts:
+                    source = pikepdf.open(part)
                     sources.append(source)
                     doc.pages.extend(source.pages)
                     if len(doc.pages) >= pages:
@@ -40,13 +62,13 @@ def long_document(corpus: Path, pages: int, out: Path) -> int:
                 source.close()
 
 
-def single_document(corpus: Path, pages: int, work: Path, env: dict[str, str], cores: int, *,
+def single_document(parts: list[Path], pages: int, work: Path, env: dict[str, str], cores: int, *,
                     rounds: int = 1) -> dict[str, Any]:
     """ocrpipe on one long document against one ``ocrmypdf --jobs <cores>`` call with the same options,
     ``rounds`` times, the two back to back (alternating which goes first); the median ratio is the verdict."""
     source = work / "single" / "long.pdf"
     source.parent.mkdir(parents=True)
-    count = long_document(corpus, pages, source)
+    count = long_document(parts, pages, source)
     argv = [sys.executable, "-m", "ocrmypdf", "--output-type", "auto", "--skip-text", "-l", env["OCR_LANG"],
             "--jobs", str(cores), str(source)]
     per_round = []

@@ -304,3 +304,24 @@ class InputSet:
             made = RECIPES[name](self.folder)
             assert made == path, f"recipe {name} wrote {made}"
         return path
+
+
+# ----- pages of prose, for the benchmark --------------------------------------------------------------
+
+WORDS = ("invoice order customer account payment delivery address number total amount date signature "
+         "please find attached the a of to and for with on by from this that report meeting office "
+         "project budget quarter review contract service request balance statement notice letter "
+         "department manager copy record receipt tax insurance policy claim schedule").split()
+LETTER_PX = (2550, 3300)  # US Letter at 300 DPI: a whole scanned page
+
+
+def prose(seed: int, lines: int, *, width: int = 6) -> list[str]:
+    """``lines`` lines of ``width`` office words each, the same for the same seed."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(width)).capitalize() for _ in range(lines)]
+
+
+def prose_page(seed: int, *, lines: int = 24, **page: object) -> Image.Image:
+    """A full Letter page of prose at 300 DPI, with scanner-like noise on some seeds."""
+    noisy = {"grey": 225, "noise": 0.3, "skew": 0.8, "seed": seed} if seed % 3 == 0 else {}
+    return text_page(prose(seed, lines), size=LETTER_PX, font_px=44, **{**noisy, **page})  # type: ignore[arg-type]
