@@ -153,14 +153,6 @@ def ensure_ocrpipe_importable() -> None:
 # ----- choosing the inputs ------------------------------------------------------------------------
 
 
-def generator_module() -> Any:
-    """tests/inputs.py, the generator the test suite uses too."""
-    sys.path.insert(0, str(REPO / "tests"))
-    import inputs
-
-    return inputs
-
-
 def is_corpus(folder: Path) -> bool:
     """A folder with a MANIFEST.tsv (like ``shared/corpus``): its scans are chosen by the manifest."""
     return (folder / "MANIFEST.tsv").is_file()
@@ -204,67 +196,6 @@ def corpus_inputs(corpus: Path) -> list[tuple[Path, str]]:
     archives = [name for name in CORPUS_ARCHIVES if (corpus / name).is_file()]
     order = interleave([sorted(groups["pdf"]), sorted(groups["image"]), archives])
     return [(corpus / name, name) for name in order]
-
-
-def smoke_inputs(dest: Path) -> list[tuple[Path, str]]:
-    """Three small generated files: a scanned PDF, a PNG without a DPI, a TIFF."""
-    inputs = generator_module()
-    dest.mkdir(parents=True, exist_ok=True)
-    made = [inputs.scanned_pdf(dest / "letter.pdf", [inputs.LETTER]),
-            inputs.text_page_png(dest / "no-dpi.png", inputs.FOX, dpi=None),
-            inputs.text_page_tiff(dest / "goose.tif", inputs.GOOSE)]
-    return [(path, f"generated:{path.name}") for path in made]
-
-
-def generated_scans(dest: Path) -> list[tuple[Path, str]]:
-    """The default workload: 21 documents of 42 full Letter pages of prose at 300 DPI, mixed like a scanner
-    inbox: 7 PDFs (1–4 pages), 7 images (PNG without DPI, TIFF, JPEG, CMYK JPEG, CCITT G4, alpha PNG,
-    a 3-frame TIFF) and 7 zips of 2–3 pages; some pages grey, speckled and skewed."""
-    inputs = generator_module()
-    dest.mkdir(parents=True, exist_ok=True)
-    seeds = itertools.count(1)
-
-    def image(name: str, **save: Any) -> Path:
-        page = inputs.prose_page(next(seeds))
-        if name.endswith(".jpg"):
-            page = page.convert(save.pop("mode", "RGB"))
-        return inputs.save_image(page, dest / name, **save)
-
-    def pdf(name: str, pages: int) -> Path:
-        images = [image(f".{name}-{n}.png") for n in range(pages)]
-        inputs.image_pdf(dest / name, images)
-        for path in images:
-            path.unlink()
-        return dest / name
-
-    def zipped(name: str, members: list[Path]) -> Path:
-        inputs.zip_of(dest / name, {path.name: path for path in members})
-        for path in members:
-            path.unlink()
-        return dest / name
-
-    pdfs = [pdf(f"doc{n}.pdf", pages) for n, pages in enumerate((1, 2, 3, 4, 1, 2, 3), start=1)]
-    frames = [inputs.prose_page(next(seeds)) for _ in range(3)]
-    images = [image("scan-no-dpi.png", dpi=None), image("scan.tif", compression="tiff_lzw"),
-              image("photo.jpg", quality=85, dpi=None), image("print.jpg", mode="CMYK", quality=85),
-              inputs.save_image(inputs.prose_page(next(seeds)).point(lambda v: 255 if v > 128 else 0).convert("1"),
-                                dest / "fax.tif", compression="group4"),
-              inputs.save_image(_transparent(inputs.prose_page(next(seeds))), dest / "transparent.png"),
-              inputs.save_image(frames[0], dest / "three-frames.tif", save_all=True, append_images=frames[1:],
-                                compression="tiff_lzw")]
-    archives = [zipped(f"batch{n}.zip", [image(f"batch{n}-page{p}.png") for p in range(1, size + 1)])
-                for n, size in enumerate((2, 3, 2, 2, 3, 2, 3), start=1)]
-    order = interleave([[str(p) for p in pdfs], [str(p) for p in images], [str(p) for p in archives]])
-    return [(Path(path), f"generated:{Path(path).name}") for path in order]
-
-
-def _transparent(page: Any) -> Any:
-    """Ink opaque, paper transparent: ocrpipe must flatten it onto white."""
-    from PIL import Image
-
-    rgba = Image.new("RGBA", page.size, (0, 0, 0, 0))
-    rgba.putalpha(page.point(lambda v: 255 - v))
-    return rgba
 
 
 def folder_inputs(folder: Path) -> list[tuple[Path, str]]:
@@ -959,6 +890,8 @@ def make_inputs(args: argparse.Namespace, work: Path) -> list[InputFile]:
     dest = work / "inputs"
     if args.fake_tools and args.source is None:
         return generated_inputs(args.files, dest)
+    from workload import generated_scans, smoke_inputs
+
     if args.source is not None:
         order = corpus_inputs(args.source) if is_corpus(args.source) else folder_inputs(args.source)
     elif args.smoke:

@@ -77,18 +77,24 @@ def multipage_tiff(path: Path, pages: Sequence[Sequence[str]], *, dpi: int | Non
     return save_image(frames[0], path, dpi=dpi, save_all=True, append_images=frames[1:], compression="tiff_lzw")
 
 
+def bilevel(page: Image.Image) -> Image.Image:
+    return page.point(lambda v: 255 if v > 128 else 0).convert("1")
+
+
+def transparent(page: Image.Image) -> Image.Image:
+    """Black ink on a fully transparent background: unreadable unless flattened onto white."""
+    rgba = Image.new("RGBA", page.size, (0, 0, 0, 0))
+    rgba.putalpha(page.point(lambda v: 255 - v))  # ink opaque, paper transparent
+    return rgba
+
+
 def g4_tiff(path: Path, lines: Sequence[str], *, dpi: int = DPI) -> Path:
     """A bilevel page, CCITT Group 4 compressed (what office scanners send)."""
-    bilevel = text_page(lines).point(lambda v: 255 if v > 128 else 0).convert("1")
-    return save_image(bilevel, path, dpi=dpi, compression="group4")
+    return save_image(bilevel(text_page(lines)), path, dpi=dpi, compression="group4")
 
 
 def alpha_png(path: Path, lines: Sequence[str], *, dpi: int | None = DPI) -> Path:
-    """Black text on a fully transparent background: unreadable unless flattened onto white."""
-    mask = text_page(lines).point(lambda v: 255 - v)  # ink opaque, paper transparent
-    rgba = Image.new("RGBA", mask.size, (0, 0, 0, 0))
-    rgba.putalpha(mask)
-    return save_image(rgba, path, dpi=dpi)
+    return save_image(transparent(text_page(lines)), path, dpi=dpi)
 
 
 def cmyk_jpeg(path: Path, lines: Sequence[str], *, dpi: int | None = DPI) -> Path:
