@@ -8,7 +8,6 @@ Every input is generated (tests/inputs.py), with the words drawn on it as the gr
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
