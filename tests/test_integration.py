@@ -175,7 +175,7 @@ GOOD = {
     "png_no_dpi": Case("no-dpi.png", 1, ("test document",)),
     "colour_jpeg_in_subfolder": Case("scans/2024 May/photo 1555.jpg", 1, inputs.LETTER_WORDS),
     "cmyk_jpeg": Case("cmyk.jpg", 1, inputs.GOOSE_WORDS),
-    "alpha_png": Case("transparent.png", 1, inputs.MIDI_WORDS),  # black on transparent: flattened onto white
+    "alpha_png": Case("transparent.png", 1, inputs.MIDI_WORDS),  # black ink on transparent paper
     "ccitt_g4_tiff": Case("fax.tif", 1, inputs.FOX_WORDS),
     "zip_of_images": Case("pages.zip", 2, inputs.FOX_WORDS + inputs.GOOSE_WORDS),
     "7z_of_pdfs": Case("pdfs.7z", 2, ("midi",)),
