@@ -15,7 +15,8 @@ from ocrpipe.config import load_settings
 from ocrpipe.errors import ExitCode, OcrpipeError
 
 EPILOG = """exit codes: 0 all jobs ended well, 1 a file went to error/, 2 bad configuration or usage,
-3 a required tool is missing, 4 another ocrpipe runs on this data folder, 130 interrupted.
+3 a required tool is missing, 4 another ocrpipe runs on this data folder, 5 ocrpipe kept failing
+outside any job and stopped, 130 interrupted.
 Settings come from environment variables (DATA_DIR, OCR_LANG, OCR_CONCURRENCY…; see the README);
 flags win over them."""
 

@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     BAD_CONFIG = 2
     MISSING_TOOL = 3
     ALREADY_RUNNING = 4
+    SCHEDULER_FAULT = 5
     INTERRUPTED = 130
 
 
@@ -45,6 +46,12 @@ class AlreadyRunningError(OcrpipeError):
     """Another ocrpipe instance holds the data folder's lock."""
 
     exit_code = ExitCode.ALREADY_RUNNING
+
+
+class SchedulerFault(OcrpipeError):
+    """ocrpipe itself kept failing outside any job (the pools, the index), even after pauses."""
+
+    exit_code = ExitCode.SCHEDULER_FAULT
 
 
 class StageError(Exception):

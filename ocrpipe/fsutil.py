@@ -7,11 +7,17 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 HASH_CHUNK = 1024 * 1024
+# Windows: an antivirus, a backup agent or ``ocrpipe status`` may hold a file open for a moment, and a
+# rename over it fails with PermissionError until they let go.
+REPLACE_RETRIES = 8
+REPLACE_FIRST_PAUSE = 0.02
+PLACED_SUFFIX = ".placed"  # beside a placement's temp file on volumes without hard links: the name chosen
 
 
 def sha256_file(path: Path) -> str:
@@ -43,10 +49,23 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        replace_retrying(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def replace_retrying(src: Path, dest: Path) -> None:
+    """``os.replace``, tried again for a moment while another program holds ``dest`` (Windows)."""
+    pause = REPLACE_FIRST_PAUSE
+    for _ in range(REPLACE_RETRIES - 1):
+        try:
+            os.replace(src, dest)
+            return
+        except PermissionError:
+            time.sleep(pause)
+            pause *= 2
+    os.replace(src, dest)
 
 
 def atomic_write_json(path: Path, obj: Any, *, durable: bool = True, pretty: bool = False) -> None:
@@ -104,10 +123,15 @@ def place_file(src: Path, folder: Path, name: str, *, tmp_name: str, keep_source
 
     Safe to call again after a crash at any point, with the same ``tmp_name``: it finishes the same
     placement instead of making a second copy. The temp file stays, hard-linked to the result, until
-    the caller has recorded the result and calls :func:`drop_temp`.
+    the caller has recorded the result and calls :func:`drop_temp`. Where hard links are refused
+    (FAT, exFAT, some shares), a note beside the temp file names the target before the temp file is
+    renamed onto it, so a second call finds the same target.
     """
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / tmp_name
+    placed = _placed_before(folder, tmp_name)
+    if placed is not None:
+        return placed
     if not tmp.exists():
         moved = False
         if not keep_source:
@@ -133,15 +157,29 @@ def place_file(src: Path, folder: Path, name: str, *, tmp_name: str, keep_source
             os.link(tmp, target)
         except FileExistsError:
             continue
-        except OSError:
-            os.replace(tmp, target)  # no hard links here (FAT, some shares): rename instead
+        except OSError:  # no hard links here: note the name, then rename
+            atomic_write_bytes(folder / (tmp_name + PLACED_SUFFIX), candidate.encode("utf-8"))
+            os.replace(tmp, target)
         _fsync_dir(folder)
         return target
     raise AssertionError("unreachable")
 
 
+def _placed_before(folder: Path, tmp_name: str) -> Path | None:
+    """The target a renaming placement chose before a crash; it finishes the rename if it was cut short."""
+    try:
+        chosen = (folder / (tmp_name + PLACED_SUFFIX)).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    target, tmp = folder / chosen, folder / tmp_name
+    if tmp.exists():
+        os.replace(tmp, target)
+    return target
+
+
 def drop_temp(folder: Path, tmp_name: str) -> None:
     (folder / tmp_name).unlink(missing_ok=True)
+    (folder / (tmp_name + PLACED_SUFFIX)).unlink(missing_ok=True)
 
 
 def remove_tree(path: Path) -> None:

@@ -133,3 +133,10 @@ def kill_recorded(hb_path: Path, *, include_worker: bool) -> list[int]:
         if _same_process(identity) and identity["pid"] != os.getpid():
             killed += kill_tree(identity["pid"], grace=2.0)
     return killed
+
+
+def kill_identity(identity: dict[str, Any] | None) -> list[int]:
+    """Kill a process (with its children) named by pid and create time, if it is still that process."""
+    if _same_process(identity) and identity is not None and identity["pid"] != os.getpid():
+        return kill_tree(identity["pid"], grace=2.0)
+    return []

@@ -34,6 +34,7 @@ class StageOutcome:
     stderr_tail: str = ""
     disk_full: bool = False
     batch_failure: bool = False  # a batch failed as a whole: each member is retried alone, for free
+    free: bool = False  # not this file's fault (another job's worker died): the attempt does not count
     started_at: str | None = None
     ended_at: str | None = None
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+import signal
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from typing import Any, Callable
 
 from ocrpipe.worker import init_worker, warm_up
 
 # Recycling workers now and then bounds what a leaking library (Pillow, pikepdf) can hold.
 MAX_TASKS_PER_CHILD = 100
+# CPython terminates the other workers of a broken pool with SIGTERM (on Windows too, as this exit code).
+TERMINATED_BY_POOL = -signal.SIGTERM
+RETIRED_KEPT = 4  # broken executors whose workers' exit codes may still be asked about
 
 ExecutorFactory = Callable[[int], Executor]
 
@@ -38,6 +42,7 @@ class StagePool:
         self.workers = workers
         self._factory = factory
         self._executor: Executor | None = None
+        self._retired: list[dict[int, Any]] = []  # the worker processes of executors dropped lately
 
     @property
     def executor(self) -> Executor:
@@ -46,7 +51,30 @@ class StagePool:
         return self._executor
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        return self.executor.submit(fn, *args, **kwargs)
+        """Submit; a pool broken while idle (a worker killed, crashed in its warm-up) is rebuilt once."""
+        try:
+            return self.executor.submit(fn, *args, **kwargs)
+        except (BrokenExecutor, RuntimeError):  # RuntimeError: shut down by a broken pool's manager thread
+            self.rebuild()
+            return self.executor.submit(fn, *args, **kwargs)
+
+    def died_on_their_own(self) -> set[int] | None:
+        """Pids of workers that died by themselves (killed, crashed), not terminated by the pool after
+        another one died; None when the executor cannot tell (not a process pool)."""
+        pools = [*self._retired, *([self._processes()] if self._executor is not None else [])]
+        if not any(procs is not None for procs in pools):
+            return None
+        dead = set()
+        for procs in pools:
+            for pid, process in list((procs or {}).items()):
+                code = process.exitcode
+                if code is not None and code not in (0, TERMINATED_BY_POOL):
+                    dead.add(pid)
+        return dead
+
+    def _processes(self) -> dict[int, Any] | None:
+        # ProcessPoolExecutor keeps its workers here (not public API): read only, for exit codes.
+        return getattr(self._executor, "_processes", None)
 
     def warm(self) -> None:
         """Start the workers now (they import pikepdf and Pillow), so the first file does not wait."""
@@ -56,6 +84,9 @@ class StagePool:
     def rebuild(self) -> None:
         """Drop a broken executor; the next submit starts a fresh one."""
         if self._executor is not None:
+            procs = self._processes()
+            if procs is not None:
+                self._retired = [*self._retired, procs][-RETIRED_KEPT:]
             self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = None
 

@@ -72,6 +72,7 @@ def _error_folder(settings: Settings, job_dir: Path, record: dict[str, Any]) -> 
 def publish_error(settings: Settings, job_dir: Path, record: dict[str, Any]) -> Path:
     """Move the original to ``error/<jobKey>/`` beside an error.json that says what went wrong."""
     folder = _error_folder(settings, job_dir, record)
+    folder.mkdir(parents=True, exist_ok=True)  # also when the original is missing: error.json still goes here
     error = record.get("lastError") or {}
     source = job_dir / record["input"]
     tmp = _tmp_name(record, "orig")

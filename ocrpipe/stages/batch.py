@@ -4,8 +4,6 @@ once), then split back into one PDF/A per document, each checked like a single r
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -14,13 +12,10 @@ from pikepdf.pdfa import PdfaError, prepare, resolve_save_kwargs
 from pikepdf.pdfa import save as save_pdfa
 
 from ocrpipe.config import Settings
-from ocrpipe.fsutil import remove_tree
-from ocrpipe.heartbeat import HeartbeatWriter, heartbeat_path
 from ocrpipe.model import Stage, normalise_languages
-from ocrpipe.outcome import StageOutcome, mark_failed, mark_started
-from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, failure_fields, tool_env
+from ocrpipe.outcome import StageOutcome
+from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, Member, run_members, tool_env
 from ocrpipe.stages.ocr import publish, verify_output
-from ocrpipe.store import update_state, utc_now
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
 
@@ -65,43 +60,22 @@ def _holds_something(key: str, value: pikepdf.Object) -> bool:
 
 def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[Path, int, dict[str, int]]], *,
                   jobs: int) -> list[StageOutcome]:
-    """Pool entry point: ``members`` are (job folder, pages, attempts); one outcome per member, in order."""
-    started, started_at = time.monotonic(), utc_now()
-    targets = []
-    for job_dir, _, attempts in members:
-        update_state(job_dir, lambda r, a=attempts: mark_started(r, Stage.OCR, a, workerPid=os.getpid(),
-                                                                  batch=batch_dir.name), durable=False)
-        targets.append((heartbeat_path(job_dir, Stage.OCR), attempts["OCR"]))
+    """Pool entry point: ``members`` are (job folder, pages, attempts); one outcome per member, in order.
+    Each document is charged its share of the call, by pages, and published on its own."""
+    total = sum(pages for _, pages, _ in members)
     pages_of = [(job_dir, pages) for job_dir, pages, _ in members]
-    try:
-        with HeartbeatWriter(targets, stage=Stage.OCR, interval=settings.heartbeat_seconds):
-            pdfa = _ocr_and_split(settings, batch_dir, pages_of, jobs=jobs)
-    except Exception as exc:  # noqa: BLE001 — the members fall back to one call each
-        fields = failure_fields(exc)
+
+    def batch_failed(fields: dict) -> dict:  # the members fall back to one call each
         fields["reason"] = f"batch of {len(members)} documents failed ({fields['reason']}); retrying each alone"
-        fields.update(transient=True, batch_failure=True)
-        failed = StageOutcome(Stage.OCR, False, time.monotonic() - started, {}, started_at=started_at,
-                              ended_at=utc_now(), **fields)
-        for job_dir, _ in pages_of:
-            update_state(job_dir, lambda r: mark_failed(r, failed))
-        return [failed for _ in members]
-    finally:
-        remove_tree(batch_dir)
-    seconds, total = time.monotonic() - started, sum(pages for _, pages in pages_of)
-    # Each document is charged its share of the call, by pages, and published on its own.
-    return [_publish_member(settings, job_dir, StageOutcome(
-        Stage.OCR, True, seconds * pages / total, {"pdfa": pdfa, "batchSize": len(members)},
-        started_at=started_at, ended_at=utc_now())) for job_dir, pages in pages_of]
+        return {**fields, "transient": True, "batch_failure": True}
 
+    def work() -> dict:
+        return {"pdfa": _ocr_and_split(settings, batch_dir, pages_of, jobs=jobs), "batchSize": len(members)}
 
-def _publish_member(settings: Settings, job_dir: Path, outcome: StageOutcome) -> StageOutcome:
-    try:
-        record = publish(settings, job_dir, outcome)
-    except Exception as exc:  # noqa: BLE001 — this member alone is retried
-        failed = replace(outcome, ok=False, fields={}, **failure_fields(exc))
-        update_state(job_dir, lambda r: mark_failed(r, failed))
-        return failed
-    return replace(outcome, fields={**outcome.fields, "record": record})
+    return run_members(settings, Stage.OCR, [Member(job_dir, attempts, pages / total)
+                                             for job_dir, pages, attempts in members],
+                       work, finish=lambda job_dir, outcome: publish(settings, job_dir, outcome),
+                       scratch=[batch_dir], on_failure=batch_failed, batch=batch_dir.name)
 
 
 def _ocr_and_split(settings: Settings, batch_dir: Path, members: Sequence[tuple[Path, int]], *,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+
+import psutil
 
 from ocrpipe.config import Settings
 from ocrpipe.errors import DiskFullError, StageError, ToolTimeout
@@ -47,27 +49,71 @@ def failure_fields(exc: BaseException) -> dict[str, Any]:
     return {"reason": f"unexpected {type(exc).__name__}: {exc}"}
 
 
+@dataclass(frozen=True)
+class Member:
+    """One job of a stage run: its folder, the attempt counts the scheduler hands over, and its share
+    of the run's time (a batch charges each document by its pages)."""
+
+    job_dir: Path
+    attempts: dict[str, int]
+    share: float = 1.0
+
+
+def worker_identity() -> dict[str, Any]:
+    """This worker process as state.json names it: pid and create time (pids are reused)."""
+    return {"workerPid": os.getpid(), "workerCreateTime": psutil.Process().create_time()}
+
+
+def run_members(settings: Settings, stage: Stage, members: Sequence[Member], work: Callable[[], dict[str, Any]], *,
+                finish: Callable[[Path, StageOutcome], dict[str, Any] | None], scratch: Sequence[Path] = (),
+                on_failure: Callable[[dict[str, Any]], dict[str, Any]] = lambda fields: fields,
+                **started: Any) -> list[StageOutcome]:
+    """The one stage runner, for a single job and for a batch: record each member's start, do the work
+    and finish each member (publish, for OCR) under one heartbeat, and report one outcome per member.
+    Any failure becomes an outcome, never a traceback; ``scratch`` folders go before and after."""
+    t0, started_at = time.monotonic(), utc_now()
+    identity = worker_identity()
+    for m in members:
+        # Not fsynced: lost in a power cut, the stage simply runs again.
+        update_state(m.job_dir, lambda r, m=m: mark_started(r, stage, m.attempts, **identity, **started),
+                     durable=False)
+    targets = [(heartbeat_path(m.job_dir, stage), m.attempts[stage.value]) for m in members]
+    # The heartbeat stays on disk after the stage: the scheduler drops it once it has the outcome,
+    # so until then it still names the tools to kill should the worker die.
+    try:
+        with HeartbeatWriter(targets, stage=stage, interval=settings.heartbeat_seconds):
+            for folder in scratch:
+                remove_tree(folder)  # what a killed attempt left behind
+            try:
+                fields = work()
+            except Exception as exc:  # noqa: BLE001 — every failure becomes an outcome: retried or reported
+                failed = StageOutcome(stage, False, time.monotonic() - t0, {}, started_at=started_at,
+                                      ended_at=utc_now(), **on_failure(failure_fields(exc)))
+                for m in members:
+                    update_state(m.job_dir, lambda r: mark_failed(r, failed))
+                return [failed for _ in members]
+            seconds = time.monotonic() - t0
+            return [_finish_member(m, StageOutcome(stage, True, seconds * m.share, fields, started_at=started_at,
+                                                   ended_at=utc_now()), finish) for m in members]
+    finally:
+        for folder in scratch:
+            remove_tree(folder)
+
+
+def _finish_member(member: Member, outcome: StageOutcome,
+                   finish: Callable[[Path, StageOutcome], dict[str, Any] | None]) -> StageOutcome:
+    try:
+        record = finish(member.job_dir, outcome)
+    except Exception as exc:  # noqa: BLE001 — this member alone failed; the others are finished
+        failed = replace(outcome, ok=False, fields={}, **failure_fields(exc))
+        update_state(member.job_dir, lambda r: mark_failed(r, failed))
+        return failed
+    return outcome if record is None else replace(outcome, fields={**outcome.fields, "record": record})
+
+
 def run_stage(settings: Settings, stage: Stage, job_dir: Path, work: Callable[[], dict[str, Any]], *,
               attempts: dict[str, int], finish: Callable[[StageOutcome], dict[str, Any] | None]) -> StageOutcome:
-    """Record the start, do the work under a heartbeat, record the end with ``finish`` (or the
-    failure), and report back; any failure becomes an outcome, never a traceback."""
-    started, started_at = time.monotonic(), utc_now()
-    # Not fsynced: lost in a power cut, the stage simply runs again.
-    update_state(job_dir, lambda r: mark_started(r, stage, attempts, workerPid=os.getpid()), durable=False)
-    remove_tree(job_dir / TMP_DIR)  # what a killed attempt left behind
-    hb = HeartbeatWriter([(heartbeat_path(job_dir, stage), attempts[stage.value])], stage=stage,
-                         interval=settings.heartbeat_seconds)
-    try:
-        with hb:
-            fields = work()
-            outcome = StageOutcome(stage, True, time.monotonic() - started, fields, started_at=started_at,
-                                   ended_at=utc_now())
-            record = finish(outcome)
-    except Exception as exc:  # noqa: BLE001 — every failure becomes an outcome: retried or reported, never lost
-        failed = StageOutcome(stage, False, time.monotonic() - started, {}, started_at=started_at, ended_at=utc_now(),
-                              **failure_fields(exc))
-        update_state(job_dir, lambda r: mark_failed(r, failed))
-        return failed
-    finally:
-        remove_tree(job_dir / TMP_DIR)
-    return outcome if record is None else replace(outcome, fields={**outcome.fields, "record": record})
+    """One job's stage, through the same runner as a batch."""
+    [outcome] = run_members(settings, stage, [Member(job_dir, attempts)], work,
+                            finish=lambda _dir, outcome: finish(outcome), scratch=[job_dir / TMP_DIR])
+    return outcome

@@ -35,9 +35,11 @@ def publish(settings: Settings, job_dir: Path, outcome: StageOutcome) -> dict[st
 
 def clean_done_job(job_dir: Path) -> None:
     """Once DONE is recorded, only state.json matters (until the scheduler indexes the job and
-    removes the folder): the rest goes now, in the worker, not in the scheduler's loop."""
+    removes the folder): the rest goes now, in the worker, not in the scheduler's loop. The heartbeat
+    stays until the scheduler has the outcome: it still names the worker (a batch publishes its
+    other members after this one)."""
     for path in job_dir.iterdir():
-        if path.name in (STATE_FILE, LOCK_FILE):
+        if path.name in (STATE_FILE, LOCK_FILE) or path.name.endswith(".heartbeat"):
             continue
         if path.is_dir():
             remove_tree(path)

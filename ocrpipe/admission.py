@@ -1,0 +1,77 @@
+"""A staged file becomes a new job, a held duplicate, or the resumed intake of a job whose move a crash cut short."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from ocrpipe.config import Settings
+from ocrpipe.duplicates import hold_duplicate
+from ocrpipe.fsutil import move_replacing, sha256_file
+from ocrpipe.intake import StagedFile, unstage
+from ocrpipe.jobs import Job
+from ocrpipe.lifecycle import Lifecycle
+from ocrpipe.logs import job_context
+from ocrpipe.metrics import update_metrics
+from ocrpipe.model import JobState, make_job_key
+from ocrpipe.store import new_state_record, read_state, write_new_state
+
+log = logging.getLogger("ocrpipe.admission")
+
+
+class Admission:
+    def __init__(self, settings: Settings, profile: dict[str, Any], life: Lifecycle, held: set[str]) -> None:
+        self.settings = settings
+        self.profile = profile
+        self.life = life
+        self.held = held
+
+    def known(self, job_key: str) -> bool:
+        return job_key in self.life.jobs or job_key in self.held or self.life.index.is_done(job_key)
+
+    def take_in(self, staged: StagedFile) -> None:
+        """Hash the staged file and either start its job or hold it as a duplicate."""
+        file_hash = sha256_file(staged.path)
+        profile_hash, key = make_job_key(file_hash, self.profile)
+        resumed = self.life.jobs.get(key)
+        if resumed is not None and self._own_intake(resumed, staged):
+            self._finish_move(resumed, staged)
+            return
+        if self.known(key):
+            hold_duplicate(staged.path, relpath=staged.relpath, job_key=key, hold_dir=self.settings.hold_dir,
+                           reason="the same file was already processed with the same settings")
+            unstage(staged)
+            self.held.add(key)
+            update_metrics(self.life.metrics, "duplicates_held")
+            log.info("duplicate held: %s", staged.relpath, extra=job_context(key))
+            return
+        job_dir = self.settings.work_dir / key
+        record = new_state_record(job_key=key, run_id=uuid.uuid4().hex, file_hash=file_hash,
+                                  profile_hash=profile_hash, source_name=staged.name,
+                                  source_relpath=staged.relpath, size=staged.size)
+        write_new_state(job_dir, record)  # the intent first: a crash now leaves a resumable job
+        move_replacing(staged.path, job_dir / "input", staged.name)
+        unstage(staged)
+        self.life.track(Job(key, job_dir, JobState.DISCOVERED))
+        log.info("new job for %s", staged.relpath, extra=job_context(key))
+
+    @staticmethod
+    def _own_intake(job: Job, staged: StagedFile) -> bool:
+        """The staged file is the one this job was created for: a crash cut its move into input/ short."""
+        if job.state is not JobState.DISCOVERED:
+            return False
+        try:
+            return read_state(job.dir)["source"]["relpath"] == staged.relpath
+        except (OSError, ValueError, KeyError):
+            return False
+
+    def _finish_move(self, job: Job, staged: StagedFile) -> None:
+        target = job.dir / read_state(job.dir)["input"]
+        if target.is_file():
+            # The move had copied it across volumes and not yet deleted the source: same bytes, one too many.
+            staged.path.unlink()
+        else:
+            move_replacing(staged.path, target.parent, target.name)
+        unstage(staged)
+        log.info("finished taking in %s after a restart", staged.relpath, extra=job_context(job.key))

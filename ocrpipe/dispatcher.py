@@ -1,0 +1,202 @@
+"""The pools and the stages running on them: plan, submit (rebuilding a broken pool), collect outcomes
+(never applying them), abandon a stalled unit, kill what a dead unit left running, check the disk."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from pathlib import Path
+from typing import Any, Callable
+
+from ocrpipe.batching import page_workers, plan_ocr_units
+from ocrpipe.config import Settings
+from ocrpipe.heartbeat import heartbeat_path, kill_identity, kill_recorded, read_heartbeat
+from ocrpipe.jobs import Job, Unit
+from ocrpipe.logs import job_context
+from ocrpipe.model import Stage, submitted_state
+from ocrpipe.outcome import StageOutcome
+from ocrpipe.pools import ExecutorFactory, StagePool
+from ocrpipe.stages.batch import run_ocr_batch
+from ocrpipe.stages.ocr import run_ocr
+from ocrpipe.stages.prep import run_prep
+from ocrpipe.store import read_state
+
+log = logging.getLogger("ocrpipe.dispatcher")
+
+BATCH_PREFIX = ".batch-"
+DISK_WARNING_EVERY = 60.0
+MB = 2**20
+DIED = "the worker process died (crash or killed)"
+
+
+def work_volume_free(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def work_volume_total(path: Path) -> int:
+    return shutil.disk_usage(path).total
+
+
+def worker_of(job_dir: Path, stage: Stage) -> dict[str, Any] | None:
+    """The worker process running the job's stage: named by its heartbeat, else by state.json."""
+    beat = read_heartbeat(heartbeat_path(job_dir, stage))
+    if beat and beat.get("worker"):
+        return beat["worker"]
+    try:
+        record = read_state(job_dir)
+    except (OSError, ValueError):
+        return None
+    if record.get("workerPid") and record.get("workerCreateTime"):
+        return {"pid": record["workerPid"], "createTime": record["workerCreateTime"]}
+    return None
+
+
+def kill_stage(job_dir: Path, stage: Stage, *, include_worker: bool) -> list[int]:
+    """Kill the tools the stage's heartbeat names (and its worker, even without a heartbeat)."""
+    worker = worker_of(job_dir, stage) if include_worker else None
+    killed = kill_recorded(heartbeat_path(job_dir, stage), include_worker=False)
+    return killed + (kill_identity(worker) if worker else [])
+
+
+class Dispatcher:
+    """Owns the two pools and the units running on them."""
+
+    def __init__(self, settings: Settings, executor_factory: ExecutorFactory, *,
+                 disk_free: Callable[[Path], int], disk_total: Callable[[Path], int]) -> None:
+        self.settings = settings
+        self.pools = {
+            Stage.PREP: StagePool("PREP", settings.prep_concurrency, executor_factory),
+            Stage.OCR: StagePool("OCR", settings.ocr_concurrency, executor_factory),
+        }
+        self.disk_free = disk_free
+        self.disk_total = disk_total
+        self.units: dict[Future, Unit] = {}  # what each running stage works on
+        self._next_disk_warning = 0.0
+
+    def running(self) -> int:
+        return len(self.units)
+
+    def busy(self, stage: Stage) -> int:
+        return sum(1 for unit in self.units.values() if unit.stage is stage)
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a stage finishes or ``timeout`` passes, whichever comes first."""
+        if self.units:
+            wait(list(self.units), timeout=timeout, return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(timeout)
+
+    def unit_of(self, job: Job) -> Unit | None:
+        return self.units.get(job.future) if job.future is not None else None
+
+    # ----- plan and submit ---------------------------------------------------------------------
+
+    def plan(self, stage: Stage, ready: list[Job]) -> list[list[Job]]:
+        free = self.pools[stage].workers - self.busy(stage)
+        if free <= 0:
+            return []
+        if stage is Stage.OCR:
+            return plan_ocr_units(ready, free_slots=free, max_batch_pages=self.settings.ocr_batch_max_pages)
+        return [[job] for job in ready[:free]]
+
+    def room(self, unit: Unit, now: float) -> tuple[str, float]:
+        """("now" | "later" | "never", MB the unit needs): room on the work volume beyond MIN_FREE_MB?"""
+        s = self.settings
+        own = unit.pages * s.ocr_temp_mb_per_page if unit.stage is Stage.OCR else 0.0
+        reserved = sum(u.pages * s.ocr_temp_mb_per_page for u in self.units.values() if u.stage is Stage.OCR)
+        free_mb = self.disk_free(s.work_dir) / MB
+        if free_mb - reserved - own >= s.min_free_mb:
+            return "now", own
+        if own + s.min_free_mb > self.disk_total(s.work_dir) / MB:
+            return "never", own
+        self.warn_disk(f"{unit.stage.value} of {unit.pages} page(s)", reserved + own, now)
+        return "later", own
+
+    def warn_disk(self, what: str, need_mb: float, now: float) -> None:
+        if now >= self._next_disk_warning:
+            self._next_disk_warning = now + DISK_WARNING_EVERY
+            log.warning("waiting for disk space: %s needs %.0f MB plus MIN_FREE_MB=%d, %.0f MB free in %s",
+                        what, need_mb, self.settings.min_free_mb, self.disk_free(self.settings.work_dir) / MB,
+                        self.settings.work_dir)
+
+    def submit(self, unit: Unit, now: float, *, running_together: int) -> None:
+        """Start the unit; the attempt is counted only once the pool has taken it."""
+        stage, pool, first = unit.stage, self.pools[unit.stage], unit.jobs[0]
+        attempts = {job.key: {**job.attempts, stage.value: job.attempts[stage.value] + 1} for job in unit.jobs}
+        for job in unit.jobs:
+            # A previous attempt's heartbeat is not this one's: what it names goes with it.
+            kill_stage(job.dir, stage, include_worker=False)
+            heartbeat_path(job.dir, stage).unlink(missing_ok=True)
+        jobs = page_workers(self.settings.cpu_count, self.pools[Stage.OCR].workers, running_together)
+        if stage is Stage.PREP:
+            future = pool.submit(run_prep, self.settings, first.dir, attempts=attempts[first.key])
+        elif unit.batch:
+            batch_dir = self.settings.work_dir / f"{BATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+            future = pool.submit(run_ocr_batch, self.settings, batch_dir,
+                                 [(j.dir, j.pages or 1, attempts[j.key]) for j in unit.jobs], jobs=jobs)
+        else:
+            future = pool.submit(run_ocr, self.settings, first.dir, pages=first.pages or 1, jobs=jobs,
+                                 attempts=attempts[first.key])
+        self.units[future] = unit
+        for job in unit.jobs:
+            # The worker records SUBMITTED and RUNNING in one write as it starts: no write here.
+            job.attempts = attempts[job.key]
+            job.state = submitted_state(stage)
+            job.submitted_at = now
+            job.future = future
+            log.debug("submitted %s attempt %d%s", stage.value, job.attempts[stage.value],
+                      f" in a batch of {len(unit.jobs)}" if unit.batch else "",
+                      extra=job_context(job.key, stage.value, job.attempts[stage.value]))
+
+    # ----- collect and abandon -------------------------------------------------------------------
+
+    def collect(self) -> list[tuple[Future, Unit, list[StageOutcome]]]:
+        """The outcomes of the units that ended; a dead worker's unit gets outcomes made here."""
+        ended = [(future, self.units.pop(future)) for future in [f for f in self.units if f.done()]]
+        broken = {unit.stage for future, unit in ended if isinstance(future.exception(), BrokenExecutor)}
+        culprits = {stage: self.pools[stage].died_on_their_own() for stage in broken}
+        results = [(future, unit, self._outcomes_of(future, unit, culprits)) for future, unit in ended]
+        for stage in broken:
+            log.warning("a %s worker process died; starting a new pool", stage.value)
+            self.pools[stage].rebuild()
+        return results
+
+    def _outcomes_of(self, future: Future, unit: Unit, culprits: dict[Stage, set[int] | None]) -> list[StageOutcome]:
+        exc = future.exception()
+        if exc is None:
+            result = future.result()
+            return result if unit.batch else [result]
+        if not isinstance(exc, BrokenExecutor):  # e.g. an unpicklable result: retried, then reported
+            return self._failed(unit, f"worker failed: {type(exc).__name__}: {exc}")
+        dead = culprits.get(unit.stage)
+        outcomes = []
+        for job in unit.jobs:
+            worker = worker_of(job.dir, unit.stage)
+            # Its tools run in their own session: they outlive the worker unless killed here.
+            kill_stage(job.dir, unit.stage, include_worker=True)
+            own = dead is None or (worker is not None and worker.get("pid") in dead)
+            reason = DIED if own else f"another {unit.stage.value} worker died; retried without counting"
+            outcomes += self._failed(Unit(unit.stage, [job]), reason, free=not own, batch=unit.batch)
+        return outcomes
+
+    @staticmethod
+    def _failed(unit: Unit, reason: str, *, free: bool = False, batch: bool | None = None) -> list[StageOutcome]:
+        batch = unit.batch if batch is None else batch
+        if batch:  # perhaps one member's fault: each is retried alone
+            reason = f"batch failed ({reason}); retrying each alone"
+        return [StageOutcome(unit.stage, False, 0.0, {}, reason=reason, batch_failure=batch, free=free)
+                for _ in unit.jobs]
+
+    def abandon(self, job: Job, stage: Stage) -> list[Job]:
+        """A stalled job's unit: kill its worker and tools; returns the batch mates, to retry alone."""
+        unit = self.units.pop(job.future, None) if job.future is not None else None
+        members = unit.jobs if unit else [job]
+        killed = [pid for member in members for pid in kill_stage(member.dir, stage, include_worker=True)]
+        if not killed:  # nothing of it runs that we can name: a wedged pool is replaced
+            self.pools[stage].rebuild()
+        log.warning("abandoned a stalled %s stage; killed %s", stage.value, killed or "nothing",
+                    extra=job_context(job.key, stage.value, job.attempts[stage.value]))
+        return [mate for mate in members if mate is not job]

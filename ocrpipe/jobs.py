@@ -1,0 +1,46 @@
+"""What the scheduler tracks in flight: jobs and the stage units running them; state.json stays the truth."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ocrpipe.model import RUNNING_STATES, SUBMITTED_STATES, JobState, Stage
+
+
+@dataclass
+class Job:
+    """A job in flight, as the scheduler tracks it; state.json stays the record of truth."""
+
+    key: str
+    dir: Path
+    state: JobState
+    pages: int | None = None
+    attempts: dict[str, int] = field(default_factory=lambda: {"PREP": 0, "OCR": 0})
+    future: Future | None = None
+    submitted_at: float = 0.0
+    not_before: float = 0.0
+    grace_until: float = 0.0  # after a pause of the scheduler itself, staleness is not judged before this
+    solo: bool = False  # never batched: its batch failed, or a batch would drop part of it (bookmarks…)
+    seq: int = 0
+
+    @property
+    def in_stage(self) -> bool:
+        return self.state in SUBMITTED_STATES or self.state in RUNNING_STATES
+
+
+@dataclass
+class Unit:
+    """One submitted stage: a single job, or an OCR batch of several."""
+
+    stage: Stage
+    jobs: list[Job]
+
+    @property
+    def batch(self) -> bool:
+        return len(self.jobs) > 1
+
+    @property
+    def pages(self) -> int:
+        return sum(j.pages or 1 for j in self.jobs)

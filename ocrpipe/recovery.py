@@ -1,0 +1,88 @@
+"""What a previous run left in work/: its leftover tools killed, each job finished, retried or resumed.
+Idempotent: running it twice, or crashing inside it and running it again, gives the same end state."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ocrpipe.dispatcher import BATCH_PREFIX, kill_stage
+from ocrpipe.fsutil import remove_tree
+from ocrpipe.jobs import Job
+from ocrpipe.lifecycle import Lifecycle
+from ocrpipe.logs import job_context
+from ocrpipe.model import JobState, Stage, failure_state, stage_of
+from ocrpipe.outcome import StageOutcome, mark_done
+from ocrpipe.publish import drop_publish_temps, publish_done
+from ocrpipe.stages.common import FINAL_PDF, TMP_DIR
+from ocrpipe.store import read_state
+
+log = logging.getLogger("ocrpipe.recovery")
+
+INTERRUPTED = "interrupted by a restart of ocrpipe"
+FAILED_STATES = frozenset(failure_state(stage, timeout=t) for stage in Stage for t in (False, True))
+
+
+def resume_work(life: Lifecycle) -> None:
+    """Kill what the previous run's stages left running, then finish, retry or resume each job."""
+    work_dir = life.settings.work_dir
+    for batch_dir in work_dir.glob(f"{BATCH_PREFIX}*"):
+        remove_tree(batch_dir)  # its members retry from their own state
+    for job_dir in sorted(p for p in work_dir.iterdir() if p.is_dir() and "__" in p.name):
+        for stage in Stage:
+            kill_stage(job_dir, stage, include_worker=True)
+        remove_tree(job_dir / TMP_DIR)
+        try:
+            record = read_state(job_dir)
+        except (OSError, ValueError):
+            log.error("cannot read %s; left as it is", job_dir / "state.json")
+            continue
+        job = Job(record["jobKey"], job_dir, JobState(record["state"]), pages=record.get("pages"),
+                  attempts=dict(record["attempts"]), solo=bool(record.get("soloReason") or record.get("batchFailed")))
+        life.track(job)
+        try:
+            _resume_job(life, job, record)
+        except Exception as exc:  # noqa: BLE001 — one job's fault never stops the start
+            life.fault(job, exc)
+
+
+def _resume_job(life: Lifecycle, job: Job, record: dict[str, Any]) -> None:
+    state, stage = job.state, stage_of(job.state)
+    if state is JobState.OCR_RUNNING and (job.dir / FINAL_PDF).is_file():
+        # OCR had finished (final.pdf is renamed into place only once checked): just publish.
+        done = StageOutcome(Stage.OCR, True, 0.0, {"pdfa": record.get("pdfa")})
+        publish_done(life.settings, job.dir, record, lambda r: mark_done(r, done))
+        life.settle(job, done, 0.0)
+    elif job.in_stage:
+        assert stage is not None
+        life.settle(job, StageOutcome(stage, False, 0.0, {}, reason=INTERRUPTED), 0.0)
+    elif state in FAILED_STATES:
+        assert stage is not None
+        if record.get("errorDir"):  # giving up was under way
+            life.give_up(job, (record.get("lastError") or {}).get("reason", "failed"))
+        else:
+            error = record.get("lastError") or {}
+            life.settle(job, StageOutcome(stage, False, 0.0, {}, reason=error.get("reason", "failed"),
+                                          transient=error.get("transient", True)), 0.0)
+    elif state is JobState.DONE:
+        drop_publish_temps(life.settings, record)
+        life.finish(job, record, state.value)
+    elif state is JobState.ERROR:
+        life.finish(job, record, state.value, errorDir=record.get("errorDir"))
+
+
+def drop_lost_intakes(life: Lifecycle) -> None:
+    """After the staged leftovers were taken in: a job whose file never reached input/ has nothing to do."""
+    for job in [j for j in life.jobs.values() if j.state is JobState.DISCOVERED]:
+        try:
+            source = job.dir / read_state(job.dir)["input"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if not source.is_file():
+            log.warning("the job's file never arrived (it was not in in/ nor staged); its folder is removed",
+                        extra=job_context(job.key))
+            life.jobs.pop(job.key, None)
+            remove_tree(job.dir)
+
+
