@@ -156,7 +156,8 @@ class Dispatcher:
     def collect(self) -> list[tuple[Future, Unit, list[StageOutcome]]]:
         """The outcomes of the units that ended; a dead worker's unit gets outcomes made here."""
         ended = [(future, self.units.pop(future)) for future in [f for f in self.units if f.done()]]
-        broken = {unit.stage for future, unit in ended if isinstance(future.exception(), BrokenExecutor)}
+        broken = {unit.stage for future, unit in ended
+                  if not future.cancelled() and isinstance(future.exception(), BrokenExecutor)}
         culprits = {stage: self.pools[stage].died_on_their_own() for stage in broken}
         results = [(future, unit, self._outcomes_of(future, unit, culprits)) for future, unit in ended]
         for stage in broken:
@@ -165,6 +166,8 @@ class Dispatcher:
         return results
 
     def _outcomes_of(self, future: Future, unit: Unit, culprits: dict[Stage, set[int] | None]) -> list[StageOutcome]:
+        if future.cancelled():  # its pool was replaced before a worker took it
+            return self._failed(unit, "its pool was replaced before it started", free=True)
         exc = future.exception()
         if exc is None:
             result = future.result()

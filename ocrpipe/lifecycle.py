@@ -35,11 +35,12 @@ def free_attempts(record: dict[str, Any]) -> dict[str, int]:
 class Lifecycle:
     """The jobs in flight and the end of each: the only writer of the scheduler's decisions."""
 
-    def __init__(self, settings: Settings, index: JobIndex, metrics: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, index: JobIndex, metrics: dict[str, Any],
+                 jobs: dict[str, Job] | None = None) -> None:
         self.settings = settings
         self.index = index
         self.metrics = metrics
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict[str, Job] = {} if jobs is None else jobs
         self.errors_this_run = 0
         self._seq = 0
 

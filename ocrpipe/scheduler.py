@@ -43,6 +43,7 @@ class Scheduler:
         self.dispatcher = Dispatcher(settings, executor_factory, disk_free=disk_free, disk_total=disk_total)
         self.pools = self.dispatcher.pools
         self.intake = Intake(settings.in_dir, settings.stable_seconds)
+        self.jobs: dict[str, Job] = {}
         self.admitting = True
         self._next_poll = 0.0
         self._written_metrics: dict[str, Any] = {}
@@ -58,8 +59,8 @@ class Scheduler:
         s = self.settings
         for folder in (s.in_dir, s.out_dir, s.archive_dir, s.error_dir, s.work_dir, s.hold_dir, s.index_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.life = Lifecycle(s, JobIndex(s.index_dir), load_metrics(s.index_dir))
-        self.jobs, self.index, self.metrics = self.life.jobs, self.life.index, self.life.metrics
+        self.life = Lifecycle(s, JobIndex(s.index_dir), load_metrics(s.index_dir), self.jobs)
+        self.index, self.metrics = self.life.index, self.life.metrics
         self.admission = Admission(s, self.profile, self.life, held_keys(s.hold_dir))
         self._started = True
         resume_work(self.life)
