@@ -17,7 +17,7 @@ from ocrpipe.model import (
     submitted_state,
 )
 from ocrpipe.outcome import READY_STATES, StageOutcome, mark_failed
-from ocrpipe.publish import publish_error
+from ocrpipe.publish import drop_publish_temps, publish_error
 from ocrpipe.store import apply_transition, read_state, update_state
 
 log = logging.getLogger("ocrpipe.lifecycle")
@@ -121,6 +121,7 @@ class Lifecycle:
             log.info("prepared %d page(s) in %.1fs%s", job.pages, outcome.seconds,
                      f"; OCRed alone, since a batch would drop its {solo_reason}" if solo_reason else "", extra=ctx)
             return
+        drop_publish_temps(self.settings, record)  # left when the worker died between DONE and dropping them
         self.finish(job, record, "DONE")
         update_metrics(self.metrics, "jobs_done")
         update_metrics(self.metrics, "pages_done", record.get("pages") or 0)

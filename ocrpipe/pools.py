@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import time
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from typing import Any, Callable
 
@@ -13,7 +14,8 @@ from ocrpipe.worker import init_worker, warm_up
 MAX_TASKS_PER_CHILD = 100
 # CPython terminates the other workers of a broken pool with SIGTERM (on Windows too, as this exit code).
 TERMINATED_BY_POOL = -signal.SIGTERM
-RETIRED_KEPT = 4  # broken executors whose workers' exit codes may still be asked about
+RETIRED_KEPT = 4
+EXIT_CODE_WAIT_SECONDS = 2.0  # broken executors whose workers' exit codes may still be asked about
 
 ExecutorFactory = Callable[[int], Executor]
 
@@ -61,16 +63,17 @@ class StagePool:
     def died_on_their_own(self) -> set[int] | None:
         """Pids of workers that died by themselves (killed, crashed), not terminated by the pool after
         another one died; None when the executor cannot tell (not a process pool)."""
-        pools = [*self._retired, *([self._processes()] if self._executor is not None else [])]
+        broken = self._executor is not None and getattr(self._executor, "_broken", False)
+        pools = [*self._retired, *([self._processes()] if broken else [])]
         if not any(procs is not None for procs in pools):
             return None
-        dead = set()
-        for procs in pools:
-            for pid, process in list((procs or {}).items()):
-                code = process.exitcode
-                if code is not None and code not in (0, TERMINATED_BY_POOL):
-                    dead.add(pid)
-        return dead
+        processes = [(pid, p) for procs in pools for pid, p in list((procs or {}).items())]
+        # A broken pool's workers are all on their way out; a dead one's exit code can lag its
+        # sentinel by a moment, so wait (briefly) until every exit code is known.
+        deadline = time.monotonic() + EXIT_CODE_WAIT_SECONDS
+        while any(p.exitcode is None for _, p in processes) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return {pid for pid, p in processes if p.exitcode not in (None, 0, TERMINATED_BY_POOL)}
 
     def _processes(self) -> dict[int, Any] | None:
         # ProcessPoolExecutor keeps its workers here (not public API): read only, for exit codes.
