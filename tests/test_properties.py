@@ -1,6 +1,8 @@
 """Property test of the whole scheduler: files dropped, duplicated, tools that succeed, fail, hang or
-die, and ocrpipe crashing and restarting between any two steps. Invariants: every dropped file is
-in exactly one place, nothing is published twice, every state change is legal.
+die, workers that die after doing their work, pools that break while idle, and ocrpipe crashing
+between any two file moves (in the scheduler, in a worker, in its own restart) and restarting, once
+or twice in a row. Invariants: every dropped file is in exactly one place, nothing is published
+twice, every state change is legal.
 
 The pools are replaced by an executor the test drives (the scheduler only knows the Executor
 interface); the stage functions themselves run for real, with the fake tools.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -17,34 +20,18 @@ from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable
+from unittest import mock
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from conftest import TEST_PROFILE, fake_command, make_pdf
+from faultkit import DrivenExecutor, SimulatedCrash
 from ocrpipe.config import Settings, load_settings
 from ocrpipe.model import JobState, is_legal_transition
 from ocrpipe.scheduler import Scheduler
 from ocrpipe.store import read_state
-
-
-class DrivenExecutor(Executor):
-    """Holds submitted calls until the test decides how each one ends."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[Future, Callable[..., Any], tuple, dict]] = []
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        future: Future = Future()
-        self.pending.append((future, fn, args, kwargs))
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if cancel_futures:
-            for future, *_ in self.pending:
-                future.cancel()
-            self.pending.clear()
 
 
 def digest(path: Path) -> str:
@@ -160,9 +147,63 @@ class PipelineMachine(RuleBasedStateMachine):
         future, *_ = self.take(data)
         future.set_exception(BrokenProcessPool("a worker died"))
 
+    @precondition(lambda self: self.calls())
+    @rule(data=st.data())
+    def worker_dies_after_doing_its_work(self, data: st.DataObject) -> None:
+        """The stage ran and recorded its end; the worker died before its result came back."""
+        future, fn, args, kwargs = self.take(data)
+        fn(*args, **kwargs)
+        future.set_exception(BrokenProcessPool("the worker died after its work"))
+
+    @precondition(lambda self: self.executors)
+    @rule(data=st.data())
+    def pool_breaks_while_idle(self, data: st.DataObject) -> None:
+        """A worker dies with no task: the next submit to that pool raises BrokenProcessPool."""
+        data.draw(st.sampled_from(self.executors)).broken_submits = 1
+
     @rule()
     def crash_and_restart(self) -> None:
         """ocrpipe is killed: calls not collected are lost, whatever they had done on disk."""
+        self.restart()
+
+    @rule()
+    def restart_twice(self) -> None:
+        """Recovery is idempotent: a second start right after the first changes nothing."""
+        self.restart()
+        self.restart()
+
+    @rule(data=st.data(), moves=st.integers(0, 12), action=st.sampled_from(["tick", "call", "restart"]))
+    def crash_between_file_moves(self, data: st.DataObject, moves: int, action: str) -> None:
+        """ocrpipe is killed after ``moves`` renames, links or deletes, in a step of the scheduler, in
+        a stage (the workers die with it) or in its own restart; then it starts again."""
+        counter = [moves]
+
+        def crashing(real: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                counter[0] -= 1
+                if counter[0] == -1:
+                    raise SimulatedCrash(f"killed at {real.__name__}{args}")
+                return real(*args, **kwargs)
+            return call
+
+        patches = [mock.patch.object(os, name, crashing(getattr(os, name)))
+                   for name in ("replace", "rename", "link", "unlink")]
+        call = self.take(data) if action == "call" and self.calls() else None
+        for patch in patches:
+            patch.start()
+        try:
+            if call is not None:
+                future, fn, args, kwargs = call
+                future.set_result(fn(*args, **kwargs))
+            elif action == "restart":
+                self.restart()
+            else:
+                self.tick()
+        except SimulatedCrash:
+            event(f"crashed in a {action}")
+        finally:
+            for patch in patches:
+                patch.stop()
         self.restart()
 
     # ----- invariants ------------------------------------------------------------------------
