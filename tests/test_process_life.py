@@ -101,6 +101,11 @@ def snapshot(data_dir: Path) -> Counter[str]:
 
 
 CRASH_SEEDS = [int(s) for s in os.environ.get("OCRPIPE_CRASH_SEEDS", "11,22,33").split(",")]
+# Windows the kills must have hit, across the seeds, for the test to have tested something: a job
+# created but not prepared, one prepared and waiting for OCR, one in the middle of OCR.
+CRASH_WINDOWS = ("DISCOVERED", "PREP_DONE", "OCR_RUNNING")
+WINDOWS_HIT: Counter[str] = Counter()
+SEEDS_RUN: set[int] = set()
 
 
 @pytest.mark.parametrize("seed", CRASH_SEEDS)
@@ -142,6 +147,18 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(seed: int, 
     assert list((data_dir / "work").iterdir()) == []
     assert not [p for p in (data_dir / "in").rglob("*") if p.is_file()]
     print(f"seed {seed}: kill points {hits}")
+    for points in hits:
+        WINDOWS_HIT.update(points.keys())
+    SEEDS_RUN.add(seed)
+
+
+def test_the_kills_hit_every_listed_crash_window() -> None:
+    """Runs after the seeds above: a window no kill ever hit was not tested, whatever they passed."""
+    if SEEDS_RUN != set(CRASH_SEEDS):
+        pytest.skip("needs every crash seed in the same run")
+    print(f"crash windows hit (kills per window): {dict(WINDOWS_HIT)}")
+    missed = [window for window in CRASH_WINDOWS if not WINDOWS_HIT[window]]
+    assert not missed, f"no kill hit {missed}; hit: {dict(WINDOWS_HIT)}"
 
 
 def test_second_instance_exits_4_and_ctrl_c_leaves_nothing(data_dir: Path, fake_env: dict[str, str]) -> None:
