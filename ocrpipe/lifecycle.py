@@ -4,7 +4,7 @@ read-check-write against state.json under the job's lock; the attempt limit is d
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from ocrpipe.config import Settings
 from ocrpipe.fsutil import remove_tree
@@ -96,9 +96,13 @@ class Lifecycle:
                 stage, False, outcome.seconds, {}, reason="the worker reported success that its record lacks")
             mark_failed(record, failed, attempts=attempts)
         free = free_attempts(record)
-        if (outcome.free or outcome.batch_failure or outcome.disk_full) and free[stage.value] < FREE_ATTEMPTS_LIMIT:
-            free[stage.value] += 1
-            record["freeAttempts"] = free
+        if outcome.free or outcome.batch_failure or outcome.disk_full:
+            if free[stage.value] < FREE_ATTEMPTS_LIMIT:
+                free[stage.value] += 1
+                record["freeAttempts"] = free
+            elif outcome.disk_full and record.get("lastError"):
+                record["lastError"]["reason"] += (f" (after {FREE_ATTEMPTS_LIMIT} attempts that did not count: "
+                                                  "the file may need more space than the volume has)")
         if outcome.batch_failure:
             record["batchFailed"] = True  # OCRed alone from now on, across restarts too
         counted = record["attempts"][stage.value] - free[stage.value]
@@ -126,6 +130,13 @@ class Lifecycle:
         update_metrics(self.metrics, "jobs_done")
         update_metrics(self.metrics, "pages_done", record.get("pages") or 0)
         log.info("done: %s -> %s", record["source"]["relpath"], record["output"], extra=ctx)
+
+    def guarded(self, job: Job, step: Callable[..., None], *args: Any) -> None:
+        """Run one job's step; an unexpected exception sends that job to error/, never stops the run."""
+        try:
+            step(*args)
+        except Exception as exc:  # noqa: BLE001 — one job's fault never stops the run
+            self.fault(job, exc)
 
     # ----- the end of a job --------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ Idempotent: running it twice, or crashing inside it and running it again, gives 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from ocrpipe.dispatcher import BATCH_PREFIX, kill_stage

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -13,23 +12,21 @@ from ocrpipe.config import Settings
 from ocrpipe.dispatcher import Dispatcher, work_volume_free, work_volume_total
 from ocrpipe.duplicates import held_keys
 from ocrpipe.errors import SchedulerFault
-from ocrpipe.heartbeat import heartbeat_path, is_heartbeat_stale
 from ocrpipe.intake import Intake, StagedFile, staged_leftovers
 from ocrpipe.intake import stage as stage_file
 from ocrpipe.indexrebuild import open_run_index  # issue 12: the job index in SQLite
 from ocrpipe.jobs import Job, Unit
 from ocrpipe.lifecycle import Lifecycle
 from ocrpipe.metrics import load_metrics, set_gauge, write_metrics
-from ocrpipe.model import JobState, Stage, running_state, stage_of, submitted_state
+from ocrpipe.model import Stage
 from ocrpipe.outcome import READY_STATES, StageOutcome
 from ocrpipe.pools import ExecutorFactory
+from ocrpipe.reaper import Reaper
 from ocrpipe.recovery import drop_lost_intakes, resume_work
-from ocrpipe.store import read_state
 
 __all__ = ["Job", "Scheduler", "Unit"]
 log = logging.getLogger("ocrpipe.scheduler")
 
-STAGE_LIMIT_MARGIN = 30.0  # the worker's own tool time limit should fire first
 MAX_FAULTS = 5  # faults outside any job in a row before ocrpipe gives up
 FAULT_PAUSE_SECONDS = 2.0  # doubled after each fault in a row
 
@@ -51,7 +48,6 @@ class Scheduler:
         self._started = False
         self._faults = 0
         self._paused_until = 0.0
-        self._last_tick: tuple[float, float] | None = None  # (now, wall clock) of the previous tick
 
     # ----- life cycle -------------------------------------------------------------------------
 
@@ -62,6 +58,7 @@ class Scheduler:
         self.life = Lifecycle(s, JobIndex(s.index_dir), load_metrics(s.index_dir), self.jobs)
         self.index, self.metrics = self.life.index, self.life.metrics
         self.admission = Admission(s, self.profile, self.life, held_keys(s.hold_dir))
+        self.reaper = Reaper(s, self.dispatcher, self.life)
         self._started = True
         resume_work(self.life)
         for staged in staged_leftovers(s.in_dir):
@@ -122,13 +119,13 @@ class Scheduler:
         self._faults = 0
 
     def _step(self, now: float) -> None:
-        self._grace_after_pause(now)
+        self.reaper.grace_after_pause(now)
         for future, unit, outcomes in self.dispatcher.collect():
             for job, outcome in zip(unit.jobs, outcomes):
                 if job.future is future:  # else already given up on (stale heartbeat)
                     job.future = None
                     self._guarded(job, self.life.settle, job, outcome, now)
-        self.check_stale_jobs(list(self.jobs.values()), self.settings.job_timeout_seconds, now=now)
+        self.reaper.check(list(self.jobs.values()), self.settings.job_timeout_seconds, now=now)
         if self.admitting:
             if now >= self._next_poll:
                 self._next_poll = now + self.settings.poll_seconds
@@ -138,25 +135,10 @@ class Scheduler:
         self._write_metrics(now)
 
     def _guarded(self, job: Job, step: Callable[..., None], *args: Any) -> None:
-        try:
-            step(*args)
-        except Exception as exc:  # noqa: BLE001 — one job's fault never stops the run
-            self.life.fault(job, exc)
+        self.life.guarded(job, step, *args)
 
-    def _grace_after_pause(self, now: float) -> None:
-        """A PC waking from sleep, or a clock step, makes every heartbeat look old at once: running
-        stages get a fresh grace period instead of being reaped."""
-        wall, timeout = time.time(), self.settings.job_timeout_seconds
-        last, self._last_tick = self._last_tick, (now, wall)
-        if last is None:
-            return
-        gap, wall_gap = now - last[0], wall - last[1]
-        if gap > timeout or abs(wall_gap - gap) > timeout:
-            log.warning("the scheduler was paused or the clock jumped (%.0fs between steps, wall clock %.0fs); "
-                        "running stages get %gs more", gap, wall_gap, timeout)
-            for job in self.jobs.values():
-                if job.in_stage:
-                    job.submitted_at, job.grace_until = now, now + timeout
+    def check_stale_jobs(self, in_flight: Iterable[Job], timeout_s: float, *, now: float | None = None) -> list[Job]:
+        return self.reaper.check(in_flight, timeout_s, now=now)
 
     def _write_metrics(self, now: float) -> None:
         running = self.running()
@@ -221,55 +203,3 @@ class Scheduler:
                       f"{self.settings.min_free_mb}, more than the whole work volume holds")
             self._guarded(job, self.life.settle, job,
                           StageOutcome(unit.stage, False, 0.0, {}, reason=reason, transient=False), now)
-
-    # ----- lost workers -----------------------------------------------------------------------
-
-    def check_stale_jobs(self, in_flight: Iterable[Job], timeout_s: float, *, now: float | None = None) -> list[Job]:
-        """Jobs in a stage whose heartbeat went quiet, or that ran past the stage's limit: kill the
-        worker and what it runs, record a timeout, retry. A job whose record shows it has moved on
-        (its worker finished, the outcome is on its way) is left alone."""
-        now = time.monotonic() if now is None else now
-        stale = []
-        for job in list(in_flight):
-            stage = stage_of(job.state)
-            if not job.in_stage or stage is None or now < job.grace_until:
-                continue
-            reason = self._stale_reason(job, stage, timeout_s, now)
-            if reason is None or not self._still_in_stage(job, stage):
-                continue
-            mates = self.dispatcher.abandon(job, stage)
-            job.future = None
-            self._guarded(job, self.life.settle, job,
-                          StageOutcome(stage, False, now - job.submitted_at, {}, timeout=True, reason=reason), now)
-            for mate in mates:
-                if mate.future is not None:
-                    mate.future = None
-                    self._guarded(mate, self.life.settle, mate, StageOutcome(
-                        stage, False, 0.0, {}, batch_failure=True,
-                        reason="a document in the same batch stalled; retrying alone"), now)
-            stale.append(job)
-        return stale
-
-    def _stale_reason(self, job: Job, stage: Stage, timeout_s: float, now: float) -> str | None:
-        remaining = max(0.0, 2 * timeout_s - (now - job.submitted_at))
-        if is_heartbeat_stale(heartbeat_path(job.dir, stage), timeout_s, absent_timeout_s=remaining):
-            return f"heartbeat stale after {timeout_s:g}s"
-        limit = self._stage_limit(job, stage)
-        if now - job.submitted_at > limit + STAGE_LIMIT_MARGIN:
-            return f"{stage.value} ran longer than its limit of {limit:g}s"
-        return None
-
-    @staticmethod
-    def _still_in_stage(job: Job, stage: Stage) -> bool:
-        try:
-            state = JobState(read_state(job.dir)["state"])
-        except (OSError, ValueError, KeyError):
-            return True
-        return state in {submitted_state(stage), running_state(stage)} | READY_STATES[stage]
-
-    def _stage_limit(self, job: Job, stage: Stage) -> float:
-        """The whole stage's wall-clock limit (the worker also limits each tool call)."""
-        if stage is Stage.PREP:
-            return self.settings.prep_timeout_seconds
-        unit = self.dispatcher.unit_of(job)
-        return self.settings.ocr_timeout_for(unit.pages if unit else (job.pages or 1))

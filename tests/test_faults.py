@@ -68,7 +68,6 @@ def test_a_worker_that_dies_after_doing_its_work_is_not_written_over(
         future.set_exception(BrokenProcessPool("…then the worker died"))  # …before the result came back
         if fn.__name__ == ("run_prep" if stage == "PREP" else "run_ocr"):
             break
-        future, *_ = future, None
     driven.run_all(now)
     assert files_under(data_dir / "out") == ["a.pdf"] and files_under(data_dir / "archive") == ["a.pdf"]
     assert error_reasons(data_dir) == []
