@@ -55,7 +55,7 @@ class Scheduler:
         s = self.settings
         for folder in (s.in_dir, s.out_dir, s.archive_dir, s.error_dir, s.work_dir, s.hold_dir, s.index_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.life = Lifecycle(s, JobIndex(s.index_dir), load_metrics(s.index_dir), self.jobs)
+        self.life = Lifecycle(s, open_run_index(s, self.profile), load_metrics(s.index_dir), self.jobs)
         self.index, self.metrics = self.life.index, self.life.metrics
         self.admission = Admission(s, self.profile, self.life, held_keys(s.hold_dir))
         self.reaper = Reaper(s, self.dispatcher, self.life)

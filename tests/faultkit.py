@@ -103,3 +103,11 @@ def crash_at(monkeypatch: pytest.MonkeyPatch, name: str, when: Callable[..., boo
 def files_under(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                   if p.is_file() and not p.name.endswith(".json"))
+
+
+def finished(data_dir: Path) -> list[dict[str, Any]]:
+    """The jobs in the index, oldest first."""
+    from ocrpipe.jobindex import JobIndex
+
+    with JobIndex(data_dir / "index", readonly=True) as index:
+        return list(index)

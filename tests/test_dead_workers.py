@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from conftest import drive, make_pdf, read_calls
+from faultkit import finished
 from ocrpipe.config import Settings
 from ocrpipe.heartbeat import heartbeat_path, read_heartbeat
 from ocrpipe.model import Stage
@@ -45,9 +46,9 @@ def test_a_worker_killed_while_idle_does_not_stop_the_next_file(
     os.kill(workers()[0].pid, signal.SIGKILL)  # the OOM killer, Task Manager…
     wait_for(lambda: getattr(scheduler.pools[Stage.PREP].executor, "_broken", False))
     (data_dir / "in" / "a.pdf").write_bytes(make_pdf(2))
-    drive(scheduler, until=lambda: (data_dir / "index" / "jobs.jsonl").exists())
+    drive(scheduler, until=lambda: bool(finished(data_dir)))
     assert (data_dir / "out" / "a.pdf").is_file() and not list((data_dir / "error").iterdir())
-    [entry] = [json.loads(line) for line in (data_dir / "index" / "jobs.jsonl").read_text().splitlines()]
+    [entry] = finished(data_dir)
     assert entry["attempts"]["PREP"] == 1
 
 

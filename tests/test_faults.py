@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from conftest import make_pdf
-from faultkit import Driven, SimulatedCrash, crash_at, files_under
+from faultkit import Driven, SimulatedCrash, crash_at, files_under, finished
 from ocrpipe.config import Settings
 from ocrpipe.heartbeat import heartbeat_path
 from ocrpipe.model import JobState, Stage
@@ -46,8 +46,7 @@ def test_submit_to_a_pool_broken_while_idle_rebuilds_it_and_charges_nothing(
     drop(data_dir, "b.pdf", make_pdf(2))
     driven.run_all(now)
     assert files_under(data_dir / "out") == ["a.pdf", "b.pdf"] and error_reasons(data_dir) == []
-    entries = [json.loads(line) for line in (data_dir / "index" / "jobs.jsonl").read_text().splitlines()]
-    assert [e["attempts"]["PREP"] for e in entries] == [1, 1]
+    assert [e["attempts"]["PREP"] for e in finished(data_dir)] == [1, 1]
 
 
 # ----- 2. the scheduler writes over what the worker recorded ------------------------------------------
@@ -180,7 +179,7 @@ def test_free_attempts_survive_restarts(data_dir: Path, make_settings: Callable[
             if not getattr(outcome, "ok", True):
                 driven.scheduler.tick(now)
                 driven.restart()
-        if driven.scheduler.idle() and (data_dir / "index" / "jobs.jsonl").exists():
+        if driven.scheduler.idle() and finished(data_dir):
             break
     assert files_under(data_dir / "out") == ["a.pdf"] and error_reasons(data_dir) == []
 
