@@ -50,20 +50,24 @@ class Admission:
         record = new_state_record(job_key=key, run_id=uuid.uuid4().hex, file_hash=file_hash,
                                   profile_hash=profile_hash, source_name=staged.name,
                                   source_relpath=staged.relpath, size=staged.size)
+        record["stagedAs"] = self._staged_as(staged)  # which staged file this job was made for
         write_new_state(job_dir, record)  # the intent first: a crash now leaves a resumable job
         move_replacing(staged.path, job_dir / "input", staged.name)
         unstage(staged)
         self.life.track(Job(key, job_dir, JobState.DISCOVERED))
         log.info("new job for %s", staged.relpath, extra=job_context(key))
 
-    @staticmethod
-    def _own_intake(job: Job, staged: StagedFile) -> bool:
+    def _staged_as(self, staged: StagedFile) -> str:
+        # The staged name carries a random token: another drop of the same file never has it.
+        return staged.path.relative_to(self.settings.in_dir).as_posix()
+
+    def _own_intake(self, job: Job, staged: StagedFile) -> bool:
         """The staged file is the one this job was created for: a crash cut its move into input/ short."""
         if job.state is not JobState.DISCOVERED:
             return False
         try:
-            return read_state(job.dir)["source"]["relpath"] == staged.relpath
-        except (OSError, ValueError, KeyError):
+            return read_state(job.dir).get("stagedAs") == self._staged_as(staged)
+        except (OSError, ValueError):
             return False
 
     def _finish_move(self, job: Job, staged: StagedFile) -> None:

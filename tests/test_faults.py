@@ -132,6 +132,21 @@ def test_a_crash_between_copy_and_delete_of_a_cross_volume_intake_keeps_one_copy
     assert files_under(data_dir / "hold") == [] and files_under(data_dir / "in") == []
 
 
+def test_the_same_file_dropped_again_while_its_job_waits_is_held_not_taken_for_a_leftover(
+        data_dir: Path, make_settings: Callable[..., Settings]) -> None:
+    contents = {"a.pdf": make_pdf(1, scenario="a"), "b.pdf": make_pdf(1, scenario="b")}
+    for name, content in contents.items():
+        drop(data_dir, name, content)
+    driven = Driven(make_settings(PREP_CONCURRENCY="1"))
+    driven.scheduler.tick(0.0)
+    [waiting] = [j for j in driven.scheduler.jobs.values() if j.state is JobState.DISCOVERED]
+    name = read_state(waiting.dir)["source"]["relpath"]
+    drop(data_dir, name, contents[name])  # the scanner sends it again, same name, same bytes
+    driven.run_all(1.0)
+    assert files_under(data_dir / "out") == ["a.pdf", "b.pdf"]
+    assert [p.name.split("__", 1)[1] for p in (data_dir / "hold").rglob("*.pdf")] == [name]
+
+
 def test_a_job_whose_original_is_missing_goes_to_error_without_a_crash_loop(
         data_dir: Path, make_settings: Callable[..., Settings]) -> None:
     drop(data_dir, "a.pdf", make_pdf(1))
