@@ -7,6 +7,7 @@ import logging
 from typing import Any, Callable
 
 from ocrpipe.config import Settings
+from ocrpipe.errors import OcrpipeError
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.jobindex import JobIndex
 from ocrpipe.jobs import Job
@@ -68,6 +69,9 @@ class Lifecycle:
         if what == "done":
             self._succeeded(job, stage, record, outcome, ctx)
             return
+        if what == "ended":  # given up before a fault outside the job interrupted its end
+            self.finish(job, record, "ERROR", errorDir=record.get("errorDir"))
+            return
         error = record.get("lastError") or {}
         job.state = JobState(record["state"])  # the stage's retry state, or its failure state
         job.attempts = dict(record["attempts"])
@@ -88,6 +92,8 @@ class Lifecycle:
         own = {submitted_state(stage), running_state(stage)} | READY_STATES[stage]
         if state is DONE_STATE[stage]:
             return {"what": "done"}
+        if state is JobState.ERROR:
+            return {"what": "ended"}
         if state not in own and state not in (failure_state(stage, timeout=False), failure_state(stage, timeout=True)):
             return {"what": "moved on"}
         if state in own:  # the worker did not record an end: the scheduler saw it (died, stalled, restart)
@@ -135,6 +141,8 @@ class Lifecycle:
         """Run one job's step; an unexpected exception sends that job to error/, never stops the run."""
         try:
             step(*args)
+        except OcrpipeError:
+            raise  # not this job's fault (the job index, say): the scheduler retries the step
         except Exception as exc:  # noqa: BLE001 — one job's fault never stops the run
             self.fault(job, exc)
 

@@ -48,6 +48,7 @@ class Scheduler:
         self._started = False
         self._faults = 0
         self._paused_until = 0.0
+        self._unsettled: list[tuple[Job, StageOutcome]] = []  # outcomes a fault outside the job interrupted
 
     # ----- life cycle -------------------------------------------------------------------------
 
@@ -101,11 +102,11 @@ class Scheduler:
     def tick(self, now: float) -> None:
         """One step. A fault in one job sends that job to error/; a fault outside any job (the pools,
         the index) is retried after a pause, and after MAX_FAULTS in a row ends the run."""
+        if not self._started:
+            self.start()  # a start that fails (the index cannot be opened, say) ends the run with its message
         if now < self._paused_until:
             return
         try:
-            if not self._started:
-                self.start()
             self._step(now)
         except Exception as exc:  # noqa: BLE001 — judged here: retried a few times, then a clear stop
             self._faults += 1
@@ -120,11 +121,17 @@ class Scheduler:
 
     def _step(self, now: float) -> None:
         self.reaper.grace_after_pause(now)
-        for future, unit, outcomes in self.dispatcher.collect():
-            for job, outcome in zip(unit.jobs, outcomes):
-                if job.future is future:  # else already given up on (stale heartbeat)
-                    job.future = None
-                    self._guarded(job, self.life.settle, job, outcome, now)
+        outcomes = self._unsettled + [(job, outcome) for future, unit, results in self.dispatcher.collect()
+                                      for job, outcome in zip(unit.jobs, results)
+                                      if job.future is future]  # else already given up on (stale heartbeat)
+        for n, (job, outcome) in enumerate(outcomes):
+            job.future = None
+            try:
+                self._guarded(job, self.life.settle, job, outcome, now)
+            except Exception:
+                self._unsettled = outcomes[n:]  # settled again after the pause: settling is read-check-write
+                raise
+        self._unsettled = []
         self.reaper.check(list(self.jobs.values()), self.settings.job_timeout_seconds, now=now)
         if self.admitting:
             if now >= self._next_poll:

@@ -363,3 +363,25 @@ def test_a_fault_outside_any_job_is_retried_with_a_pause_then_stops_with_its_own
     assert "Too many open files" in str(stopped.value)
     assert now >= 2 + 4 + 8 + 16  # it paused between tries: it did not spin
     assert (data_dir / "work").is_dir() and len(list((data_dir / "work").iterdir())) == 1  # nothing lost
+
+
+def test_a_job_index_fault_while_finishing_a_job_is_retried_and_the_job_still_ends_well(
+        data_dir: Path, make_settings: Callable[..., Settings]) -> None:
+    from ocrpipe.indexdb import IndexBusyError
+
+    drop(data_dir, "a.pdf", make_pdf(1))
+    driven = Driven(make_settings())
+    driven.scheduler.tick(0.0)
+    index = driven.scheduler.index
+    real, refusals = index.record, [2]
+
+    def busy(entry: dict[str, Any]) -> None:
+        if refusals[0]:
+            refusals[0] -= 1
+            raise IndexBusyError("the job index stayed locked by another program")
+        real(entry)
+
+    index.record = busy  # type: ignore[method-assign]
+    driven.run_all(1.0, rounds=100)
+    assert files_under(data_dir / "out") == ["a.pdf"] and error_reasons(data_dir) == []
+    assert [e["state"] for e in finished(data_dir)] == ["DONE"] and refusals == [0]
