@@ -100,6 +100,17 @@ def snapshot(data_dir: Path) -> Counter[str]:
     return +points
 
 
+def wait_for_window(data_dir: Path, window: str, *, since: dict[str, int], timeout: float) -> None:
+    """Until this run has moved something (the jobs are no longer as ``since``) and some job is in
+    ``window``, or ``timeout`` passes (the pipeline may be past it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        points = snapshot(data_dir)
+        if window in points and dict(points) != since:
+            return
+        time.sleep(0.02)
+
+
 CRASH_SEEDS = [int(s) for s in os.environ.get("OCRPIPE_CRASH_SEEDS", "11,22,33").split(",")]
 # Windows the kills must have hit, across the seeds, for the test to have tested something: a job
 # created but not prepared, one prepared and waiting for OCR, one in the middle of OCR.
@@ -118,9 +129,12 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(seed: int, 
     good, bad, dup = drop_workload(data_dir / "in")
     hits: list[dict[str, int]] = []
     spawned: list[psutil.Process] = []
-    for _ in range(6):
+    for n in range(6):
         proc = start(env, stderr=subprocess.DEVNULL)  # no pipe: orphaned workers would hold it open
-        time.sleep(rnd.uniform(0.4, 3.0))
+        # Two kills aimed at each window, in the pipeline's order, at a random moment once it is open;
+        # aimed, because on a loaded machine purely random moments all fall in the start-up.
+        wait_for_window(data_dir, CRASH_WINDOWS[n // 2], since=hits[-1] if hits else {}, timeout=8.0)
+        time.sleep(rnd.uniform(0.0, 0.4))
         spawned += descendants(proc)
         hits.append(dict(snapshot(data_dir)))
         proc.kill()
