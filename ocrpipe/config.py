@@ -24,6 +24,7 @@ MB_PER_OCR_RUN = 512
 MB_PER_PAGE_WORKER = 128
 DEFAULT_BATCH_MAX_PAGES = 20
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SIGNED_PDF_CHOICES = ("KEEP", "OCR", "ERROR")  # what a digitally signed PDF gets: see the README
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class Settings:
     ocr_timeout_per_page_seconds: float = 60.0
     max_archive_members: int = 5000
     max_archive_mb: int = 4096
+    max_archive_ratio: float = 200.0
+    max_image_mpixels: float = 300.0
+    signed_pdf: str = "keep"
     heartbeat_seconds: float = 2.0
     job_timeout_seconds: float = 60.0
     min_free_mb: int = 500
@@ -221,6 +225,9 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         ocr_timeout_per_page_seconds=read.number("OCR_TIMEOUT_PER_PAGE_SECONDS", 60.0, minimum=0),
         max_archive_members=int(read.number("MAX_ARCHIVE_MEMBERS", 5000, minimum=1, integer=True)),
         max_archive_mb=int(read.number("MAX_ARCHIVE_MB", 4096, minimum=1, integer=True)),
+        max_archive_ratio=read.number("MAX_ARCHIVE_RATIO", 200.0, minimum=1),
+        max_image_mpixels=read.number("MAX_IMAGE_MPIXELS", 300.0, minimum=1),
+        signed_pdf=read.choice("SIGNED_PDF", "keep", SIGNED_PDF_CHOICES).lower(),
         heartbeat_seconds=read.number("HEARTBEAT_SECONDS", 2.0, minimum=0.05),
         job_timeout_seconds=read.number("JOB_TIMEOUT_SECONDS", 60.0, minimum=0.1),
         min_free_mb=int(read.number("MIN_FREE_MB", 500, minimum=0, integer=True)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 
 class ExitCode(IntEnum):
@@ -54,16 +54,52 @@ class SchedulerFault(OcrpipeError):
     exit_code = ExitCode.SCHEDULER_FAULT
 
 
+class Code(str, Enum):
+    """Stable reason codes of a failed job, in error.json beside the readable reason; a program
+    tells refusals apart by these, never by the wording. The family is the part before the first ``_``."""
+
+    ARCHIVE_UNSAFE_PATH = "ARCHIVE_UNSAFE_PATH"  # a member points outside the archive (zip-slip)
+    ARCHIVE_BOMB = "ARCHIVE_BOMB"  # over MAX_ARCHIVE_MB, MAX_ARCHIVE_MEMBERS or MAX_ARCHIVE_RATIO
+    ARCHIVE_PASSWORD = "ARCHIVE_PASSWORD"
+    ARCHIVE_NESTED = "ARCHIVE_NESTED"  # archives deeper than the levels unpacked
+    ARCHIVE_EMPTY = "ARCHIVE_EMPTY"  # no PDF or image inside
+    ARCHIVE_DAMAGED = "ARCHIVE_DAMAGED"  # not an archive 7-Zip can read, or a method it lacks
+    PDF_PASSWORD = "PDF_PASSWORD"
+    PDF_DAMAGED = "PDF_DAMAGED"
+    PDF_SIGNED = "PDF_SIGNED"
+    PDF_XFA = "PDF_XFA"
+    PDF_UNSUPPORTED_IMAGE = "PDF_UNSUPPORTED_IMAGE"  # an image ocrmypdf cannot transcode (JBIG2…)
+    PDF_HAS_TEXT = "PDF_HAS_TEXT"
+    PDF_PDFA_FAILED = "PDF_PDFA_FAILED"
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
+    IMAGE_DAMAGED = "IMAGE_DAMAGED"
+    IMAGE_UNSUPPORTED = "IMAGE_UNSUPPORTED"  # a format this machine lacks the decoder of (HEIC)
+    EMPTY_FILE = "EMPTY_FILE"
+    UNSUPPORTED_TYPE = "UNSUPPORTED_TYPE"
+    TOOL_CONFIG = "TOOL_CONFIG"  # the tool refused our options, or a program it needs is missing
+    TOOL_TIMEOUT = "TOOL_TIMEOUT"
+    TOOL_FAILED = "TOOL_FAILED"  # an unknown failure: retried, and this code if it never succeeds
+    DISK_TOO_SMALL = "DISK_TOO_SMALL"
+
+    @property
+    def family(self) -> str:
+        return self.value.split("_", 1)[0]
+
+
 class StageError(Exception):
     """A PREP or OCR stage failed; ``reason`` is written for a person, not a programmer."""
 
     transient = True
+    default_code = Code.TOOL_FAILED
 
-    def __init__(self, reason: str, exit_code: int | None = None, stderr_tail: str = "") -> None:
-        super().__init__(reason, exit_code, stderr_tail)
+    def __init__(self, reason: str, exit_code: int | None = None, stderr_tail: str = "",
+                 code: Code | None = None) -> None:
+        # Every value goes to Exception's args, so the error pickles back whole from a worker.
+        super().__init__(reason, exit_code, stderr_tail, code)
         self.reason = reason
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
+        self.code = Code(code) if code is not None else self.default_code
 
     def __str__(self) -> str:
         return self.reason
@@ -78,9 +114,13 @@ class TransientError(StageError):
 class ToolTimeout(TransientError):
     """The tool ran past the stage's time limit and was killed with its children."""
 
+    default_code = Code.TOOL_TIMEOUT
+
 
 class DiskFullError(TransientError):
     """No space left on the device: the job waits for space; it does not use up its attempts."""
+
+    default_code = Code.DISK_TOO_SMALL
 
 
 class PermanentError(StageError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ocrpipe.errors import Code
 from ocrpipe.model import JobState, Stage, failure_state, running_state, submitted_state
 from ocrpipe.store import apply_transition
 
@@ -33,6 +34,7 @@ class StageOutcome:
     exit_code: int | None = None
     stderr_tail: str = ""
     disk_full: bool = False
+    code: str | None = None  # the reason code (errors.Code) of a failure
     batch_failure: bool = False  # a batch failed as a whole: each member is retried alone, for free
     free: bool = False  # not this file's fault (another job's worker died): the attempt does not count
     started_at: str | None = None
@@ -84,4 +86,12 @@ def mark_failed(record: dict[str, Any], outcome: StageOutcome, attempts: dict[st
     apply_transition(record, failure_state(stage, timeout=outcome.timeout), outcome.reason)
     record["lastError"] = {"stage": stage.value, "attempt": record["attempts"][stage.value], "reason": outcome.reason,
                            "exitCode": outcome.exit_code, "stderrTail": outcome.stderr_tail,
-                           "transient": outcome.transient}
+                           "transient": outcome.transient, "code": failure_code(outcome)}
+
+
+def failure_code(outcome: StageOutcome) -> str:
+    """The reason code: the one the worker's error named, else what the scheduler saw (a timeout, a
+    lost worker) or an unknown tool failure."""
+    if outcome.code:
+        return outcome.code
+    return Code.TOOL_TIMEOUT.value if outcome.timeout else Code.TOOL_FAILED.value

@@ -247,6 +247,43 @@ def zip_bomb(path: Path, *, megabytes: int) -> Path:
     return path
 
 
+def lying_gzip(path: Path, *, megabytes: int, declared: int = 1000) -> Path:
+    """A .gz of ``megabytes`` MB of zeros whose trailer declares ``declared`` bytes: 7-Zip's listing
+    believes it, and extraction writes every byte."""
+    import gzip
+    import struct
+
+    with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as out:
+        block = bytes(2**20)
+        for _ in range(megabytes):
+            out.write(block)
+    with open(path, "r+b") as handle:
+        handle.seek(-4, 2)
+        handle.write(struct.pack("<I", declared))
+    return path
+
+
+def nested_zips(path: Path, levels: int, content: bytes, *, name: str = "page.pdf") -> Path:
+    """``content`` wrapped in ``levels`` zips, one inside the other."""
+    data, inner_name = content, name
+    for level in range(levels, 0, -1):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(inner_name, data)
+        data, inner_name = buffer.getvalue(), f"level{level}.zip"
+    path.write_bytes(data)
+    return path
+
+
+def office_zip(path: Path) -> Path:
+    """What an .odt is to 7-Zip: a zip with a mimetype and a manifest, and a thumbnail image."""
+    thumb = io.BytesIO()
+    Image.new("L", (20, 20), 255).save(thumb, format="PNG")
+    return zip_of(path, {"mimetype": b"application/vnd.oasis.opendocument.text",
+                         "META-INF/manifest.xml": b"<manifest/>", "content.xml": b"<office:document-content/>",
+                         "Thumbnails/thumbnail.png": thumb.getvalue()}, compression=zipfile.ZIP_STORED)
+
+
 # ----- the named inputs the tests and the benchmark share -----------------------------------------
 
 # Ground truth: the lines drawn on each kind of page, and words of them that OCR must find.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
+import time
 import zipfile
 from pathlib import Path
 
 import pikepdf
+import psutil
 import pytest
 
 import inputs
@@ -72,16 +75,16 @@ def test_limits_count_every_level(tmp_path: Path) -> None:
     inner = zipped({f"p{n}.pdf": make_pdf(1) for n in range(3)})
     content = zipped({"one.pdf": make_pdf(1), "more.zip": inner})
     outcome, _ = prep_job(tmp_path, "nested.zip", content, MAX_ARCHIVE_MEMBERS="3")
-    assert not outcome.ok and not outcome.transient
-    assert outcome.reason.startswith("archive refused: 3 files, more than the limit of 1")
+    assert not outcome.ok and not outcome.transient and outcome.code == "ARCHIVE_BOMB"
+    assert outcome.reason.startswith("archive bomb refused: 3 files, more than the limit of 1"), outcome.reason
 
 
 def test_zip_bomb_is_refused_before_unpacking(tmp_path: Path) -> None:
     bomb = inputs.zip_bomb(tmp_path / "bomb.zip", megabytes=16)
     assert bomb.stat().st_size < 2**20  # small packed, big unpacked: what makes it a bomb
     outcome, job_dir = prep_job(tmp_path, "bomb.zip", bomb.read_bytes(), MAX_ARCHIVE_MB="8")
-    assert not outcome.ok and not outcome.transient
-    assert outcome.reason.startswith("archive refused: it unpacks to 16 MB, more than the limit of 8 MB")
+    assert not outcome.ok and not outcome.transient and outcome.code == "ARCHIVE_BOMB"
+    assert outcome.reason.startswith("archive bomb refused: it unpacks to 16 MB, more than the limit of 8 MB")
     assert not (job_dir / "prep" / "zeros.pdf").exists()
 
 
@@ -90,9 +93,9 @@ def test_bomb_inside_a_zip_counts_against_the_same_limit(tmp_path: Path) -> None
     bomb = inputs.zip_bomb(tmp_path / "bomb.zip", megabytes=6)
     outer = inputs.zip_of(tmp_path / "outer.zip", {"page.pdf": make_pdf(1), "padding.bin": bytes(5 * 2**20),
                                                    "inner.zip": bomb})
-    outcome, _ = prep_job(tmp_path, "outer.zip", outer.read_bytes(), MAX_ARCHIVE_MB="8")
-    assert not outcome.ok and not outcome.transient
-    assert outcome.reason.startswith("archive refused: it unpacks to 6 MB, more than the limit of 2 MB"), \
+    outcome, _ = prep_job(tmp_path, "outer.zip", outer.read_bytes(), MAX_ARCHIVE_MB="8", MAX_ARCHIVE_RATIO="100000")
+    assert not outcome.ok and not outcome.transient and outcome.code == "ARCHIVE_BOMB"
+    assert outcome.reason.startswith("archive bomb refused: it unpacks to 6 MB, more than the limit of 2 MB"), \
         outcome.reason
 
 
@@ -102,3 +105,61 @@ def test_tar_slip_is_refused_and_writes_nothing_outside(tmp_path: Path) -> None:
     assert not outcome.ok and not outcome.transient
     assert "points outside the archive" in outcome.reason
     assert list(tmp_path.rglob("escaped.txt")) == []
+
+
+def usage(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(("env", "limit_named"), [
+    ({"MAX_ARCHIVE_MB": "32", "MAX_ARCHIVE_RATIO": "100000"}, "MAX_ARCHIVE_MB"),
+    ({}, "MAX_ARCHIVE_RATIO"),  # 500 kB packed may unpack to 16 MB (the floor), not 512 MB
+])
+def test_a_bomb_that_lies_is_stopped_while_it_unpacks(tmp_path: Path, env: dict[str, str], limit_named: str) -> None:
+    """The .gz declares 1000 bytes and holds 512 MB: the listing passes, the watch on the extraction
+    folder stops 7-Zip's tree long before the end, and the folder is emptied."""
+    bomb = inputs.lying_gzip(tmp_path / "bomb.gz", megabytes=512)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            work = tmp_path / "data" / "work"
+            peak[0] = max(peak[0], usage(work) if work.is_dir() else 0)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        outcome, job_dir = prep_job(tmp_path, "bomb.gz", bomb.read_bytes(), **env)
+    finally:
+        done.set()
+        sampler.join()
+    assert not outcome.ok and not outcome.transient and outcome.code == "ARCHIVE_BOMB"
+    assert "though the archive declared less" in outcome.reason and limit_named in outcome.reason, outcome.reason
+    assert peak[0] < 256 * 2**20, f"the work folder reached {peak[0] / 2**20:.0f} MB"
+    assert not (job_dir / "prep").exists()
+    assert [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("7z", "7za", "7zz")] == []
+
+
+def test_archives_nested_beyond_three_levels_are_refused_with_a_reason(tmp_path: Path) -> None:
+    three = inputs.nested_zips(tmp_path / "three.zip", 3, make_pdf(1))
+    outcome, _ = prep_job(tmp_path / "a", "three.zip", three.read_bytes())
+    assert outcome.ok, outcome.reason
+    four = inputs.nested_zips(tmp_path / "four.zip", 4, make_pdf(1))
+    outcome, _ = prep_job(tmp_path / "b", "four.zip", four.read_bytes())
+    assert not outcome.ok and not outcome.transient and outcome.code == "ARCHIVE_NESTED"
+    assert "'level2.zip.unpacked/level3.zip.unpacked/level4.zip' is an archive nested more than 3 levels" \
+        in outcome.reason, outcome.reason
+
+
+def test_an_office_document_is_refused_once_as_unsupported(tmp_path: Path) -> None:
+    odt = inputs.office_zip(tmp_path / "letter.odt")
+    outcome, _ = prep_job(tmp_path, "letter.odt", odt.read_bytes())
+    assert not outcome.ok and not outcome.transient and outcome.code == "UNSUPPORTED_TYPE"
+    assert "an OpenDocument file" in outcome.reason
+
+
+def test_a_file_that_only_looks_like_a_zip_is_damaged_not_retried(tmp_path: Path) -> None:
+    outcome, _ = prep_job(tmp_path, "fake.zip", b"PK\x03\x04" + bytes(200))
+    assert not outcome.ok and not outcome.transient and outcome.code == "ARCHIVE_DAMAGED", outcome.reason

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import psutil
 
 from ocrpipe.config import Settings
-from ocrpipe.errors import DiskFullError, StageError, ToolTimeout
+from ocrpipe.errors import Code, DiskFullError, StageError, ToolTimeout
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.heartbeat import HeartbeatWriter, heartbeat_path
 from ocrpipe.model import Stage
@@ -42,11 +42,12 @@ def failure_fields(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, StageError):
         return {"reason": exc.reason, "transient": exc.transient, "timeout": isinstance(exc, ToolTimeout),
                 "exit_code": exc.exit_code, "stderr_tail": exc.stderr_tail,
-                "disk_full": isinstance(exc, DiskFullError)}
+                "disk_full": isinstance(exc, DiskFullError), "code": exc.code.value}
     if isinstance(exc, OSError):
         disk_full = exc.errno == errno.ENOSPC
-        return {"reason": "the disk is full" if disk_full else f"file access failed: {exc}", "disk_full": disk_full}
-    return {"reason": f"unexpected {type(exc).__name__}: {exc}"}
+        return {"reason": "the disk is full" if disk_full else f"file access failed: {exc}", "disk_full": disk_full,
+                "code": (Code.DISK_TOO_SMALL if disk_full else Code.TOOL_FAILED).value}
+    return {"reason": f"unexpected {type(exc).__name__}: {exc}", "code": Code.TOOL_FAILED.value}
 
 
 @dataclass(frozen=True)

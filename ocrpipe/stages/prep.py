@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ocrpipe.config import Settings
-from ocrpipe.errors import PermanentError
+from ocrpipe.errors import Code, PermanentError
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.model import Stage
 from ocrpipe.stages.assemble import assemble, natural_key
@@ -16,7 +16,7 @@ from ocrpipe.outcome import StageOutcome, mark_prepared
 from ocrpipe.stages.common import RAW_PDF, run_stage, tool_env
 from ocrpipe.stages.sniff import Kind, sniff
 from ocrpipe.store import read_state, update_state
-from ocrpipe.tools.sevenzip import ArchiveLimits, check_entries, extract_archive, list_archive
+from ocrpipe.tools.sevenzip import ArchiveLimits, check_entries, extract_archive, list_archive, office_document
 
 PAGE_KINDS = (Kind.PDF, Kind.IMAGE)
 MAX_NESTING = 3  # levels of archives unpacked: a .tar.gz is two; a zip of those, three
@@ -36,10 +36,11 @@ def run_prep(settings: Settings, job_dir: Path, *, attempts: dict[str, int]) -> 
 def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
     source = job_dir / read_state(job_dir)["input"]
     if source.stat().st_size == 0:
-        raise PermanentError("the file is empty")
+        raise PermanentError("the file is empty", code=Code.EMPTY_FILE)
     kind = sniff(source)
     if kind is None:
-        raise PermanentError("unsupported file type: not a PDF, an image (TIFF, JPEG, PNG, BMP) or an archive")
+        raise PermanentError("unsupported file type: not a PDF, an image (TIFF, JPEG, PNG, HEIC…) or an archive",
+                             code=Code.UNSUPPORTED_TYPE)
     parts = [source] if kind in PAGE_KINDS else _unpack(settings, job_dir, source)
     pages = assemble(parts, job_dir / RAW_PDF, default_dpi=settings.image_dpi)
     return {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(job_dir / RAW_PDF)}
@@ -50,31 +51,50 @@ def _unpack(settings: Settings, job_dir: Path, archive: Path) -> list[Path]:
     env = tool_env(settings, job_dir)
     dest = job_dir / "prep"
     remove_tree(dest)  # a retried attempt starts from a clean folder
+    try:
+        return _unpack_levels(settings, job_dir, archive, dest, env)
+    except PermanentError:
+        remove_tree(dest)  # what a refused archive wrote goes at once, not when the job ends
+        raise
+
+
+def _unpack_levels(settings: Settings, job_dir: Path, archive: Path, dest: Path, env: dict[str, str]) -> list[Path]:
     budget = [settings.max_archive_members, settings.max_archive_mb * 2**20]  # shared by all levels
     pending = [(archive, dest, 0)]
     while pending:
         source, folder, depth = pending.pop(0)
-        _unpack_one(settings, source, folder, env, log=job_dir / "prep.log", budget=budget)
+        _unpack_one(settings, source, folder, env, log=job_dir / "prep.log", budget=budget, inner=depth > 0)
         if source != archive:
-            source.unlink()  # its pages now stand in its place
-        if depth + 1 < MAX_NESTING:
-            pending += [(inner, inner.with_name(inner.name + ".unpacked"), depth + 1)
-                        for inner in _files_in(folder) if sniff(inner) is Kind.ARCHIVE]
+            source.unlink()  # its pages now stand in its place (an office file inside is skipped)
+        inner = [path for path in _files_in(folder) if sniff(path) is Kind.ARCHIVE]
+        if inner and depth + 1 >= MAX_NESTING:
+            shown = inner[0].relative_to(dest).as_posix()
+            raise PermanentError(f"archive refused: {shown!r} is an archive nested more than {MAX_NESTING} levels "
+                                 "deep; unpack it and drop the files instead", code=Code.ARCHIVE_NESTED)
+        pending += [(path, path.with_name(path.name + ".unpacked"), depth + 1) for path in inner]
     parts = _pages_in(dest)
     if not parts:
-        raise PermanentError("the archive holds no PDF or image")
+        raise PermanentError("the archive holds no PDF or image", code=Code.ARCHIVE_EMPTY)
     return parts
 
 
 def _unpack_one(settings: Settings, archive: Path, dest: Path, env: dict[str, str], *, log: Path,
-                budget: list[int]) -> None:
+                budget: list[int], inner: bool) -> None:
     timeout = settings.prep_timeout_seconds
     entries = list_archive(settings.seven_zip, archive, timeout=timeout, env=env, log_path=log)
-    check_entries(entries, ArchiveLimits(budget[0], budget[1]))
-    files = [e for e in entries if not e.is_dir]
-    budget[0] -= len(files)
-    budget[1] -= sum(e.size for e in files)
-    extract_archive(settings.seven_zip, archive, dest, timeout=timeout, env=env, log_path=log)
+    office = office_document(entries)
+    if office and inner:
+        return  # like any other file that is not a page: skipped
+    if office:
+        raise PermanentError(f"unsupported file type: {office}; print or export it to PDF and drop the PDF",
+                             code=Code.UNSUPPORTED_TYPE)
+    limits = ArchiveLimits(budget[0], budget[1], settings.max_archive_ratio)
+    check_entries(entries, limits, packed=archive.stat().st_size)
+    # What 7-Zip really wrote is spent, not what the listing declared.
+    files, written = extract_archive(settings.seven_zip, archive, dest, timeout=timeout, env=env, log_path=log,
+                                     limits=limits)
+    budget[0] -= files
+    budget[1] -= written
 
 
 def _files_in(folder: Path) -> list[Path]:

@@ -10,7 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ocrpipe.errors import ToolTimeout, TransientError
 from ocrpipe.heartbeat import tool_running
@@ -47,8 +47,12 @@ def run_tool(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     log_path: Path | None = None,
+    watch: Callable[[], None] | None = None,
+    watch_every: float = 0.1,
 ) -> ToolResult:
-    """Run ``argv`` to its end or its time limit; stderr goes to ``log_path`` (the tool log)."""
+    """Run ``argv`` to its end or its time limit; stderr goes to ``log_path`` (the tool log).
+    ``watch`` is called every ``watch_every`` seconds while the tool runs: what it raises stops the
+    tool's whole tree and is raised here (7-Zip's output is watched this way)."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, _stderr_file(log_path) as err:
         try:
@@ -60,7 +64,7 @@ def run_tool(
             raise TransientError(f"could not start {argv[0]}: {exc.strerror or exc}") from None
         try:
             with tool_running(proc.pid):
-                returncode = proc.wait(timeout=timeout)
+                returncode = _wait(proc, timeout, watch, watch_every)
         except subprocess.TimeoutExpired:
             kill_tree(proc.pid)
             proc.wait()
@@ -75,6 +79,19 @@ def run_tool(
         out.seek(0)
         stdout = out.read().decode("utf-8", errors="replace")
         return ToolResult(returncode, stdout, _read_tail(err), time.monotonic() - started)
+
+
+def _wait(proc: subprocess.Popen, timeout: float, watch: Callable[[], None] | None, every: float) -> int:
+    if watch is None:
+        return proc.wait(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return proc.wait(timeout=max(0.0, min(every, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+            watch()
 
 
 def _stderr_file(log_path: Path | None):  # type: ignore[no-untyped-def]
