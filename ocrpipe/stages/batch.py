@@ -84,7 +84,7 @@ def _ocr_and_split(settings: Settings, batch_dir: Path, members: Sequence[tuple[
     merged, output = batch_dir / RAW_PDF, batch_dir / "final.partial.pdf"
     total = merge(members, merged)
     argv = build_argv(settings.ocrmypdf, merged, output, lang=normalise_languages(settings.ocr_lang), jobs=jobs,
-                      extra_args=settings.ocr_args)
+                      extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels)
     result = run_tool(argv, timeout=settings.ocr_timeout_for(total), env=tool_env(settings, batch_dir),
                       log_path=batch_dir / "ocr.log")
     raise_for_exit(result)

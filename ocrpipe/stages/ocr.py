@@ -51,7 +51,8 @@ def _ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[st
     partial = job_dir / "final.partial.pdf"  # ocrmypdf does not write its output atomically
     partial.unlink(missing_ok=True)
     argv = build_argv(settings.ocrmypdf, job_dir / RAW_PDF, partial, lang=normalise_languages(settings.ocr_lang),
-                      jobs=jobs, extra_args=settings.ocr_args)
+                      jobs=jobs, extra_args=settings.ocr_args,
+                      max_image_mpixels=settings.max_image_mpixels)
     result = run_tool(argv, timeout=settings.ocr_timeout_for(pages), env=tool_env(settings, job_dir),
                       log_path=job_dir / "ocr.log")
     raise_for_exit(result)

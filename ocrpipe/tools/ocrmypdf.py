@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
-from ocrpipe.errors import DiskFullError, PermanentError, TransientError
+from ocrpipe.errors import Code, DiskFullError, PermanentError, TransientError
 from ocrpipe.tools.run import ToolResult, disk_full
 
 # Debian 12's Ghostscript 10.0.0 makes ``--output-type pdfa`` refuse ``--skip-text`` (exit 3), and the
@@ -18,14 +19,32 @@ _MODE_OPTIONS = ("-f", "--force-ocr", "-s", "--skip-text", "--redo-ocr", "-m", "
 
 # ocrmypdf's ExitCode values (ocrmypdf.exceptions) that retrying the same file cannot fix.
 _PERMANENT = {
-    1: "ocrmypdf refused its options (check OCR_ARGS)",
-    2: "the file is not a document ocrmypdf can read (damaged or unsupported)",
-    3: "a program ocrmypdf needs is missing (run 'ocrpipe doctor')",
-    6: "the document already has text and the options forbid OCR over it",
-    8: "the PDF is encrypted; it needs a password to open",
-    9: "ocrmypdf's configuration is invalid (check OCR_ARGS and OCR_LANG)",
-    10: "the result could not be made PDF/A",
+    1: ("ocrmypdf refused its options (check OCR_ARGS)", Code.TOOL_CONFIG),
+    2: ("the file is not a document ocrmypdf can read (damaged or unsupported)", Code.PDF_DAMAGED),
+    3: ("a program ocrmypdf needs is missing (run 'ocrpipe doctor')", Code.TOOL_CONFIG),
+    6: ("the document already has text and the options forbid OCR over it", Code.PDF_HAS_TEXT),
+    8: ("the PDF is encrypted; it needs a password to open", Code.PDF_PASSWORD),
+    9: ("ocrmypdf's configuration is invalid (check OCR_ARGS and OCR_LANG)", Code.TOOL_CONFIG),
+    10: ("the result could not be made PDF/A", Code.PDF_PDFA_FAILED),
 }
+# What ocrmypdf names in its stderr (an exception's name or its own words) decides over its exit
+# code: these are permanent whatever the code (a decompression bomb exits 15, "other").
+_DIAGNOSES: tuple[tuple[re.Pattern[str], str, Code], ...] = tuple((re.compile(pattern), reason, code) for pattern, reason, code in (
+    (r"DecompressionBombError(?:: Image size \((?P<pixels>\d+) pixels\))?",
+     "image too large: a page holds an image of {mpixels} megapixels, over MAX_IMAGE_MPIXELS", Code.IMAGE_TOO_LARGE),
+    (r"NotTranscodable\w*Error|UnsupportedImageFormatError",
+     "the PDF holds an image ocrmypdf cannot convert (a JBIG2 or similar image it cannot transcode)",
+     Code.PDF_UNSUPPORTED_IMAGE),
+    (r"DigitalSignatureError|has a digital signature",
+     "the PDF is digitally signed and OCR would invalidate the signature (see SIGNED_PDF)", Code.PDF_SIGNED),
+    (r"dynamic XFA forms?",
+     "the PDF is a dynamic XFA form (Adobe LiveCycle) that only Adobe Reader can show; print it to PDF from "
+     "there and drop that", Code.PDF_XFA),
+    (r"EncryptedPdfError", "the PDF is encrypted; it needs a password to open", Code.PDF_PASSWORD),
+    (r"PriorOcrFoundError|TaggedPDFError", "the document already has text and the options forbid OCR over it",
+     Code.PDF_HAS_TEXT),
+    (r"MissingDependencyError", "a program ocrmypdf needs is missing (run 'ocrpipe doctor')", Code.TOOL_CONFIG),
+))
 # The rest — 4 invalid output, 5 file access, 7 a child process failed, 15 other, 130 interrupted,
 # or killed by a signal — are the kind of failure another attempt may not meet.
 _TRANSIENT = {
@@ -50,16 +69,28 @@ def default_args(extra_args: Sequence[str]) -> list[str]:
 
 def build_argv(
     command: Sequence[str], input_pdf: Path, output_pdf: Path, *, lang: str, jobs: int,
-    extra_args: Sequence[str] = (),
+    extra_args: Sequence[str] = (), max_image_mpixels: float | None = None, invalidate_signatures: bool = False,
 ) -> list[str]:
     """Our defaults first, so the operator's OCR_ARGS can override them."""
-    return [*command, *default_args(extra_args), "-l", lang, "--jobs", str(jobs), *extra_args, str(input_pdf),
-            str(output_pdf)]
+    limits = ["--max-image-mpixels", f"{max_image_mpixels:g}"] if max_image_mpixels else []
+    signed = ["--invalidate-digital-signatures"] if invalidate_signatures else []
+    return [*command, *default_args(extra_args), "-l", lang, "--jobs", str(jobs), *limits, *signed, *extra_args,
+            str(input_pdf), str(output_pdf)]
 
 
 def profile_args(extra_args: Sequence[str]) -> list[str]:
     """The options that decide the output (``--jobs`` does not), for the job profile."""
     return [*default_args(extra_args), *extra_args]
+
+
+def diagnose(stderr: str) -> tuple[str, Code] | None:
+    """The cause ocrmypdf named in its output, as a reason for a person and a code."""
+    for pattern, reason, code in _DIAGNOSES:
+        matches = list(pattern.finditer(stderr))
+        if matches:
+            pixels = matches[-1].groupdict().get("pixels")  # the traceback's last line carries the message
+            return reason.format(mpixels=f"{int(pixels) / 1e6:,.0f}" if pixels else "too many"), code
+    return None
 
 
 def raise_for_exit(result: ToolResult) -> None:
@@ -69,8 +100,12 @@ def raise_for_exit(result: ToolResult) -> None:
         return
     if disk_full(result):
         raise DiskFullError("the disk is full (ocrmypdf ran out of space)", code, result.stderr_tail)
+    named = diagnose(result.stderr_tail) if code > 0 else None
+    if named:
+        raise PermanentError(named[0], code, result.stderr_tail, code=named[1])
     if code in _PERMANENT:
-        raise PermanentError(_PERMANENT[code], code, result.stderr_tail)
+        reason, reason_code = _PERMANENT[code]
+        raise PermanentError(reason, code, result.stderr_tail, code=reason_code)
     if code < 0:
         reason = f"ocrmypdf was killed by signal {-code}"
     else:
