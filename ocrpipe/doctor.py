@@ -11,6 +11,7 @@ from typing import TextIO
 from ocrpipe.config import Settings
 from ocrpipe.errors import ExitCode
 from ocrpipe.model import normalise_languages
+from ocrpipe.stages.heic import INSTALL_HINT, heif_version
 from ocrpipe.toolcheck import INSTALL, language_install_hint, probe_tools, tesseract_languages
 
 
@@ -44,6 +45,13 @@ def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
         else:
             print(f"  MISSING  {lang}", file=out)
             problems.append((f"tesseract language '{lang}'", language_install_hint(lang)))
+    # Optional: without it HEIC photos go to error/ with this hint, and everything else works.
+    print("Optional formats:", file=out)
+    version = heif_version()
+    if version:
+        print(f"  ok       {'HEIC/HEIF':<12} pillow-heif {version}", file=out)
+    else:
+        print(f"  MISSING  {'HEIC/HEIF':<12} photos from phones go to error/: {INSTALL_HINT}", file=out)
     print("Folders:", file=out)
     for label, folder in (("data", settings.data_dir), ("in", settings.in_dir), ("out", settings.out_dir),
                           ("archive", settings.archive_dir), ("error", settings.error_dir)):

@@ -114,6 +114,47 @@ def jpeg2000(path: Path, lines: Sequence[str]) -> Path:
     return save_image(text_page(lines).convert("RGB"), path, dpi=None, irreversible=False)
 
 
+def lying_png(path: Path, width: int, height: int) -> Path:
+    """A 1-bit PNG whose header declares ``width`` × ``height`` but whose data is a few bytes: what a
+    decompression bomb looks like to a reader of headers, built without the memory of the real thing."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(64)))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def lying_jpeg(path: Path, width: int, height: int) -> Path:
+    """A small JPEG whose frame header (SOF0) is patched to declare ``width`` × ``height``."""
+    buffer = io.BytesIO()
+    Image.new("L", (16, 16), 255).save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def heic_photo(path: Path, lines: Sequence[str], *, orientation: int = 1) -> Path:
+    """A phone photo of a page as HEIC (pillow-heif); ``orientation`` is the EXIF tag a phone writes when it
+    was held sideways (6: the picture must be turned 90° clockwise)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    page = text_page(lines).convert("RGB")
+    if orientation == 6:
+        page = page.transpose(Image.Transpose.ROTATE_90)  # what the sensor saw; the tag says how to undo it
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    page.save(path, format="HEIF", exif=exif.tobytes(), quality=90)
+    return path
+
+
 # ----- PDFs ---------------------------------------------------------------------------------------
 
 

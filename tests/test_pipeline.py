@@ -214,6 +214,7 @@ def test_cli_missing_tool_exits_3(data_dir: Path, fake_env: dict[str, str]) -> N
     assert doctor.returncode == 3
     assert "MISSING  7z" in doctor.stdout and "apt-get install -y p7zip-full" in doctor.stdout
     assert "winget install --id 7zip.7zip" in doctor.stdout
+    assert "ok       HEIC/HEIF    pillow-heif" in doctor.stdout  # optional formats are shown too
 
 
 def test_cli_output_whose_reader_left_is_no_error(data_dir: Path, fake_env: dict[str, str]) -> None:

@@ -6,15 +6,19 @@ import io
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import img2pdf
 import pikepdf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ocrpipe.errors import PermanentError
-from ocrpipe.stages.sniff import Kind, sniff
+from ocrpipe.errors import Code, PermanentError
+from ocrpipe.stages.heic import require_heif
+from ocrpipe.stages.sniff import Kind, is_heif, sniff
+
+DEFAULT_MAX_MPIXELS = 300.0
 
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
@@ -27,10 +31,12 @@ def open_pdf(path: Path) -> pikepdf.Pdf:
     try:
         return pikepdf.open(path)
     except pikepdf.PasswordError:
-        raise PermanentError(f"{path.name}: the PDF is encrypted and needs a password to open") from None
+        raise PermanentError(f"{path.name}: the PDF is encrypted and needs a password to open",
+                             code=Code.PDF_PASSWORD) from None
     except pikepdf.PdfError as exc:
         detail = str(exc).replace(f"{path}: ", "").replace(str(path), path.name)  # no work-folder paths
-        raise PermanentError(f"{path.name}: the PDF is damaged beyond repair ({detail})") from None
+        raise PermanentError(f"{path.name}: the PDF is damaged beyond repair ({detail})",
+                             code=Code.PDF_DAMAGED) from None
 
 
 def _image_dpi(image: Image.Image) -> tuple[float, float] | None:
@@ -55,6 +61,48 @@ def _flatten_frame(frame: Image.Image) -> Image.Image:
     return frame.convert("RGB")
 
 
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(16)
+
+
+@contextmanager
+def _own_pixel_limit() -> Iterator[None]:
+    """Pillow's own bomb check (a warning, then DecompressionBombError) gives way to ours, which names
+    the size and MAX_IMAGE_PIXELS; opening an image reads its header only, so nothing is decoded yet."""
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_image_size(path: Path, max_mpixels: float) -> tuple[float, float] | None:
+    """Refuse an image that declares more pixels than the limit, in any frame, before one is decoded;
+    returns the image's DPI (None when it carries none)."""
+    if is_heif(_head(path)):
+        require_heif(path.name)
+    try:
+        with Image.open(path) as image:
+            for index in range(getattr(image, "n_frames", 1)):
+                image.seek(index)
+                width, height = image.size
+                if width * height > max_mpixels * 1e6:
+                    raise PermanentError(
+                        f"{path.name}: image too large ({width} × {height}, {width * height / 1e6:,.0f} megapixels; "
+                        f"the limit is MAX_IMAGE_MPIXELS={max_mpixels:g})", code=Code.IMAGE_TOO_LARGE)
+            image.seek(0)
+            return _image_dpi(image)
+    except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
+        raise PermanentError(f"{path.name}: the image is damaged or in a format we cannot read ({exc})",
+                             code=Code.IMAGE_DAMAGED) from None
+
+
+def _has_alpha(path: Path) -> bool:
+    with Image.open(path) as image:
+        return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+
+
 def _via_pillow(path: Path, dpi: tuple[float, float]) -> bytes:
     pages = []
     with Image.open(path) as image:
@@ -68,23 +116,23 @@ def _via_pillow(path: Path, dpi: tuple[float, float]) -> bytes:
     return img2pdf.convert(pages, layout_fun=layout)
 
 
-def image_to_pdf_bytes(path: Path, default_dpi: int) -> bytes:
+def image_to_pdf_bytes(path: Path, default_dpi: int, max_mpixels: float = DEFAULT_MAX_MPIXELS) -> bytes:
     """One PDF page per image frame; an image without DPI gets ``default_dpi``."""
-    try:
-        with Image.open(path) as image:
-            image_dpi = _image_dpi(image)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise PermanentError(f"{path.name}: the image is damaged or in a format we cannot read ({exc})") from None
-    dpi = image_dpi or (float(default_dpi), float(default_dpi))
-    layout = None if image_dpi else img2pdf.get_fixed_dpi_layout_fun(dpi)
-    try:
-        return img2pdf.convert(str(path), layout_fun=layout, rotation=img2pdf.Rotation.ifvalid)
-    except Exception:  # noqa: BLE001 — img2pdf refuses alpha, 16-bit and odd modes; Pillow converts them
-        pass
-    try:
-        return _via_pillow(path, dpi)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise PermanentError(f"{path.name}: the image could not be converted to PDF ({exc})") from None
+    with _own_pixel_limit():
+        image_dpi = check_image_size(path, max_mpixels)
+        dpi = image_dpi or (float(default_dpi), float(default_dpi))
+        layout = None if image_dpi else img2pdf.get_fixed_dpi_layout_fun(dpi)
+        # img2pdf would keep transparency as a soft mask; the page must be flattened onto white instead.
+        if not _has_alpha(path) and not is_heif(_head(path)):
+            try:
+                return img2pdf.convert(str(path), layout_fun=layout, rotation=img2pdf.Rotation.ifvalid)
+            except Exception:  # noqa: BLE001 — img2pdf refuses 16-bit and odd modes; Pillow converts them
+                pass
+        try:
+            return _via_pillow(path, dpi)
+        except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
+            raise PermanentError(f"{path.name}: the image could not be converted to PDF ({exc})",
+                                 code=Code.IMAGE_DAMAGED) from None
 
 
 def link_or_copy(src: Path, out: Path) -> None:
@@ -104,13 +152,14 @@ def _save(pdf: pikepdf.Pdf, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def assemble(parts: Sequence[Path], out: Path, *, default_dpi: int) -> int:
+def assemble(parts: Sequence[Path], out: Path, *, default_dpi: int,
+             max_image_mpixels: float = DEFAULT_MAX_MPIXELS) -> int:
     """Write all pages of ``parts``, in order, to ``out``; returns the page count."""
     if len(parts) == 1 and sniff(parts[0]) is Kind.PDF:
         with open_pdf(parts[0]) as pdf:
             pages = len(pdf.pages)
             if pages == 0:
-                raise PermanentError(f"{parts[0].name}: the PDF has no pages")
+                raise PermanentError(f"{parts[0].name}: the PDF has no pages", code=Code.PDF_DAMAGED)
             if pdf.is_encrypted:
                 _save(pdf, out)  # ocrmypdf refuses owner-password PDFs; they open without one here
                 return pages
@@ -123,11 +172,11 @@ def assemble(parts: Sequence[Path], out: Path, *, default_dpi: int) -> int:
             if sniff(part) is Kind.PDF:
                 source = open_pdf(part)
             else:
-                source = pikepdf.open(io.BytesIO(image_to_pdf_bytes(part, default_dpi)))
+                source = pikepdf.open(io.BytesIO(image_to_pdf_bytes(part, default_dpi, max_image_mpixels)))
             sources.append(source)
             merged.pages.extend(source.pages)
         if len(merged.pages) == 0:
-            raise PermanentError("the document has no pages")
+            raise PermanentError("the document has no pages", code=Code.PDF_DAMAGED)
         _save(merged, out)
         return len(merged.pages)
     finally:

@@ -42,7 +42,8 @@ def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
         raise PermanentError("unsupported file type: not a PDF, an image (TIFF, JPEG, PNG, HEIC…) or an archive",
                              code=Code.UNSUPPORTED_TYPE)
     parts = [source] if kind in PAGE_KINDS else _unpack(settings, job_dir, source)
-    pages = assemble(parts, job_dir / RAW_PDF, default_dpi=settings.image_dpi)
+    pages = assemble(parts, job_dir / RAW_PDF, default_dpi=settings.image_dpi,
+                     max_image_mpixels=settings.max_image_mpixels)
     return {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(job_dir / RAW_PDF)}
 
 
