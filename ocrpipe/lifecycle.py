@@ -12,7 +12,7 @@ from ocrpipe.fsutil import remove_tree
 from ocrpipe.jobindex import JobIndex
 from ocrpipe.jobs import Job
 from ocrpipe.logs import job_context
-from ocrpipe.metrics import update_metrics
+from ocrpipe.metrics import error_counter, update_metrics
 from ocrpipe.model import (
     JobState, Stage, failure_state, is_legal_transition, retry_delay, retry_state, running_state, stage_of,
     submitted_state,
@@ -154,8 +154,10 @@ class Lifecycle:
         record = update_state(job.dir, lambda r: to_error(r, reason))
         self.finish(job, record, "ERROR", errorDir=str(folder))
         self.errors_this_run += 1
+        code = (record.get("lastError") or {}).get("code")
         update_metrics(self.metrics, "jobs_error")
-        log.error("failed for good: %s: %s (original in %s)", record["source"]["relpath"], reason, folder,
+        update_metrics(self.metrics, error_counter(code))
+        log.error("failed for good: %s: %s [%s] (original in %s)", record["source"]["relpath"], reason, code, folder,
                   extra=job_context(job.key))
 
     def fault(self, job: Job, exc: BaseException) -> None:
@@ -184,6 +186,8 @@ class Lifecycle:
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
             "code": (record.get("lastError") or {}).get("exitCode") if state == "ERROR" else None,  # issue 12
             "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"], **extra,
+            **({"reasonCode": (record.get("lastError") or {}).get("code")} if state == "ERROR" else {}),
+            **{k: record[k] for k in ("signed", "signature") if record.get(k)},  # issue 15
         })
         self.jobs.pop(job.key, None)
         remove_tree(job.dir)

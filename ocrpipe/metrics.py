@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ocrpipe.errors import Code
 from ocrpipe.fsutil import atomic_write_json, read_json
 from ocrpipe.store import utc_now
 
 METRICS_FILE = "metrics.json"
+# Jobs that ended in error/, one counter per family of reason codes (errors.Code: ARCHIVE_BOMB → archive).
+ERROR_FAMILY_COUNTERS = tuple(sorted({f"errors_{code.family.lower()}" for code in Code}))
 COUNTERS = (
     "jobs_done", "jobs_error", "jobs_running", "jobs_queued", "pages_done", "duplicates_held", "retries",
-    "timeouts", "disk_errors",
+    "timeouts", "disk_errors", *ERROR_FAMILY_COUNTERS,
 )
 # Gauges describe the present and are set each tick; the rest only ever grow.
 GAUGES = frozenset({"jobs_running", "jobs_queued"})
@@ -55,3 +58,11 @@ def load_metrics(index_dir: Path) -> dict[str, Any]:
         if name not in GAUGES and isinstance(saved.get(name), int):
             metrics[name] = saved[name]
     return metrics
+
+
+def error_counter(code: str | None) -> str:
+    """The counter of a reason code's family; an unknown code counts as a tool failure."""
+    try:
+        return f"errors_{Code(code).family.lower()}"
+    except ValueError:
+        return f"errors_{Code.TOOL_FAILED.family.lower()}"

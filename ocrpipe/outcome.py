@@ -67,11 +67,15 @@ def mark_prepared(record: dict[str, Any], outcome: StageOutcome) -> None:
     # soloReason: what an OCR batch would drop of the document (its bookmarks, say), so it is OCRed alone.
     record.update(pages=outcome.fields["pages"], kind=outcome.fields["kind"],
                   soloReason=outcome.fields.get("soloReason"))
+    if outcome.fields.get("signed"):
+        record["signed"] = True
 
 
 def mark_done(record: dict[str, Any], outcome: StageOutcome) -> None:
     add_attempt(record, outcome)
     record.update(pdfa=outcome.fields.get("pdfa"), batchSize=outcome.fields.get("batchSize", 1))
+    if outcome.fields.get("signature"):
+        record["signature"] = outcome.fields["signature"]  # "kept" (no OCR) or "invalidated" (OCRed anyway)
     apply_transition(record, JobState.DONE)
 
 

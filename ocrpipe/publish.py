@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from ocrpipe.config import Settings
+from ocrpipe.errors import Code
 from ocrpipe.fsutil import atomic_write_json, candidate_names, drop_temp, place_file
 from ocrpipe.stages.common import FINAL_PDF
 from ocrpipe.store import update_state, utc_now
@@ -88,6 +89,7 @@ def publish_error(settings: Settings, job_dir: Path, record: dict[str, Any]) -> 
         "stage": error.get("stage"),
         "attempts": record["attempts"],
         "reason": error.get("reason", "unknown failure"),
+        "code": error.get("code") or Code.TOOL_FAILED.value,  # stable, for programs; the reason is for people
         "exitCode": error.get("exitCode"),
         "stderrTail": error.get("stderrTail", ""),
         "failedAt": utc_now(),

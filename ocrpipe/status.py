@@ -17,6 +17,7 @@ from ocrpipe.model import RUNNING_STATES, JobState
 from ocrpipe.store import STATE_FILE
 
 RECENT_ERRORS = 5
+ERRORS_BY_CODE_WINDOW = 100  # "recent": the last this many failed jobs, grouped by reason code
 
 
 def collect_status(settings: Settings) -> dict[str, Any]:
@@ -37,7 +38,9 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             if JobState(record["state"]) in RUNNING_STATES:
                 running.append({"jobKey": record["jobKey"], "state": record["state"],
                                 "source": record["source"]["relpath"], "since": record["history"][-1]["at"]})
-        errors = index.page(RECENT_ERRORS, state="ERROR").jobs[::-1]  # oldest of them first
+        window = index.page(ERRORS_BY_CODE_WINDOW, state="ERROR").jobs
+        errors = window[:RECENT_ERRORS][::-1]  # oldest of them first
+        by_code = Counter(e.get("reasonCode") or "UNKNOWN" for e in window)
     waiting = sum(1 for _ in walk_inbox(settings.in_dir)) if settings.in_dir.is_dir() else 0
     held = sum(1 for p in settings.hold_dir.iterdir() if p.is_dir()) if settings.hold_dir.is_dir() else 0
     try:
@@ -46,7 +49,9 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         metrics = None
     return {"counts": dict(sorted(counts.items())), "running": running, "waitingInInbox": waiting,
             "heldDuplicates": held, "recentErrors": [
-                {"jobKey": e["jobKey"], "source": e.get("source"), "reason": e.get("reason")} for e in errors],
+                {"jobKey": e["jobKey"], "source": e.get("source"), "reason": e.get("reason"),
+                 "code": e.get("reasonCode")} for e in errors],
+            "recentErrorsByCode": dict(by_code.most_common()),
             "metricsUpdatedAt": (metrics or {}).get("updatedAt")}
 
 
@@ -66,8 +71,11 @@ def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout)
         for job in status["running"]:
             print(f"  {job['state']:<12} {job['source']}  (since {job['since']}, job {job['jobKey'][:12]})", file=out)
     if status["recentErrors"]:
+        print(f"Recent errors by code (the last {ERRORS_BY_CODE_WINDOW} at most):", file=out)
+        for code, n in status["recentErrorsByCode"].items():
+            print(f"  {code:<24} {n}", file=out)
         print("Recent errors:", file=out)
         for err in status["recentErrors"]:
-            print(f"  {err['source']}: {err['reason']}", file=out)
+            print(f"  {err['source']}: {err['reason']} [{err['code'] or 'UNKNOWN'}]", file=out)
     if status["metricsUpdatedAt"]:
         print(f"Last scheduler tick: {status['metricsUpdatedAt']}", file=out)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from ocrpipe.fsutil import remove_tree
 from ocrpipe.store import LOCK_FILE, STATE_FILE, read_state
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
+
+log = logging.getLogger("ocrpipe.ocr")
 
 
 def run_ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int, attempts: dict[str, int]) -> StageOutcome:
@@ -50,14 +54,25 @@ def clean_done_job(job_dir: Path) -> None:
 def _ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[str, Any]:
     partial = job_dir / "final.partial.pdf"  # ocrmypdf does not write its output atomically
     partial.unlink(missing_ok=True)
+    record = read_state(job_dir)
+    signed = bool(record.get("signed"))
+    if signed and settings.signed_pdf == "keep":
+        # A document of record: its signature matters more than a text layer (it usually has text).
+        shutil.copyfile(job_dir / record["input"], partial)
+        os.replace(partial, job_dir / FINAL_PDF)
+        log.info("signed PDF kept unchanged, without OCR (SIGNED_PDF=keep)")
+        return {"pdfa": None, "signature": "kept"}
     argv = build_argv(settings.ocrmypdf, job_dir / RAW_PDF, partial, lang=normalise_languages(settings.ocr_lang),
-                      jobs=jobs, extra_args=settings.ocr_args,
-                      max_image_mpixels=settings.max_image_mpixels)
+                      jobs=jobs, extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
+                      invalidate_signatures=signed)
     result = run_tool(argv, timeout=settings.ocr_timeout_for(pages), env=tool_env(settings, job_dir),
                       log_path=job_dir / "ocr.log")
     raise_for_exit(result)
     pdfa = verify_output(partial, expected_pages=pages)
     os.replace(partial, job_dir / FINAL_PDF)
+    if signed:
+        log.warning("signed PDF OCRed (SIGNED_PDF=ocr): its digital signature is no longer valid")
+        return {"pdfa": pdfa, "signature": "invalidated"}
     return {"pdfa": pdfa}
 
 

@@ -14,6 +14,7 @@ from ocrpipe.stages.assemble import assemble, natural_key
 from ocrpipe.stages.batch import batch_would_drop
 from ocrpipe.outcome import StageOutcome, mark_prepared
 from ocrpipe.stages.common import RAW_PDF, run_stage, tool_env
+from ocrpipe.stages.pdftraits import read_traits
 from ocrpipe.stages.sniff import Kind, sniff
 from ocrpipe.store import read_state, update_state
 from ocrpipe.tools.sevenzip import ArchiveLimits, check_entries, extract_archive, list_archive, office_document
@@ -44,7 +45,24 @@ def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
     parts = [source] if kind in PAGE_KINDS else _unpack(settings, job_dir, source)
     pages = assemble(parts, job_dir / RAW_PDF, default_dpi=settings.image_dpi,
                      max_image_mpixels=settings.max_image_mpixels)
-    return {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(job_dir / RAW_PDF)}
+    fields: dict[str, Any] = {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(job_dir / RAW_PDF)}
+    if kind is Kind.PDF and _signed(settings, source):
+        # OCR alone: whether kept or OCRed anyway, a batch would lose what makes it a signed document.
+        fields.update(signed=True, soloReason="digital signature")
+    return fields
+
+
+def _signed(settings: Settings, source: Path) -> bool:
+    """Is the PDF signed? One that cannot be OCRed at all (a dynamic XFA form), or a signed one the
+    settings refuse, is refused here, before any OCR."""
+    traits = read_traits(source)
+    if traits.dynamic_xfa:
+        raise PermanentError("the PDF is a dynamic XFA form (Adobe LiveCycle) that only Adobe Reader can show; "
+                             "print it to PDF from there and drop that", code=Code.PDF_XFA)
+    if traits.signed and settings.signed_pdf == "error":
+        raise PermanentError("the PDF is digitally signed, and SIGNED_PDF=error refuses signed PDFs",
+                             code=Code.PDF_SIGNED)
+    return traits.signed
 
 
 def _unpack(settings: Settings, job_dir: Path, archive: Path) -> list[Path]:
