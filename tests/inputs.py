@@ -241,6 +241,32 @@ def encrypted(src: Path, path: Path, *, user: str = "", owner: str = "owner-secr
     return path
 
 
+def signed(src: Path, path: Path) -> Path:
+    """``src`` with a signature field and AcroForm's SigFlags set, as a signing tool leaves it (the
+    signature's bytes are a placeholder: ocrmypdf and ocrpipe look at the flags, not the certificate)."""
+    with pikepdf.open(src) as pdf:
+        value = pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Sig, Filter=pikepdf.Name("/Adobe.PPKLite"), SubFilter=pikepdf.Name("/adbe.pkcs7.detached"),
+            ByteRange=[0, 0, 0, 0], Contents=pikepdf.String(bytes(64)), Reason=pikepdf.String("approved")))
+        field = pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Widget, FT=pikepdf.Name.Sig, T=pikepdf.String("Signature1"),
+            V=value, Rect=[0, 0, 0, 0], F=132, P=pdf.pages[0].obj))
+        pdf.pages[0].Annots = pdf.make_indirect(pikepdf.Array([field]))
+        pdf.Root.AcroForm = pdf.make_indirect(pikepdf.Dictionary(Fields=[field], SigFlags=3))
+        pdf.save(path, static_id=True)
+    return path
+
+
+def dynamic_xfa(src: Path, path: Path) -> Path:
+    """``src`` marked as a LiveCycle dynamic XFA form: NeedsRendering, an XFA packet in the AcroForm."""
+    with pikepdf.open(src) as pdf:
+        pdf.Root.NeedsRendering = True
+        pdf.Root.AcroForm = pdf.make_indirect(pikepdf.Dictionary(
+            Fields=[], XFA=pdf.make_stream(b"<xdp:xdp xmlns:xdp='http://ns.adobe.com/xdp/'/>")))
+        pdf.save(path, static_id=True)
+    return path
+
+
 def truncated(src: Path, path: Path, *, keep: float = 0.5) -> Path:
     """The first ``keep`` of ``src``'s bytes: a download or copy that stopped half-way."""
     data = src.read_bytes()
@@ -285,6 +311,20 @@ def zip_bomb(path: Path, *, megabytes: int) -> Path:
             block = bytes(1024 * 1024)
             for _ in range(megabytes):
                 member.write(block)
+    return path
+
+
+def encrypted_zip(path: Path, members: dict[str, Path | bytes]) -> Path:
+    """A stored zip whose members carry the "encrypted" flag (ZipCrypto), as a password-protected zip does:
+    7-Zip lists them as encrypted and asks for the password."""
+    zip_of(path, members, compression=zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = 0
+        while (at := data.find(signature, start)) >= 0:
+            data[at + flag_offset] |= 1
+            start = at + 4
+    path.write_bytes(bytes(data))
     return path
 
 
