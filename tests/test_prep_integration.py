@@ -163,3 +163,27 @@ def test_an_office_document_is_refused_once_as_unsupported(tmp_path: Path) -> No
 def test_a_file_that_only_looks_like_a_zip_is_damaged_not_retried(tmp_path: Path) -> None:
     outcome, _ = prep_job(tmp_path, "fake.zip", b"PK\x03\x04" + bytes(200))
     assert not outcome.ok and not outcome.transient and outcome.code == "ARCHIVE_DAMAGED", outcome.reason
+
+
+def test_a_signed_pdf_is_refused_with_its_code_when_the_settings_say_so(tmp_path: Path) -> None:
+    signed = inputs.signed(inputs.text_pdf(tmp_path / "c.pdf", ["Contract"]), tmp_path / "signed.pdf")
+    outcome, _ = prep_job(tmp_path, "signed.pdf", signed.read_bytes(), SIGNED_PDF="error")
+    assert not outcome.ok and not outcome.transient and outcome.code == "PDF_SIGNED"
+    assert "SIGNED_PDF=error" in outcome.reason
+
+
+def test_a_signed_pdf_is_ocred_anyway_when_asked_and_says_the_signature_is_gone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from ocrpipe.stages.ocr import run_ocr
+
+    signed = inputs.signed(inputs.scanned_pdf(tmp_path / "c.pdf", [inputs.FOX]), tmp_path / "signed.pdf")
+    env = {"SIGNED_PDF": "ocr", "OCR_LANG": "eng"}
+    outcome, job_dir = prep_job(tmp_path, "signed.pdf", signed.read_bytes(), **env)
+    assert outcome.ok and outcome.fields["signed"] and outcome.fields["soloReason"] == "digital signature"
+    settings = load_settings({"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/local/bin:/usr/bin:/bin", **env})
+    with caplog.at_level("WARNING", logger="ocrpipe.ocr"):
+        done = run_ocr(settings, job_dir, pages=1, jobs=1, attempts={"PREP": 1, "OCR": 1})
+    assert done.ok, done.reason
+    record = done.fields["record"]
+    assert record["state"] == "DONE" and record["signature"] == "invalidated"
+    assert "its digital signature is no longer valid" in caplog.text
