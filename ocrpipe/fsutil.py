@@ -12,6 +12,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+from ocrpipe.names import MAX_NAME_BYTES, fit, taken
+
 HASH_CHUNK = 1024 * 1024
 # Windows: an antivirus, a backup agent or ``ocrpipe status`` may hold a file open for a moment, and a
 # rename over it fails with PermissionError until they let go.
@@ -80,12 +82,13 @@ def read_json(path: Path) -> Any:
 
 
 def candidate_names(name: str) -> Iterator[str]:
-    """``report.pdf``, ``report (2).pdf``, ``report (3).pdf``…"""
+    """``report.pdf``, ``report (2).pdf``, ``report (3).pdf``…, each within the length a name may have."""
     yield name
     stem, dot, suffix = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
     n = 2
     while True:
-        yield f"{stem} ({n}){dot}{suffix}"
+        numbered = f" ({n}){dot}{suffix}"
+        yield fit(fit(stem, MAX_NAME_BYTES - len(numbered.encode("utf-8"))) + numbered)
         n += 1
 
 
@@ -153,6 +156,8 @@ def place_file(src: Path, folder: Path, name: str, *, tmp_name: str, keep_source
             if os.path.samefile(target, tmp):
                 return target  # placed before a crash
             continue
+        if taken(folder, candidate):
+            continue  # the same name in its other Unicode form
         try:
             os.link(tmp, target)
         except FileExistsError:

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code
 from ocrpipe.fsutil import atomic_write_json, candidate_names, drop_temp, place_file
+from ocrpipe.names import fit, safe_name, safe_relpath
 from ocrpipe.stages.common import FINAL_PDF
 from ocrpipe.store import update_state, utc_now
 
@@ -18,9 +19,9 @@ ERROR_FILE = "error.json"
 
 
 def output_relpath(source_relpath: str) -> PurePosixPath:
-    """``scans/May/invoice.tif`` → ``scans/May/invoice.pdf``."""
-    rel = PurePosixPath(source_relpath)
-    return rel.with_name(rel.stem + ".pdf") if rel.suffix else rel.with_name(rel.name + ".pdf")
+    """``scans/May/invoice.tif`` → ``scans/May/invoice.pdf``, each part a name every OS accepts."""
+    rel = safe_relpath(source_relpath)
+    return rel.with_name(fit(rel.stem + ".pdf") if rel.suffix else fit(rel.name + ".pdf"))
 
 
 def _tmp_name(record: dict[str, Any], purpose: str) -> str:
@@ -47,8 +48,9 @@ def publish_done(settings: Settings, job_dir: Path, record: dict[str, Any],
 
 def _placements(settings: Settings, record: dict[str, Any]) -> list[tuple[Path, PurePosixPath, str]]:
     """(folder, relative name, temp name) of the output and of the archived original."""
-    rel = PurePosixPath(record["source"]["relpath"])
-    out_rel = output_relpath(str(rel))
+    # The original name stays in state.json and the index; the placed files get safe names.
+    rel = safe_relpath(record["source"]["relpath"])
+    out_rel = output_relpath(record["source"]["relpath"])
     return [
         (settings.out_dir.joinpath(*out_rel.parent.parts), out_rel, _tmp_name(record, "out")),
         (settings.archive_dir.joinpath(*rel.parent.parts), rel, _tmp_name(record, "orig")),
@@ -77,7 +79,7 @@ def publish_error(settings: Settings, job_dir: Path, record: dict[str, Any]) -> 
     error = record.get("lastError") or {}
     source = job_dir / record["input"]
     tmp = _tmp_name(record, "orig")
-    name = record["source"]["name"]
+    name = safe_name(record["source"]["name"])
     if source.exists() or (folder / tmp).exists():
         name = place_file(source, folder, name, tmp_name=tmp, keep_source=False).name
         drop_temp(folder, tmp)
