@@ -187,3 +187,17 @@ def test_a_signed_pdf_is_ocred_anyway_when_asked_and_says_the_signature_is_gone(
     record = done.fields["record"]
     assert record["state"] == "DONE" and record["signature"] == "invalidated"
     assert "its digital signature is no longer valid" in caplog.text
+
+
+def test_a_pdf_holding_an_image_over_the_limit_is_refused_before_ocr(tmp_path: Path) -> None:
+    """Like OCRmyPDF's hugemono.pdf (35,000 × 35,000): the declared size is read, nothing is decoded."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(612, 792))
+    image = pdf.make_stream(b"\x00" * 16, Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image, Width=35_000,
+                            Height=35_000, ColorSpace=pikepdf.Name.DeviceGray, BitsPerComponent=1)
+    pdf.pages[0].Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image))
+    pdf.pages[0].Contents = pdf.make_stream(b"q 612 0 0 792 0 0 cm /Im0 Do Q")
+    pdf.save(tmp_path / "huge.pdf")
+    outcome, _ = prep_job(tmp_path, "huge.pdf", (tmp_path / "huge.pdf").read_bytes())
+    assert not outcome.ok and not outcome.transient and outcome.code == "IMAGE_TOO_LARGE"
+    assert "image too large (35000 × 35000, 1,225 megapixels, in the PDF" in outcome.reason

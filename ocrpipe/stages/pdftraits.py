@@ -22,6 +22,20 @@ def pdf_traits(pdf: pikepdf.Pdf) -> PdfTraits:
     return PdfTraits(signed=signed, dynamic_xfa=bool(pdf.Root.get("/NeedsRendering", False)))
 
 
+def largest_image(pdf: pikepdf.Pdf) -> tuple[int, int]:
+    """Width and height of the image with the most pixels, as the PDF declares them (nothing decoded)."""
+    best = (0, 0)
+    for page in pdf.pages:
+        for image in page.get_images().values():
+            try:
+                size = (int(image.get("/Width", 0)), int(image.get("/Height", 0)))
+            except (TypeError, ValueError):
+                continue
+            if size[0] * size[1] > best[0] * best[1]:
+                best = size
+    return best
+
+
 def read_traits(path: Path) -> PdfTraits:
     with pikepdf.open(path) as pdf:
         return pdf_traits(pdf)

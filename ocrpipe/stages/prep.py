@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pikepdf
+
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code, PermanentError
 from ocrpipe.fsutil import remove_tree
@@ -14,7 +16,7 @@ from ocrpipe.stages.assemble import assemble, natural_key
 from ocrpipe.stages.batch import batch_would_drop
 from ocrpipe.outcome import StageOutcome, mark_prepared
 from ocrpipe.stages.common import RAW_PDF, run_stage, tool_env
-from ocrpipe.stages.pdftraits import read_traits
+from ocrpipe.stages.pdftraits import largest_image, read_traits
 from ocrpipe.stages.sniff import Kind, sniff
 from ocrpipe.store import read_state, update_state
 from ocrpipe.tools.sevenzip import ArchiveLimits, check_entries, extract_archive, list_archive, office_document
@@ -45,11 +47,22 @@ def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
     parts = [source] if kind in PAGE_KINDS else _unpack(settings, job_dir, source)
     pages = assemble(parts, job_dir / RAW_PDF, default_dpi=settings.image_dpi,
                      max_image_mpixels=settings.max_image_mpixels)
+    _check_images(settings, job_dir / RAW_PDF)
     fields: dict[str, Any] = {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(job_dir / RAW_PDF)}
     if kind is Kind.PDF and _signed(settings, source):
         # OCR alone: whether kept or OCRed anyway, a batch would lose what makes it a signed document.
         fields.update(signed=True, soloReason="digital signature")
     return fields
+
+
+def _check_images(settings: Settings, raw: Path) -> None:
+    """An image inside a PDF that declares more than MAX_IMAGE_MPIXELS is refused now, not after an OCR
+    attempt (ocrmypdf would refuse it too, with --max-image-mpixels)."""
+    with pikepdf.open(raw) as pdf:
+        width, height = largest_image(pdf)
+    if width * height > settings.max_image_mpixels * 1e6:
+        raise PermanentError(f"image too large ({width} × {height}, {width * height / 1e6:,.0f} megapixels, in the PDF; "
+                             f"the limit is MAX_IMAGE_MPIXELS={settings.max_image_mpixels:g})", code=Code.IMAGE_TOO_LARGE)
 
 
 def _signed(settings: Settings, source: Path) -> bool:
