@@ -61,6 +61,7 @@ class Settings:
     max_archive_ratio: float = 200.0
     max_image_mpixels: float = 300.0
     signed_pdf: str = "keep"
+    empty_folder_seconds: float = 600.0
     heartbeat_seconds: float = 2.0
     job_timeout_seconds: float = 60.0
     min_free_mb: int = 500
@@ -228,6 +229,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         max_archive_ratio=read.number("MAX_ARCHIVE_RATIO", 200.0, minimum=1),
         max_image_mpixels=read.number("MAX_IMAGE_MPIXELS", 300.0, minimum=1),
         signed_pdf=read.choice("SIGNED_PDF", "keep", SIGNED_PDF_CHOICES).lower(),
+        empty_folder_seconds=read.number("EMPTY_FOLDER_SECONDS", 600.0, minimum=60),
         heartbeat_seconds=read.number("HEARTBEAT_SECONDS", 2.0, minimum=0.05),
         job_timeout_seconds=read.number("JOB_TIMEOUT_SECONDS", 60.0, minimum=0.1),
         min_free_mb=int(read.number("MIN_FREE_MB", 500, minimum=0, integer=True)),

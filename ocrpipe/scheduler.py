@@ -23,12 +23,14 @@ from ocrpipe.outcome import READY_STATES, StageOutcome
 from ocrpipe.pools import ExecutorFactory
 from ocrpipe.reaper import Reaper
 from ocrpipe.recovery import drop_lost_intakes, resume_work
+from ocrpipe.sweep import EmptyFolderSweeper
 
 __all__ = ["Job", "Scheduler", "Unit"]
 log = logging.getLogger("ocrpipe.scheduler")
 
 MAX_FAULTS = 5  # faults outside any job in a row before ocrpipe gives up
 FAULT_PAUSE_SECONDS = 2.0  # doubled after each fault in a row
+SWEEP_EVERY = 30.0  # seconds between looks at the emptied sub-folders of in/
 
 
 class Scheduler:
@@ -40,6 +42,8 @@ class Scheduler:
         self.dispatcher = Dispatcher(settings, executor_factory, disk_free=disk_free, disk_total=disk_total)
         self.pools = self.dispatcher.pools
         self.intake = Intake(settings.in_dir, settings.stable_seconds)
+        self.sweeper = EmptyFolderSweeper(settings.in_dir, empty_for=settings.empty_folder_seconds)  # issue 15
+        self._next_sweep = 0.0
         self.jobs: dict[str, Job] = {}
         self.admitting = True
         self._next_poll = 0.0
@@ -172,7 +176,11 @@ class Scheduler:
                 self.intake.block(candidate.path)
                 continue
             self.intake.forget(candidate.path)
+            self.sweeper.note(candidate.path.parent)
             self._take_in(staged)
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_EVERY
+            self.sweeper.sweep()
 
     def _take_in(self, staged: StagedFile) -> None:
         self.admission.take_in(staged)
