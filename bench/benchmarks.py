@@ -860,6 +860,8 @@ def build_parser() -> argparse.ArgumentParser:
     targets.add_argument("--index-history", type=int, metavar="N",
                          help="run --once, status and the duplicate lookup with N finished jobs in the job index, "
                               "imported from an N-line jobs.jsonl (targets 1.3x an empty index, 150 MB, 1 s, 5 ms)")
+    targets.add_argument("--hostile", action="store_true",
+                         help="PREP worker peak memory on a 20,000 x 20,000 page, work folder size during a lying bomb")
     targets.add_argument("--latency", action="store_true",
                          help="seconds from a drop to the start of PREP (target POLL + STABLE + 0.5 s)")
     return parser
@@ -955,6 +957,10 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
         report["indexHistory"] = index_history(args.index_history, work, ocrpipe_env(1, cores(), argparse.Namespace(
             fake_tools=True, fake_ocr_seconds=0.0, fake_7z_seconds=0.0)))
+    if args.hostile:
+        from hostilebench import hostile
+
+        report["hostile"] = hostile(work / "hostile")
     if args.latency:
         report["latency"] = drop_latency(work, ocrpipe_env(1, cores(), argparse.Namespace(
             fake_tools=True, fake_ocr_seconds=0.0, fake_7z_seconds=0.0)))
@@ -963,7 +969,7 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    if args.single_doc or args.tick_history or args.latency or args.index_history:
+    if args.single_doc or args.tick_history or args.latency or args.index_history or args.hostile:
         return run_targets(args, work)
     started = datetime.now(timezone.utc)
     inputs = make_inputs(args, work)

@@ -93,3 +93,15 @@ def test_zip_holding_a_pdf_is_an_archive(tmp_path: Path) -> None:
     assert sniff(tmp_path / "scans.pdf") is Kind.ARCHIVE
     (tmp_path / "junk.pdf").write_bytes(b"\r\n\x00garbage " + make_pdf())
     assert sniff(tmp_path / "junk.pdf") is Kind.PDF
+
+
+def test_an_image_with_its_own_dpi_is_embedded_as_it_is(tmp_path: Path) -> None:
+    """img2pdf embeds a JPEG without decoding it (lossless, and little memory for big pages); Pillow is only
+    the fallback for what img2pdf refuses."""
+    source = tmp_path / "photo.jpg"
+    Image.new("L", (600, 300), 200).save(source, format="JPEG", dpi=(200, 200))
+    assert assemble([source], tmp_path / "raw.pdf", default_dpi=300) == 1
+    with pikepdf.open(tmp_path / "raw.pdf") as pdf:
+        (_, xobject), = dict(pdf.pages[0].get_images()).items()
+        assert xobject.Filter == pikepdf.Name.DCTDecode
+        assert xobject.read_raw_bytes() == source.read_bytes()

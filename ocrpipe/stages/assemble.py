@@ -121,11 +121,13 @@ def image_to_pdf_bytes(path: Path, default_dpi: int, max_mpixels: float = DEFAUL
     with _own_pixel_limit():
         image_dpi = check_image_size(path, max_mpixels)
         dpi = image_dpi or (float(default_dpi), float(default_dpi))
-        layout = None if image_dpi else img2pdf.get_fixed_dpi_layout_fun(dpi)
+        # Its own DPI: img2pdf's default layout. (``layout_fun=None`` is not "the default": img2pdf then
+        # fails with a TypeError, and every image with a DPI went through Pillow.)
+        layout = {} if image_dpi else {"layout_fun": img2pdf.get_fixed_dpi_layout_fun(dpi)}
         # img2pdf would keep transparency as a soft mask; the page must be flattened onto white instead.
         if not _has_alpha(path) and not is_heif(_head(path)):
             try:
-                return img2pdf.convert(str(path), layout_fun=layout, rotation=img2pdf.Rotation.ifvalid)
+                return img2pdf.convert(str(path), rotation=img2pdf.Rotation.ifvalid, **layout)
             except Exception:  # noqa: BLE001 — img2pdf refuses 16-bit and odd modes; Pillow converts them
                 pass
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Mapping, Sequence
@@ -22,6 +23,7 @@ _CORRUPT = re.compile(
 _METHOD = re.compile(r"Unsupported (compression )?Method|Unknown method", re.IGNORECASE)
 # Below this many bytes unpacked, a high ratio harms nothing (a zip of one blank page packs 500:1).
 RATIO_FLOOR_BYTES = 16 * 2**20
+WATCH_SECONDS = 0.02  # how often the extraction folder is looked at, at most
 _PASSWORD = re.compile(r"Wrong password|encrypted archive|Enter password", re.IGNORECASE)
 
 
@@ -136,9 +138,16 @@ class ExtractionWatch:
         self.packed = packed
         self.files = 0
         self.bytes = 0
+        self._next = 0.0
 
-    def __call__(self) -> None:
+    def __call__(self, *, final: bool = False) -> None:
+        # 7-Zip writes up to ~1 GB/s: looking often keeps the overshoot small, but a folder of
+        # thousands of files costs a while to count, so the looks are spaced by 10x their own cost.
+        started = time.monotonic()
+        if not final and started < self._next:
+            return
         self.files, self.bytes = _usage(self.dest)
+        self._next = started + 10 * (time.monotonic() - started)
         if self.files > self.limits.max_members:
             raise bomb(f"7-Zip had written {self.files} files, more than the limit of {self.limits.max_members} "
                        "(MAX_ARCHIVE_MEMBERS), though the archive declared fewer")
@@ -217,8 +226,8 @@ def extract_archive(command: Sequence[str], archive: Path, dest: Path, *, timeou
     dest.mkdir(parents=True, exist_ok=True)
     watch = ExtractionWatch(dest, limits, archive.stat().st_size) if limits else None
     result = run_tool([*command, "x", "-y", f"-o{dest}", "--", str(archive)], timeout=timeout, env=env,
-                      log_path=log_path, watch=watch)
+                      log_path=log_path, watch=watch, watch_every=WATCH_SECONDS)
     if watch is not None:
-        watch()  # a quick 7-Zip may finish between two looks
+        watch(final=True)  # a quick 7-Zip may finish between two looks
     _raise_for(result, "unpack")
     return (watch.files, watch.bytes) if watch else _usage(dest)
