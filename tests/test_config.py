@@ -35,6 +35,10 @@ def test_flags_win_over_environment(tmp_path: Path) -> None:
     ("LOG_JSON", "perhaps", "LOG_JSON='perhaps' is not valid: expected true or false"),
     ("OCR_LANG", "fra eng", "OCR_LANG='fra eng' is not valid: expected Tesseract language codes"),
     ("OCR_ARGS", "--title 'unclosed", "OCR_ARGS=\"--title 'unclosed\" is not valid: expected ocrmypdf options"),
+    ("MAX_ARCHIVE_RATIO", "0.5", "MAX_ARCHIVE_RATIO=0.5 is not valid: expected a number >= 1"),
+    ("MAX_IMAGE_MPIXELS", "lots", "MAX_IMAGE_MPIXELS='lots' is not valid: expected a number >= 1"),
+    ("SIGNED_PDF", "sign", "SIGNED_PDF='SIGN' is not valid: expected one of KEEP, OCR, ERROR"),
+    ("EMPTY_FOLDER_SECONDS", "5", "EMPTY_FOLDER_SECONDS=5.0 is not valid: expected a number >= 60"),
 ])
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -96,3 +100,13 @@ def test_newest_ghostscript_folder_wins_on_windows(tmp_path: Path) -> None:
         exe.write_text("")
     found = find_tool("gs", environ={"PATH": "", "ProgramFiles": str(tmp_path)}, windows=True)
     assert found == str(tmp_path / "gs" / "gs10.02.1" / "bin" / "gswin64c.exe")
+
+
+def test_hostile_input_settings(tmp_path: Path) -> None:
+    defaults = load_settings({"DATA_DIR": str(tmp_path)})
+    assert (defaults.max_archive_ratio, defaults.max_image_mpixels, defaults.signed_pdf,
+            defaults.empty_folder_seconds) == (200, 300, "keep", 600)
+    chosen = load_settings({"DATA_DIR": str(tmp_path), "MAX_ARCHIVE_RATIO": "50", "MAX_IMAGE_MPIXELS": "1000",
+                            "SIGNED_PDF": "OCR", "EMPTY_FOLDER_SECONDS": "3600"})
+    assert (chosen.max_archive_ratio, chosen.max_image_mpixels, chosen.signed_pdf,
+            chosen.empty_folder_seconds) == (50, 1000, "ocr", 3600)
