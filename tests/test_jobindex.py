@@ -222,4 +222,6 @@ def test_status_counts_a_recorded_job_once_while_its_folder_is_being_removed(
         write_new_state(settings.work_dir / f"k__p-{run_id}", record)
     status = collect_status(settings)
     assert status["counts"] == {"DISCOVERED": 1, "DONE": 1, "ERROR": 1}
-    assert status["recentErrors"] == [{"jobKey": "e__p", "source": "e__p.pdf", "reason": "encrypted"}]
+    # recorded before reason codes existed: no code, grouped as UNKNOWN
+    assert status["recentErrors"] == [{"jobKey": "e__p", "source": "e__p.pdf", "reason": "encrypted", "code": None}]
+    assert status["recentErrorsByCode"] == {"UNKNOWN": 1}
