@@ -96,22 +96,27 @@ def test_transient_failures_are_retried_until_done(data_dir: Path, make_settings
     assert metrics["retries"] == 2 and metrics["jobs_done"] == 1
 
 
-@pytest.mark.parametrize(("scenario", "attempts", "reason"), [
-    ("exit-8", 1, "the PDF is encrypted; it needs a password to open"),
-    ("exit-2", 1, "not a document ocrmypdf can read"),
-    ("exit-7", 3, "a program run by ocrmypdf (Tesseract or Ghostscript) failed"),
-    ("nooutput", 3, "ocrmypdf reported success but wrote no output"),
+@pytest.mark.parametrize(("scenario", "attempts", "reason", "code"), [
+    ("exit-8", 1, "the PDF is encrypted; it needs a password to open", "PDF_PASSWORD"),
+    ("exit-2", 1, "not a document ocrmypdf can read", "PDF_DAMAGED"),
+    ("exit-7", 3, "a program run by ocrmypdf (Tesseract or Ghostscript) failed", "TOOL_FAILED"),
+    ("nooutput", 3, "ocrmypdf reported success but wrote no output", "TOOL_FAILED"),
+    # exit 15 ("other") is retried, unless the tool names a cause that another attempt cannot change
+    ("exit-15", 3, "ocrmypdf failed unexpectedly", "TOOL_FAILED"),
+    ("says-DecompressionBombError", 1, "image too large", "IMAGE_TOO_LARGE"),
+    ("says-HifiPrintImageNotTranscodableError", 1, "cannot convert", "PDF_UNSUPPORTED_IMAGE"),
+    ("says-DigitalSignatureError", 1, "digitally signed", "PDF_SIGNED"),
 ])
 def test_failures_end_in_error_folder_with_reason(data_dir: Path, make_settings: Callable[..., Settings],
                                                   scheduler_for: SchedulerFor, scenario: str, attempts: int,
-                                                  reason: str) -> None:
+                                                  reason: str, code: str) -> None:
     (data_dir / "in").mkdir(parents=True)
     (data_dir / "in" / "bad.pdf").write_bytes(make_pdf(1, scenario=scenario))
     drive(scheduler_for(make_settings()))
     [folder] = list((data_dir / "error").iterdir())
     error = json.loads((folder / "error.json").read_text())
     assert error["stage"] == "OCR" and error["attempts"]["OCR"] == attempts
-    assert reason in error["reason"]
+    assert reason in error["reason"] and error["code"] == code
     assert (folder / "bad.pdf").read_bytes() == make_pdf(1, scenario=scenario)
     assert list((data_dir / "out").iterdir()) == [] and list((data_dir / "work").iterdir()) == []
 
@@ -128,8 +133,12 @@ def test_bad_inputs_fail_in_prep_at_once(data_dir: Path, make_settings: Callable
     assert reasons["empty.pdf"] == "the file is empty"
     assert reasons["notes.txt"].startswith("unsupported file type")
     assert reasons["broken.zip"].startswith("archive is damaged")
+    codes = {}
     for folder in (data_dir / "error").iterdir():
-        assert json.loads((folder / "error.json").read_text())["attempts"]["PREP"] == 1
+        error = json.loads((folder / "error.json").read_text())
+        assert error["attempts"]["PREP"] == 1
+        codes[error["source"]] = error["code"]
+    assert codes == {"empty.pdf": "EMPTY_FILE", "notes.txt": "UNSUPPORTED_TYPE", "broken.zip": "ARCHIVE_DAMAGED"}
 
 
 def test_hung_tool_is_killed_with_its_children(data_dir: Path, tool_log: Path,

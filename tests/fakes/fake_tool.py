@@ -6,7 +6,8 @@ and takes its scenario from the input: ``FAKE-SCENARIO:<name>`` inside the PDF's
 archive's file name. Scenarios: ``hang`` (starts a child, then sleeps forever), ``exit-N``,
 ``transient-K`` (exit 7 on the first K calls for this job, then succeed), ``enospc-K`` (the
 same, with "No space left on device"), ``nooutput``,
-``killparent`` (SIGKILL its own parent, the pool worker, on the first call).
+``killparent`` (SIGKILL its own parent, the pool worker, on the first call), ``says-<Name>`` (exit 15
+after writing ``<Name>: …`` to stderr, as the real tool names a cause: ``says-DecompressionBombError``).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def apply_scenario(tool: str, scenario: str, job_dir: str) -> None:
 
         os.kill(os.getppid(), signal.SIGKILL)  # the pool worker dies mid-job, once
         time.sleep(5)
+        sys.exit(15)
+    if m := re.fullmatch(r"says-(\w+)", scenario):
+        print(f"Traceback (most recent call last):\n{m.group(1)}: named by the fake {tool}", file=sys.stderr)
         sys.exit(15)
     if m := re.fullmatch(r"exit-(\d+)", scenario):
         print(f"fake {tool}: failing with exit {m.group(1)} as asked", file=sys.stderr)
