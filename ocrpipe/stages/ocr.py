@@ -12,6 +12,7 @@ import pikepdf
 
 from ocrpipe.config import Settings
 from ocrpipe.errors import TransientError
+from ocrpipe.logs import job_context
 from ocrpipe.model import Stage, normalise_languages
 from ocrpipe.outcome import StageOutcome, mark_done
 from ocrpipe.publish import publish_done
@@ -56,11 +57,12 @@ def _ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[st
     partial.unlink(missing_ok=True)
     record = read_state(job_dir)
     signed = bool(record.get("signed"))
+    ctx = job_context(record["jobKey"], Stage.OCR.value, record["attempts"]["OCR"])
     if signed and settings.signed_pdf == "keep":
         # A document of record: its signature matters more than a text layer (it usually has text).
         shutil.copyfile(job_dir / record["input"], partial)
         os.replace(partial, job_dir / FINAL_PDF)
-        log.info("signed PDF kept unchanged, without OCR (SIGNED_PDF=keep)")
+        log.info("signed PDF kept unchanged, without OCR (SIGNED_PDF=keep)", extra=ctx)
         return {"pdfa": None, "signature": "kept"}
     argv = build_argv(settings.ocrmypdf, job_dir / RAW_PDF, partial, lang=normalise_languages(settings.ocr_lang),
                       jobs=jobs, extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
@@ -71,7 +73,7 @@ def _ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[st
     pdfa = verify_output(partial, expected_pages=pages)
     os.replace(partial, job_dir / FINAL_PDF)
     if signed:
-        log.warning("signed PDF OCRed (SIGNED_PDF=ocr): its digital signature is no longer valid")
+        log.warning("signed PDF OCRed (SIGNED_PDF=ocr): its digital signature is no longer valid", extra=ctx)
         return {"pdfa": pdfa, "signature": "invalidated"}
     return {"pdfa": pdfa}
 
