@@ -11,7 +11,7 @@ from ocrpipe.admission import Admission
 from ocrpipe.config import Settings
 from ocrpipe.dispatcher import Dispatcher, work_volume_free, work_volume_total
 from ocrpipe.duplicates import held_keys
-from ocrpipe.errors import SchedulerFault
+from ocrpipe.errors import Code, SchedulerFault
 from ocrpipe.intake import Intake, StagedFile, staged_leftovers
 from ocrpipe.intake import stage as stage_file
 from ocrpipe.indexrebuild import open_run_index  # issue 12: the job index in SQLite
@@ -215,6 +215,8 @@ class Scheduler:
                 continue
             job.attempts = {**job.attempts, unit.stage.value: job.attempts[unit.stage.value] + 1}
             reason = (f"needs about {need_mb:.0f} MB of temporary space for OCR, plus MIN_FREE_MB="
-                      f"{self.settings.min_free_mb}, more than the whole work volume holds")
+                      f"{self.settings.min_free_mb}, more than the whole work volume holds; split it, or give work/ "
+                      "a bigger disk")
             self._guarded(job, self.life.settle, job,
-                          StageOutcome(unit.stage, False, 0.0, {}, reason=reason, transient=False), now)
+                          StageOutcome(unit.stage, False, 0.0, {}, reason=reason, transient=False,
+                                       code=Code.DISK_TOO_SMALL.value), now)

@@ -61,3 +61,22 @@ def test_disk_full_during_ocr_is_retried_without_using_up_attempts(
     assert (data_dir / "out" / "a.pdf").exists() and not list((data_dir / "error").iterdir())
     metrics = json.loads((data_dir / "index" / "metrics.json").read_text())
     assert metrics["disk_errors"] == 4 and metrics["jobs_done"] == 1
+
+
+def test_document_that_can_never_fit_goes_to_error_with_its_code(
+        data_dir: Path, make_settings: Callable[..., Settings], scheduler_for: Callable[..., object]) -> None:
+    """20 pages × 100 MB on a 1.5 GB volume with MIN_FREE_MB=500: waiting would last for ever."""
+    (data_dir / "in").mkdir(parents=True)
+    (data_dir / "in" / "huge.pdf").write_bytes(make_pdf(20))
+    (data_dir / "in" / "small.pdf").write_bytes(make_pdf(2))
+    scheduler = scheduler_for(make_settings(MIN_FREE_MB="500", OCR_TEMP_MB_PER_PAGE="100"),
+                              disk_free=FakeDisk(1400), disk_total=FakeDisk(1500))
+    drive(scheduler)
+    [folder] = list((data_dir / "error").iterdir())
+    error = json.loads((folder / "error.json").read_text())
+    assert error["source"] == "huge.pdf" and error["code"] == "DISK_TOO_SMALL"
+    # One OCR attempt is charged (issue 9's never-fitting unit fails through the normal settle), none run.
+    assert error["attempts"] == {"PREP": 1, "OCR": 1} and "more than the whole work volume holds" in error["reason"]
+    assert "2000 MB" in error["reason"]
+    assert (data_dir / "out" / "small.pdf").exists()
+    assert json.loads((data_dir / "index" / "metrics.json").read_text())["errors_disk"] == 1
