@@ -246,7 +246,8 @@ def signed(src: Path, path: Path) -> Path:
     signature's bytes are a placeholder: ocrmypdf and ocrpipe look at the flags, not the certificate)."""
     with pikepdf.open(src) as pdf:
         value = pdf.make_indirect(pikepdf.Dictionary(
-            Type=pikepdf.Name.Sig, Filter=pikepdf.Name("/Adobe.PPKLite"), SubFilter=pikepdf.Name("/adbe.pkcs7.detached"),
+            Type=pikepdf.Name.Sig, Filter=pikepdf.Name("/Adobe.PPKLite"),
+            SubFilter=pikepdf.Name("/adbe.pkcs7.detached"),
             ByteRange=[0, 0, 0, 0], Contents=pikepdf.String(bytes(64)), Reason=pikepdf.String("approved")))
         field = pdf.make_indirect(pikepdf.Dictionary(
             Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Widget, FT=pikepdf.Name.Sig, T=pikepdf.String("Signature1"),

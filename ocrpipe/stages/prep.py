@@ -61,8 +61,9 @@ def _check_images(settings: Settings, raw: Path) -> None:
     with pikepdf.open(raw) as pdf:
         width, height = largest_image(pdf)
     if width * height > settings.max_image_mpixels * 1e6:
-        raise PermanentError(f"image too large ({width} × {height}, {width * height / 1e6:,.0f} megapixels, in the PDF; "
-                             f"the limit is MAX_IMAGE_MPIXELS={settings.max_image_mpixels:g})", code=Code.IMAGE_TOO_LARGE)
+        raise PermanentError(f"image too large ({width} × {height}, {width * height / 1e6:,.0f} megapixels, in the "
+                             f"PDF; the limit is MAX_IMAGE_MPIXELS={settings.max_image_mpixels:g})",
+                             code=Code.IMAGE_TOO_LARGE)
 
 
 def _signed(settings: Settings, source: Path) -> bool:

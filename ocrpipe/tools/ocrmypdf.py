@@ -29,7 +29,8 @@ _PERMANENT = {
 }
 # What ocrmypdf names in its stderr (an exception's name or its own words) decides over its exit
 # code: these are permanent whatever the code (a decompression bomb exits 15, "other").
-_DIAGNOSES: tuple[tuple[re.Pattern[str], str, Code], ...] = tuple((re.compile(pattern), reason, code) for pattern, reason, code in (
+_DIAGNOSES: tuple[tuple[re.Pattern[str], str, Code], ...] = tuple((re.compile(pattern), reason, code) for (
+    pattern, reason, code) in (
     (r"DecompressionBombError(?:: Image size \((?P<pixels>\d+) pixels\))?",
      "image too large: a page holds an image of {mpixels} megapixels, over MAX_IMAGE_MPIXELS", Code.IMAGE_TOO_LARGE),
     (r"NotTranscodable\w*Error|UnsupportedImageFormatError",
