@@ -24,14 +24,16 @@ from conftest import finished_jobs, make_pdf
 from inputs import InputSet
 from ocrpipe.config import load_settings
 from ocrpipe.status import print_status
-from test_integration import _FOREIGN_SETTINGS, Run, _kill_tree, drop, drop_built, files_under, sha256_of
+from test_integration import (
+    _FOREIGN_SETTINGS, Run, _kill_tree, drop, drop_built, files_under, page_texts, sha256_of,
+)
 
 pytestmark = pytest.mark.integration
 
 RUN_TIMEOUT = 180
 BOMB_MB = 512  # what the lying .gz really holds; it declares 1000 bytes
 MAX_ARCHIVE_MB = 64
-GOOD_FILES = ("good.pdf", "signed-kept.pdf")
+GOOD_FILES = ("CON.pdf", "signed-kept.pdf", "IMG_0001.HEIC")  # a name Windows refuses; a signed PDF; a phone photo
 
 # relpath in in/ -> the reason code its error.json must carry
 BAD = {
@@ -104,7 +106,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, made_inputs: InputSet) -> 
     build.mkdir()
     dropped: dict[str, str] = {}
     text = made_inputs["born-digital.pdf"]
-    drop(text, in_dir, "good.pdf", dropped)
+    drop(text, in_dir, "CON.pdf", dropped)
+    drop(inputs.heic_photo(build / "photo.heic", inputs.FOX, orientation=6), in_dir, "IMG_0001.HEIC", dropped)
     drop(inputs.signed(inputs.text_pdf(build / "contract.pdf", ["Signed contract"]), build / "signed.pdf"), in_dir,
          "signed-kept.pdf", dropped)
     drop(inputs.zip_slip(build / "slip.zip"), in_dir, "zip-slip.zip", dropped)
@@ -158,7 +161,15 @@ def test_the_good_files_beside_them_are_processed(hostile: tuple[Run, int, list[
     assert run.returncode == 1, run.log_tail()
     done = {job["source"]: job for job in finished_jobs(run.data) if job["state"] == "DONE"}
     assert set(done) == set(GOOD_FILES), run.log_tail()
-    assert (run.data / "out" / "good.pdf").is_file()
+    assert Path(done["CON.pdf"]["output"]) == run.data / "out" / "_CON.pdf"
+    assert Path(done["CON.pdf"]["archived"]) == run.data / "archive" / "_CON.pdf"
+
+
+def test_a_phone_photo_in_heic_is_ocred_upright(hostile: tuple[Run, int, list[Path]]) -> None:
+    run = hostile[0]
+    output = run.data / "out" / "IMG_0001.pdf"
+    [text] = page_texts(output)
+    assert all(word in text for word in inputs.FOX_WORDS), text
 
 
 def test_a_signed_pdf_is_kept_unchanged_by_default(hostile: tuple[Run, int, list[Path]]) -> None:
