@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prep-concurrency", type=int, dest="PREP_CONCURRENCY")
     run.add_argument("--ocr-concurrency", type=int, dest="OCR_CONCURRENCY")
     run.add_argument("--lang", dest="OCR_LANG", help="Tesseract languages, e.g. fra+eng (OCR_LANG)")
+    run.add_argument("--port", dest="ORCHESTRATOR_PORT", help="port of the HTTP API, 0 for none (ORCHESTRATOR_PORT)")
+    run.add_argument("--log-file", dest="LOG_FILE", help="also log to this file, rotated by size (LOG_FILE)")
     doctor = sub.add_parser("doctor", help="check the tools, languages and folders")
     doctor.add_argument("--data", type=Path)
     doctor.add_argument("--lang", dest="OCR_LANG", help="Tesseract languages to check (OCR_LANG)")

@@ -50,6 +50,7 @@ class Settings:
     ghostscript: tuple[str, ...] = ("gs",)
     log_level: str = "INFO"
     log_json: bool = False
+    log_file: Path | None = None
     max_attempts_prep: int = 3
     max_attempts_ocr: int = 3
     retry_backoff_seconds: float = 5.0
@@ -69,6 +70,10 @@ class Settings:
     shutdown_grace_seconds: float = 30.0
     ocr_batch_max_pages: int = DEFAULT_BATCH_MAX_PAGES
     cpu_count: int = 1
+    # The HTTP API (httpapi.py): port 0 turns it off; 127.0.0.1 keeps it internal.
+    orchestrator_port: int = 8080
+    orchestrator_host: str = "127.0.0.1"
+    health_stale_seconds: float = 30.0
     # The environment the tools start from (PATH, locale…), captured once here.
     tool_env: tuple[tuple[str, str], ...] = ()
 
@@ -167,6 +172,19 @@ def _languages(raw: str) -> str:
     return raw
 
 
+def _port(raw: str) -> int:
+    port = int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError(raw)
+    return port
+
+
+def _host(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.:\[\]_-]+", raw):
+        raise ValueError(raw)
+    return raw
+
+
 def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
@@ -218,6 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         ghostscript=read.command("GHOSTSCRIPT", "gs"),
         log_level=read.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
         log_json=read.flag("LOG_JSON", False),
+        log_file=Path(read.raw("LOG_FILE")).expanduser().resolve() if read.raw("LOG_FILE") else None,
         max_attempts_prep=int(read.number("MAX_ATTEMPTS_PREP", 3, minimum=1, integer=True)),
         max_attempts_ocr=int(read.number("MAX_ATTEMPTS_OCR", 3, minimum=1, integer=True)),
         retry_backoff_seconds=read.number("RETRY_BACKOFF_SECONDS", 5.0, minimum=0),
@@ -239,5 +258,8 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         ocr_batch_max_pages=int(read.number("OCR_BATCH_MAX_PAGES", DEFAULT_BATCH_MAX_PAGES, minimum=1,
                                             integer=True)),
         cpu_count=cpu_count,
+        orchestrator_port=int(read.get("ORCHESTRATOR_PORT", _port, 8080, "a port number from 0 (off) to 65535")),
+        orchestrator_host=read.get("ORCHESTRATOR_HOST", _host, "127.0.0.1", "an IP address or host name, e.g. 127.0.0.1"),
+        health_stale_seconds=read.number("HEALTH_STALE_SECONDS", 30.0, minimum=1),
         tool_env=tuple(sorted(environ.items())),
     )

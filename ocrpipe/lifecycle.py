@@ -11,7 +11,7 @@ from ocrpipe.errors import OcrpipeError
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.jobindex import JobIndex
 from ocrpipe.jobs import Job
-from ocrpipe.logs import job_context
+from ocrpipe.logs import ended_fields, job_context
 from ocrpipe.metrics import error_counter, update_metrics
 from ocrpipe.model import (
     JobState, Stage, failure_state, is_legal_transition, retry_delay, retry_state, running_state, stage_of,
@@ -135,7 +135,8 @@ class Lifecycle:
         self.finish(job, record, "DONE")
         update_metrics(self.metrics, "jobs_done")
         update_metrics(self.metrics, "pages_done", record.get("pages") or 0)
-        log.info("done: %s -> %s", record["source"]["relpath"], record["output"], extra=ctx)
+        log.info("done: %s -> %s", record["source"]["relpath"], record["output"],
+                 extra={**ctx, **ended_fields(record, "job_done")})
 
     def guarded(self, job: Job, step: Callable[..., None], *args: Any) -> None:
         """Run one job's step; an unexpected exception sends that job to error/, never stops the run."""
@@ -158,7 +159,8 @@ class Lifecycle:
         update_metrics(self.metrics, "jobs_error")
         update_metrics(self.metrics, error_counter(code))
         log.error("failed for good: %s: %s [%s] (original in %s)", record["source"]["relpath"], reason, code, folder,
-                  extra=job_context(job.key))
+                  extra={**job_context(job.key), **ended_fields(record, "job_error"), "reason": reason,
+                         "code": code})
 
     def fault(self, job: Job, exc: BaseException) -> None:
         """An unexpected exception while handling this job: to error/ naming it; the run goes on."""

@@ -8,13 +8,17 @@ import os
 import signal
 import time
 from types import FrameType
+from typing import Any
 
 import psutil
 from filelock import FileLock, Timeout
 
+from ocrpipe.api import Api
 from ocrpipe.config import Settings
 from ocrpipe.errors import AlreadyRunningError, ExitCode, MissingToolError
+from ocrpipe.httpapi import HttpService, start_api
 from ocrpipe.logs import setup_logging
+from ocrpipe.metrics import load_metrics
 from ocrpipe.pools import process_pool_factory, spawn_context
 from ocrpipe.scheduler import Scheduler
 from ocrpipe.toolcheck import build_profile, missing_languages, probe_tools
@@ -100,17 +104,53 @@ def _loop(scheduler: Scheduler, settings: Settings, signals: StopSignals, *, onc
         scheduler.wait(min(settings.poll_seconds, 0.5) if grace_ends else settings.poll_seconds)
 
 
+def start_http(settings: Settings, scheduler: Scheduler, profile: dict[str, Any]) -> HttpService | None:
+    """The HTTP API over the scheduler's published snapshots, unless ORCHESTRATOR_PORT=0."""
+    if settings.orchestrator_port == 0:
+        return None
+    tools = profile.get("tool_versions")
+    api = Api(settings, scheduler.snapshot, tools=tools if isinstance(tools, dict) else {},
+              disk_free=scheduler.disk_free)
+    return start_api(api, settings.orchestrator_host, settings.orchestrator_port)
+
+
+def log_summary(before: dict[str, Any], after: dict[str, Any], seconds: float) -> None:
+    """One line for the whole run: what a scheduled task's log is read for."""
+    def delta(name: str) -> int:
+        return int(after.get(name) or 0) - int(before.get(name) or 0)
+
+    done, failed, held, pages = delta("jobs_done"), delta("jobs_error"), delta("duplicates_held"), delta("pages_done")
+    rate = pages / seconds * 60 if seconds > 0 else 0.0
+    log.info("run finished: %d file(s) done, %d failed, %d held as duplicates; %d page(s) in %.1fs (%.1f pages/min)",
+             done, failed, held, pages, seconds, rate,
+             extra={"event": "run_summary", "filesDone": done, "filesFailed": failed, "filesHeld": held,
+                    "pages": pages, "seconds": round(seconds, 3), "pagesPerMinute": round(rate, 2)})
+
+
 def run(settings: Settings, *, once: bool) -> ExitCode:
-    handler = setup_logging(settings.log_level, json_lines=settings.log_json)
+    started = time.monotonic()
+    handlers = setup_logging(settings.log_level, json_lines=settings.log_json, log_file=settings.log_file)
+    try:
+        return _run(settings, once=once, handlers=handlers, started=started)
+    finally:
+        for handler in handlers:
+            if isinstance(handler, logging.FileHandler):
+                logging.getLogger().removeHandler(handler)
+                handler.close()
+
+
+def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], started: float) -> ExitCode:
     profile = check_tools(settings)
     lock = take_instance_lock(settings)
+    before = load_metrics(settings.index_dir)
     queue = spawn_context().Queue()
-    listener = logging.handlers.QueueListener(queue, handler, respect_handler_level=True)
+    listener = logging.handlers.QueueListener(queue, *handlers, respect_handler_level=True)
     listener.start()
     signals = StopSignals()
     signals.install()
     scheduler = Scheduler(settings, profile=profile,
                           executor_factory=process_pool_factory(queue, settings.log_level))
+    http = start_http(settings, scheduler, profile)
     scheduler.warm_pools()
     log.info("ocrpipe watching %s (PREP %d, OCR %d)%s", settings.in_dir, settings.prep_concurrency,
              settings.ocr_concurrency, ", until in/ is empty" if once else "")
@@ -124,6 +164,9 @@ def run(settings: Settings, *, once: bool) -> ExitCode:
             log.warning("stopped; unfinished jobs resume at the next start")
             kill_descendants()  # what is still running after the grace period
         scheduler.close(wait=not stopped)
+        if http is not None:
+            http.close()
+        log_summary(before, getattr(scheduler, "metrics", before), time.monotonic() - started)
         listener.stop()
         queue.close()
         (settings.index_dir / PID_FILE).unlink(missing_ok=True)

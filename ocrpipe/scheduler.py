@@ -23,6 +23,7 @@ from ocrpipe.outcome import READY_STATES, StageOutcome
 from ocrpipe.pools import ExecutorFactory
 from ocrpipe.reaper import Reaper
 from ocrpipe.recovery import drop_lost_intakes, resume_work
+from ocrpipe.snapshot import SnapshotHolder
 from ocrpipe.sweep import EmptyFolderSweeper
 
 __all__ = ["Job", "Scheduler", "Unit"]
@@ -50,6 +51,7 @@ class Scheduler:
         self._written_metrics: dict[str, Any] = {}
         self._next_metrics_write = 0.0
         self._started = False
+        self.snapshot = SnapshotHolder()  # issue 14: what the HTTP API reads, published at the end of each step
         self._faults = 0
         self._paused_until = 0.0
         self._unsettled: list[tuple[Job, StageOutcome]] = []  # outcomes a fault outside the job interrupted
@@ -144,6 +146,10 @@ class Scheduler:
             for stage in (Stage.PREP, Stage.OCR):
                 self._dispatch(stage, now)
         self._write_metrics(now)
+        # issue 14: what the HTTP API's threads read, copied from what the scheduler tracks
+        self.snapshot.publish(now, jobs=self.jobs.values(), units=self.dispatcher.units.values(), pools=self.pools,
+                              metrics=self.metrics, waiting=self.intake.pending, held=len(self.admission.held),
+                              admitting=self.admitting)
 
     def _guarded(self, job: Job, step: Callable[..., None], *args: Any) -> None:
         self.life.guarded(job, step, *args)
@@ -152,7 +158,7 @@ class Scheduler:
         return self.reaper.check(in_flight, timeout_s, now=now)
 
     def _write_metrics(self, now: float) -> None:
-        running = self.running()
+        running = sum(len(unit.jobs) for unit in self.dispatcher.units.values())  # documents: a batch of 6 is 6
         set_gauge(self.metrics, "jobs_running", running)
         set_gauge(self.metrics, "jobs_queued", len(self.jobs) + self.intake.pending - running)
         # Rewritten whenever a counter moved, and at least every POLL_SECONDS for a fresh updatedAt.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import multiprocessing
 import os
 import signal
@@ -13,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from ocrpipe.logs import set_levels
+from ocrpipe.logs import WorkerQueueHandler, set_levels
 from ocrpipe.proctree import kill_tree
 
 
@@ -26,7 +25,7 @@ def init_worker(log_queue: Any, level: str) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     if log_queue is not None:
-        root.addHandler(logging.handlers.QueueHandler(log_queue))
+        root.addHandler(WorkerQueueHandler(log_queue))
     set_levels(level)
     watch_parent()
 

@@ -3,6 +3,7 @@ the guard against reading anything beside the repository, and the opt-in ``corpu
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import pikepdf
 import pytest
@@ -138,6 +140,7 @@ def fake_env(data_dir: Path, tool_log: Path) -> dict[str, str]:
         "POLL_SECONDS": "0.1",
         "RETRY_BACKOFF_SECONDS": "0",
         "OCR_LANG": "eng",
+        "ORCHESTRATOR_PORT": "0",  # no HTTP API unless a test asks: 8080 may be taken (tests run side by side)
     }
 
 
@@ -178,6 +181,24 @@ def drive(scheduler: Scheduler, *, until: Callable[[], bool] | None = None, time
                                  f"{[(j.key[:8], j.state.value) for j in scheduler.jobs.values()]}")
         scheduler.wait(0.05)
         scheduler.tick(time.monotonic())
+
+
+def http_request(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of one request; 4xx and 5xx are answers too, not exceptions."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""))
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def http_json(url: str, method: str = "GET") -> tuple[int, Any]:
+    status, headers, body = http_request(url, method)
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    return status, json.loads(body)
 
 
 def job_ready_for_ocr(work: Path, name: str, raw: bytes) -> Path:

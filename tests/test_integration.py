@@ -128,7 +128,8 @@ def drop_built(built: Path, in_dir: Path, relpath: str, dropped: dict[str, str])
 def run_ocrpipe(root: Path, data: Path, *, timeout: float, dropped: dict[str, str]) -> Run:
     """Run ``ocrpipe run --once`` in a subprocess; on timeout kill its whole tree and fail."""
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
-    env.update(STABLE_SECONDS="0", POLL_SECONDS="0.2", OCR_LANG="eng", LOG_LEVEL="INFO", TMPDIR=str(root / "tmp"))
+    env.update(STABLE_SECONDS="0", POLL_SECONDS="0.2", OCR_LANG="eng", LOG_LEVEL="INFO", TMPDIR=str(root / "tmp"),
+               ORCHESTRATOR_PORT="0")
     (root / "tmp").mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "ocrpipe", "run", "--once", "--data", str(data)]
     started = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import time
 from dataclasses import dataclass, replace
@@ -15,6 +16,7 @@ from ocrpipe.config import Settings
 from ocrpipe.errors import Code, DiskFullError, StageError, ToolTimeout
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.heartbeat import HeartbeatWriter, heartbeat_path
+from ocrpipe.logs import job_log_context
 from ocrpipe.model import Stage
 from ocrpipe.outcome import StageOutcome, mark_failed, mark_started
 from ocrpipe.store import update_state, utc_now
@@ -22,6 +24,7 @@ from ocrpipe.store import update_state, utc_now
 RAW_PDF = "raw.pdf"
 FINAL_PDF = "final.pdf"
 TMP_DIR = "tmp"
+log = logging.getLogger("ocrpipe.worker")
 
 
 def tool_env(settings: Settings, job_dir: Path) -> dict[str, str]:
@@ -74,10 +77,28 @@ def run_members(settings: Settings, stage: Stage, members: Sequence[Member], wor
     Any failure becomes an outcome, never a traceback; ``scratch`` folders go before and after."""
     t0, started_at = time.monotonic(), utc_now()
     identity = worker_identity()
-    for m in members:
-        # Not fsynced: lost in a power cut, the stage simply runs again.
-        update_state(m.job_dir, lambda r, m=m: mark_started(r, stage, m.attempts, **identity, **started),
-                     durable=False)
+    # Not fsynced: lost in a power cut, the stage simply runs again.
+    records = [update_state(m.job_dir, lambda r, m=m: mark_started(r, stage, m.attempts, **identity, **started),
+                            durable=False) for m in members]
+    with job_log_context(**log_context(stage, members, records, started.get("batch"))):
+        log.debug("%s attempt started for %d document(s)", stage.value, len(members))
+        return _run_started(settings, stage, members, work, finish=finish, scratch=scratch, on_failure=on_failure,
+                            t0=t0, started_at=started_at)
+
+
+def log_context(stage: Stage, members: Sequence[Member], records: Sequence[dict[str, Any]],
+                batch: str | None) -> dict[str, Any]:
+    """What every line this stage logs carries: its job (or, for a batch, all of them)."""
+    if len(members) == 1:
+        return {"jobKey": records[0]["jobKey"], "runId": records[0]["runId"], "stage": stage.value,
+                "attempt": members[0].attempts[stage.value]}
+    return {"stage": stage.value, "batch": batch, "jobKeys": [r["jobKey"] for r in records]}
+
+
+def _run_started(settings: Settings, stage: Stage, members: Sequence[Member], work: Callable[[], dict[str, Any]], *,
+                 finish: Callable[[Path, StageOutcome], dict[str, Any] | None], scratch: Sequence[Path],
+                 on_failure: Callable[[dict[str, Any]], dict[str, Any]], t0: float,
+                 started_at: str) -> list[StageOutcome]:
     targets = [(heartbeat_path(m.job_dir, stage), m.attempts[stage.value]) for m in members]
     # The heartbeat stays on disk after the stage: the scheduler drops it once it has the outcome,
     # so until then it still names the tools to kill should the worker die.
@@ -90,6 +111,8 @@ def run_members(settings: Settings, stage: Stage, members: Sequence[Member], wor
             except Exception as exc:  # noqa: BLE001 — every failure becomes an outcome: retried or reported
                 failed = StageOutcome(stage, False, time.monotonic() - t0, {}, started_at=started_at,
                                       ended_at=utc_now(), **on_failure(failure_fields(exc)))
+                if not isinstance(exc, (StageError, OSError)):  # a bug, not the file's fault: keep where it was
+                    log.error("%s failed: %s", stage.value, failed.reason, exc_info=True)
                 for m in members:
                     update_state(m.job_dir, lambda r: mark_failed(r, failed))
                 return [failed for _ in members]

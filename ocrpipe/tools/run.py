@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -17,6 +18,7 @@ from ocrpipe.heartbeat import tool_running
 from ocrpipe.proctree import kill_tree
 
 STDERR_TAIL_CHARS = 2000
+log = logging.getLogger("ocrpipe.tools")
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,11 @@ def run_tool(
             raise
         out.seek(0)
         stdout = out.read().decode("utf-8", errors="replace")
-        return ToolResult(returncode, stdout, _read_tail(err), time.monotonic() - started)
+        seconds = time.monotonic() - started
+        tool = Path(argv[0]).name
+        log.debug("%s exited with %d after %.2fs", tool, returncode, seconds,
+                  extra={"tool": tool, "exitCode": returncode, "seconds": round(seconds, 3)})
+        return ToolResult(returncode, stdout, _read_tail(err), seconds)
 
 
 def _wait(proc: subprocess.Popen, timeout: float, watch: Callable[[], None] | None, every: float) -> int:

@@ -8,6 +8,8 @@ archive's file name. Scenarios: ``hang`` (starts a child, then sleeps forever), 
 same, with "No space left on device"), ``nooutput``,
 ``killparent`` (SIGKILL its own parent, the pool worker, on the first call), ``says-<Name>`` (exit 15
 after writing ``<Name>: …`` to stderr, as the real tool names a cause: ``says-DecompressionBombError``).
+``$FAKE_OCR_WAIT_FOR=<path>``: ocrmypdf runs until that file exists (at most 120 s), so a test holds a
+job in OCR for exactly as long as it needs to look at it.
 """
 
 from __future__ import annotations
@@ -132,6 +134,9 @@ def fake_ocrmypdf(args: list[str]) -> int:
     source, output = args[-2], args[-1]
     log("ocrmypdf", "start", input=source, jobs=args[args.index("--jobs") + 1] if "--jobs" in args else None)
     time.sleep(float(os.environ.get("FAKE_OCR_DELAY", "0")))
+    gate, deadline = os.environ.get("FAKE_OCR_WAIT_FOR"), time.time() + 120
+    while gate and not os.path.exists(gate) and time.time() < deadline:
+        time.sleep(0.05)
     scenarios = scenarios_of(source)
     for scenario in scenarios:
         apply_scenario("ocrmypdf", scenario, os.path.dirname(source))

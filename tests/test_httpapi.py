@@ -1,0 +1,231 @@
+"""The HTTP API over a published snapshot and the job index: routes, errors, paging, health, safety."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from conftest import http_json, http_request
+from ocrpipe.api import Api
+from ocrpipe.config import Settings
+from ocrpipe.httpapi import HttpService, serve
+from ocrpipe.metrics import make_empty_metrics
+from ocrpipe.snapshot import JobView, PoolView, Snapshot, SnapshotHolder
+
+KEY = "a" * 64 + "__" + "b" * 64
+MB = 2**20
+
+
+def key(n: int) -> str:
+    return f"{n:064x}__{'c' * 64}"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def publish(holder: SnapshotHolder, *, tick: float = 1000.0, jobs: tuple[JobView, ...] = (),
+            **metrics: int) -> Snapshot:
+    snapshot = Snapshot(tickMonotonic=tick, tickAt="2026-12-01T10:00:00.000+00:00",
+                        metrics=MappingProxyType({**make_empty_metrics(), **metrics}), jobs=jobs, waitingInInbox=0,
+                        heldDuplicates=0, pools=MappingProxyType({"PREP": PoolView(1, 0), "OCR": PoolView(2, 1)}),
+                        admitting=True)
+    holder._latest = snapshot  # what publish() stores, without a scheduler to build it from
+    return snapshot
+
+
+def job_view(job_key: str, name: str, state: str = "OCR_RUNNING") -> JobView:
+    return JobView(jobKey=job_key, state=state, stage="OCR", attempt=1, fileName=name,
+                   updatedAt="2026-12-01T10:00:00.000+00:00", startedAt="2026-12-01T10:00:00.000+00:00",
+                   elapsedSeconds=3.0, batchSize=1)
+
+
+def write_index(index_dir: Path, entries: list[dict[str, Any]]) -> None:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / "jobs.jsonl", "a", encoding="utf-8") as handle:
+        for entry in entries:
+            handle.write(json.dumps(entry) + "\n")
+
+
+def finished(n: int, state: str = "DONE") -> dict[str, Any]:
+    return {"jobKey": key(n), "runId": f"run{n}", "state": state, "source": f"scan{n}.pdf",
+            "output": f"/out/scan{n}.pdf" if state == "DONE" else None, "pages": 2,
+            "attempts": {"PREP": 1, "OCR": 1 if state == "DONE" else 0},
+            "reason": "the file is empty" if state == "ERROR" else None,
+            "createdAt": "2026-12-01T09:00:00.000+00:00", "finishedAt": f"2026-12-01T09:{n % 60:02d}:00.000+00:00"}
+
+
+class Reads(list[str]):
+    """Paths opened (files, folders, databases) by any thread while ``listening`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening = threading.Event()
+
+
+def record_reads() -> Reads:
+    reads = Reads()
+
+    def audit(event: str, args: tuple[Any, ...]) -> None:
+        if reads.listening.is_set() and event in ("open", "os.listdir", "os.scandir", "sqlite3.connect"):
+            reads.append(str(args[0]))
+
+    sys.addaudithook(audit)  # hooks cannot be removed: this one records only while listening
+    reads.listening.set()
+    return reads
+
+
+class Served:
+    def __init__(self, settings: Settings, holder: SnapshotHolder, clock: FakeClock, free: list[int],
+                 service: HttpService) -> None:
+        self.settings, self.holder, self.clock, self.free, self.service = settings, holder, clock, free, service
+
+    def url(self, path: str) -> str:
+        return self.service.url.rstrip("/") + path
+
+
+@pytest.fixture
+def served(make_settings: Callable[..., Settings]) -> Iterator[Served]:
+    settings = make_settings(MIN_FREE_MB="100", HEALTH_STALE_SECONDS="30")
+    for folder in (settings.work_dir, settings.index_dir):
+        folder.mkdir(parents=True)
+    holder, clock, free = SnapshotHolder(), FakeClock(), [10_000 * MB]
+    api = Api(settings, holder, tools={"ocrmypdf": "99.1.0"}, disk_free=lambda path: free[0], clock=clock)
+    with serve(api, "127.0.0.1", 0) as service:
+        yield Served(settings, holder, clock, free, service)
+
+
+def test_metrics_has_the_counters(served: Served) -> None:
+    publish(served.holder, jobs_done=7, jobs_running=6)
+    status, body = http_json(served.url("/metrics"))
+    assert status == 200 and body["jobs_done"] == 7 and body["jobs_running"] == 6 and "updatedAt" in body
+
+
+def test_metrics_before_the_first_tick_are_what_the_last_run_left(served: Served) -> None:
+    (served.settings.index_dir / "metrics.json").write_text(json.dumps({**make_empty_metrics(), "jobs_done": 3}))
+    status, body = http_json(served.url("/metrics"))
+    assert status == 200 and body["jobs_done"] == 3
+
+
+def test_unknown_job_is_404_json(served: Served) -> None:
+    publish(served.holder)
+    status, body = http_json(served.url(f"/jobs/{KEY}"))
+    assert status == 404 and KEY in body["error"]
+
+
+def test_job_in_flight_is_its_state_json_and_a_finished_one_its_index_record(served: Served) -> None:
+    live = served.settings.work_dir / KEY
+    live.mkdir()
+    (live / "state.json").write_text(json.dumps({"jobKey": KEY, "state": "OCR_RUNNING", "history": []}))
+    publish(served.holder, jobs=(job_view(KEY, "scan.pdf"),))
+    write_index(served.settings.index_dir, [finished(1, "ERROR")])
+    assert http_json(served.url(f"/jobs/{KEY}")) == (200, {"jobKey": KEY, "state": "OCR_RUNNING", "history": []})
+    status, body = http_json(served.url(f"/jobs/{key(1)}"))
+    assert status == 200 and body["state"] == "ERROR" and body["reason"] == "the file is empty"
+
+
+@pytest.mark.parametrize("bad", [
+    "..", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "/etc/passwd", "a%00b", f"{KEY}%00", f"{KEY}/..",
+    f"..%2F{KEY}", f"{KEY.upper()}", "C:%5CWindows%5Cwin.ini", "%2e%2e", f"{KEY}%2F..%2F..%2Findex",
+])
+def test_malformed_keys_are_400_and_nothing_outside_work_and_index_is_read(served: Served, bad: str) -> None:
+    opened = record_reads()
+    try:
+        status, body = http_json(served.url(f"/jobs/{bad}"))
+    finally:
+        opened.listening.clear()
+    assert status == 400 and "not a job key" in body["error"]
+    allowed = (str(served.settings.work_dir), str(served.settings.index_dir))
+    assert [p for p in opened if not p.startswith(allowed)] == []
+
+
+def test_the_audit_hook_sees_what_a_request_reads(served: Served) -> None:
+    """The check above is not blind: a well-formed key's request is seen reading the index."""
+    write_index(served.settings.index_dir, [finished(1)])
+    opened = record_reads()
+    assert http_json(served.url(f"/jobs/{key(1)}"))[0] == 200
+    opened.listening.clear()
+    assert any(p.startswith(str(served.settings.index_dir)) for p in opened)
+
+
+def test_other_methods_are_405_and_unknown_paths_404(served: Served) -> None:
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"):
+        status, headers, body = http_request(served.url("/jobs"), method)
+        assert status == 405 and headers["allow"] == "GET, HEAD", method
+        assert json.loads(body)["status"] == 405
+    status, body = http_json(served.url("/nothing/here"))
+    assert status == 404 and "/nothing/here" in body["error"]
+    status, headers, body = http_request(served.url("/metrics"), "HEAD")
+    assert status == 200 and body == b"" and int(headers["content-length"]) > 0
+
+
+def test_health_turns_503_when_ticks_stop_and_when_the_disk_fills(served: Served) -> None:
+    publish(served.holder, tick=1000.0)
+    status, body = http_json(served.url("/health"))
+    assert status == 200 and body["status"] == "ok"
+    assert set(body["checks"]) == {"scheduler", "disk", "pools", "tools"}
+    assert body["checks"]["pools"]["OCR"] == {"workers": 2, "busy": 1}
+    served.clock.now = 1031.0  # 31 s without a tick, HEALTH_STALE_SECONDS=30
+    status, body = http_json(served.url("/health"))
+    assert status == 503 and body["failing"] == ["scheduler"] and body["checks"]["scheduler"]["ageSeconds"] == 31
+    served.clock.now = 1001.0
+    served.free[0] = 99 * MB  # MIN_FREE_MB=100
+    status, body = http_json(served.url("/health"))
+    assert status == 503 and body["failing"] == ["disk"] and body["checks"]["disk"]["freeMb"] == 99
+
+
+def test_jobs_lists_in_flight_then_finished_newest_first_in_pages(served: Served) -> None:
+    publish(served.holder, jobs=(job_view(key(900), "live2.pdf"), job_view(key(901), "live1.pdf", "PREP_DONE")))
+    write_index(served.settings.index_dir, [finished(n, "ERROR" if n % 5 == 0 else "DONE") for n in range(1, 11)])
+    status, body = http_json(served.url("/jobs?limit=4"))
+    assert status == 200 and body["inFlight"] == 2 and body["nextOffset"] == 4
+    assert [j["fileName"] for j in body["jobs"]] == ["live2.pdf", "live1.pdf", "scan10.pdf", "scan9.pdf"]
+    assert set(body["jobs"][2]) >= {"jobKey", "state", "stage", "attempt", "fileName", "updatedAt"}
+    names = []
+    offset: int | None = 0
+    while offset is not None:
+        status, body = http_json(served.url(f"/jobs?limit=5&offset={offset}"))
+        names += [j["fileName"] for j in body["jobs"]]
+        offset = body["nextOffset"]
+    assert names == ["live2.pdf", "live1.pdf"] + [f"scan{n}.pdf" for n in range(10, 0, -1)]
+    status, body = http_json(served.url("/jobs?state=ERROR"))
+    assert [j["fileName"] for j in body["jobs"]] == ["scan10.pdf", "scan5.pdf"]
+    assert body["jobs"][0]["stage"] == "PREP" and body["jobs"][0]["updatedAt"] == "2026-12-01T09:10:00.000+00:00"
+    status, body = http_json(served.url("/jobs?state=PREP_DONE"))
+    assert [j["fileName"] for j in body["jobs"]] == ["live1.pdf"]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=ten", "offset=-1", "state=LOST"])
+def test_bad_jobs_queries_are_400(served: Served, query: str) -> None:
+    status, body = http_json(served.url(f"/jobs?{query}"))
+    assert status == 400 and query.split("=")[0] in body["error"]
+
+
+def test_a_fault_is_a_500_with_json_and_no_traceback(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    served.holder._latest = "not a snapshot"  # type: ignore[assignment]  # a bug somewhere upstream
+    status, headers, body = http_request(served.url("/jobs"))
+    assert status == 500 and json.loads(body) == {"error": "internal error; the details are in ocrpipe's log",
+                                                  "status": 500}
+    assert b"Traceback" not in body
+    assert any(r.exc_info for r in caplog.records if r.name == "ocrpipe.http")
+
+
+def test_status_page_is_html_without_external_assets(served: Served) -> None:
+    publish(served.holder, jobs=(job_view(KEY, "<b>scan</b>.pdf"),), jobs_done=4)
+    write_index(served.settings.index_dir, [finished(5, "ERROR")])
+    status, headers, body = http_request(served.url("/"))
+    page = body.decode("utf-8")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert "&lt;b&gt;scan&lt;/b&gt;.pdf" in page and "<b>scan</b>" not in page
+    assert "the file is empty" in page and "scan5.pdf" in page and "<svg" in page
+    assert 'http-equiv="refresh"' in page and "http://" not in page and "https://" not in page
