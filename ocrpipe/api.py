@@ -155,9 +155,11 @@ class Api:
             errors = history.page(limit=RECENT_ERRORS, state=JobState.ERROR.value)
             finishes = history.finished_since(since)
         healthy, health = self._health()
-        return PageData(snapshot=self.snapshots.latest(), metrics=self._metrics(), healthy=healthy,
-                        health=health, errors=errors, finishes=finishes,
-                        duplicates=pending_duplicates(self.settings.hold_dir), now=datetime.now(timezone.utc))
+        snapshot = self.snapshots.latest()
+        return PageData(snapshot=snapshot, metrics=self._metrics(), healthy=healthy, health=health, errors=errors,
+                        finishes=finishes, duplicates=pending_duplicates(self.settings.hold_dir),
+                        now=datetime.now(timezone.utc),
+                        tick_age=max(0.0, self.clock() - snapshot.tickMonotonic) if snapshot else 0.0)
 
 
 def finished_item(entry: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ h1{font-size:1.3rem;margin:.2rem 0}h2{font-size:1.05rem;margin:1.2rem 0 .4rem}
 .counter b{display:block;font-size:1.35rem}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d0d7de;vertical-align:top}
-td.name{word-break:break-all}th{font-size:.8rem;color:#57606a;font-weight:600}
+td.name{overflow-wrap:anywhere;min-width:9rem}th{font-size:.8rem;color:#57606a;font-weight:600}
 .reason{color:#cf222e}svg{width:100%;height:auto;background:#fff;border:1px solid #d0d7de;border-radius:.4rem}
 """
 
@@ -46,6 +46,7 @@ class PageData:
     finishes: Sequence[tuple[str, int]]  # (finishedAt, pages) over the chart's hours
     duplicates: tuple[int, list[dict[str, Any]]]  # how many are held, and the first few's status.json
     now: datetime  # aware, UTC
+    tick_age: float = 0.0  # seconds since the snapshot's tick: running times are shown as of now
 
 
 def pending_duplicates(hold_dir: Path, limit: int = SHOWN_DUPLICATES) -> tuple[int, list[dict[str, Any]]]:
@@ -80,7 +81,8 @@ def render_page(data: PageData) -> str:
         f'<p class="muted">{escape(tick)} · page made {data.now:%H:%M:%S} UTC · refreshes every {REFRESH_SECONDS} s'
         f"{'' if not snapshot or snapshot.admitting else ' · stopping: no new work taken'}</p>",
         _counters(data.metrics),
-        _section("Running", _jobs_table(snapshot.running if snapshot else (), running=True), "nothing runs"),
+        _section("Running", _jobs_table(snapshot.running if snapshot else (), running=True, age=data.tick_age),
+                 "nothing runs"),
         _section(f"Queue ({len(snapshot.queued) if snapshot else 0} jobs, {waiting} files waiting in in/)",
                  _jobs_table(snapshot.queued if snapshot else (), running=False), "nothing is queued"),
         _section("Last errors", _errors_table(data.errors), "no errors"),
@@ -119,11 +121,11 @@ def _elapsed(seconds: float | None) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
 
 
-def _jobs_table(jobs: Sequence[JobView], *, running: bool) -> str:
+def _jobs_table(jobs: Sequence[JobView], *, running: bool, age: float = 0.0) -> str:
     rows = []
     for job in jobs:
         batch = f" (batch of {job.batchSize})" if job.batchSize > 1 else ""
-        last = _elapsed(job.elapsedSeconds) if running else _clock(job.updatedAt)
+        last = _elapsed((job.elapsedSeconds or 0.0) + age) if running else _clock(job.updatedAt)
         rows.append(f'<tr><td class="name" title="{escape(job.jobKey)}">{escape(job.fileName or job.jobKey[:12])}</td>'
                     f"<td>{escape(job.stage or '')}{batch}</td><td>{escape(job.state)}</td><td>{job.attempt}</td>"
                     f"<td>{escape(last)}</td></tr>")

@@ -9,6 +9,8 @@
 #   PYTHON=/path/to/python3.x   interpreter for .venv (default: the first python3.11+ found on PATH)
 #   OCR_LANG=fra+eng            Tesseract languages to make sure of (eng and fra always are)
 #   OCRPIPE_SKIP_APT=1          never touch system packages (only report what is missing)
+#   OCRPIPE_TEST_BROWSER=1      also a headless browser for the status page test (Debian's chromium);
+#                               scripts/test.sh sets it, `ocrpipe run` itself never needs one
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -103,6 +105,28 @@ ensure_system_packages() {
     done < <(wanted_languages)
 }
 
+have_browser() {
+    local name
+    for name in chromium chromium-browser google-chrome; do
+        command -v "$name" >/dev/null 2>&1 && return 0
+    done
+    [ -n "${OCRPIPE_BROWSER:-}" ]
+}
+
+ensure_test_browser() {
+    [ "${OCRPIPE_TEST_BROWSER:-0}" = 1 ] || return 0
+    if have_browser; then
+        say "headless browser present (status page test)"
+        return 0
+    fi
+    if [ "${OCRPIPE_SKIP_APT:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then
+        say "no headless browser: the status page test will fail (install chromium, or set OCRPIPE_BROWSER)"
+        return 0
+    fi
+    apt_install chromium
+    have_browser || die "chromium is still missing after apt-get install"
+}
+
 # ----- Python -------------------------------------------------------------------------------------
 
 py_ok() {  # true when "$1" runs and is Python >= 3.11
@@ -157,5 +181,6 @@ ensure_venv() {
 PY_FOR_VENV=""
 [ -x "$VENV/bin/python" ] || PY_FOR_VENV=$(find_python)
 ensure_system_packages
+ensure_test_browser
 ensure_venv
 say "ready: $VENV/bin/ocrpipe"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Install what is missing (scripts/setup.sh), then run the whole test suite, integration tests included.
+# Install what is missing (scripts/setup.sh, with a headless browser), then run the whole test suite, integration tests included.
 # Extra arguments go to pytest, e.g.:  bash scripts/test.sh -m "not integration" -x
 # The exit code is pytest's (5 means no test was collected).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+OCRPIPE_TEST_BROWSER=1 bash scripts/setup.sh  # also Chromium, for the status page test
 shown=""
 [ "$#" -eq 0 ] || shown=$(printf ' %q' "$@")
 echo "test: .venv/bin/python -m pytest -q$shown   (in $PWD)"

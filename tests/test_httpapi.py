@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import http_json, http_request
+from conftest import http_json, http_request, make_pdf
 from ocrpipe.api import Api
 from ocrpipe.config import Settings
 from ocrpipe.httpapi import HttpService, serve
@@ -229,3 +232,64 @@ def test_status_page_is_html_without_external_assets(served: Served) -> None:
     assert "&lt;b&gt;scan&lt;/b&gt;.pdf" in page and "<b>scan</b>" not in page
     assert "the file is empty" in page and "scan5.pdf" in page and "<svg" in page
     assert 'http-equiv="refresh"' in page and "http://" not in page and "https://" not in page
+
+
+# ----- `ocrpipe run` serves ---------------------------------------------------------------------------
+
+
+def run_once(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "ocrpipe", "run", "--once"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_port_in_use_costs_one_warning_and_the_pipeline_runs_on(data_dir: Path, fake_env: dict[str, str]) -> None:
+    (data_dir / "in").mkdir(parents=True)
+    (data_dir / "in" / "scan.pdf").write_bytes(make_pdf(1))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_once({**fake_env, "ORCHESTRATOR_PORT": str(port)})
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    warnings = [line for line in stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and f"cannot listen on 127.0.0.1 port {port}" in warnings[0], stderr
+    assert "Traceback" not in stderr
+    assert (data_dir / "out" / "scan.pdf").is_file()
+
+
+def free_port() -> int:
+    """A port the system just handed out as ephemeral, for a child process to bind."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_run_once_serves_while_it_runs(tmp_path: Path, data_dir: Path, fake_env: dict[str, str]) -> None:
+    gate = tmp_path / "release-ocr"
+    (data_dir / "in").mkdir(parents=True)
+    (data_dir / "in" / "scan.pdf").write_bytes(make_pdf(1))
+    port = free_port()
+    proc = run_once({**fake_env, "ORCHESTRATOR_PORT": str(port), "FAKE_OCR_WAIT_FOR": str(gate)})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        jobs: list[dict[str, Any]] = []
+        record: dict[str, Any] = {}
+        while record.get("state") != "OCR_RUNNING":  # waits for the child process, not for a scheduler here
+            assert time.monotonic() < deadline and proc.poll() is None, f"the API never showed OCR running: {jobs}"
+            try:
+                jobs = http_json(f"{base}/jobs")[1]["jobs"]
+                record = http_json(f"{base}/jobs/{jobs[0]['jobKey']}")[1] if jobs else {}
+            except OSError:
+                pass  # not listening yet
+            time.sleep(0.1)
+        assert [(j["fileName"], j["stage"]) for j in jobs] == [("scan.pdf", "OCR")]
+        assert record["source"]["relpath"] == "scan.pdf"
+        assert http_json(f"{base}/metrics")[1]["jobs_running"] == 1
+        assert http_json(f"{base}/health")[0] == 200
+    finally:
+        gate.touch()
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert f"HTTP API and status page on http://127.0.0.1:{port}/" in stderr
