@@ -862,6 +862,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "imported from an N-line jobs.jsonl (targets 1.3x an empty index, 150 MB, 1 s, 5 ms)")
     targets.add_argument("--hostile", action="store_true",
                          help="PREP worker peak memory on a 20,000 x 20,000 page, work folder size during a lying bomb")
+    targets.add_argument("--http-jobs", type=int, metavar="N",
+                         help="HTTP API request times with N finished jobs in the index, and the tick cost of "
+                              "publishing its snapshot (targets 100 ms, 1 ms)")
     targets.add_argument("--latency", action="store_true",
                          help="seconds from a drop to the start of PREP (target POLL + STABLE + 0.5 s)")
     return parser
@@ -961,6 +964,10 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         from hostilebench import hostile
 
         report["hostile"] = hostile(work / "hostile")
+    if args.http_jobs is not None:
+        from api_targets import api_over_history
+
+        report["httpApi"] = api_over_history(args.http_jobs, work)
     if args.latency:
         report["latency"] = drop_latency(work, ocrpipe_env(1, cores(), argparse.Namespace(
             fake_tools=True, fake_ocr_seconds=0.0, fake_7z_seconds=0.0)))
@@ -969,7 +976,8 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    if args.single_doc or args.tick_history or args.latency or args.index_history or args.hostile:
+    if (args.single_doc or args.tick_history or args.latency or args.index_history or args.hostile
+            or args.http_jobs is not None):
         return run_targets(args, work)
     started = datetime.now(timezone.utc)
     inputs = make_inputs(args, work)

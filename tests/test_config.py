@@ -19,6 +19,13 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.ocr_lang == "fra+eng" and s.ocr_args == ()
     assert 1 <= s.ocr_concurrency <= s.cpu_count
     assert s.ocrmypdf[-2:] == ("-m", "ocrmypdf")
+    assert (s.orchestrator_host, s.orchestrator_port, s.health_stale_seconds, s.log_file) == ("127.0.0.1", 8080, 30, None)
+
+
+def test_api_and_log_file_flags(tmp_path: Path) -> None:
+    s = load_settings({"DATA_DIR": str(tmp_path), "ORCHESTRATOR_PORT": "9000"},
+                      {"ORCHESTRATOR_PORT": "0", "LOG_FILE": str(tmp_path / "logs" / "ocrpipe.log")})
+    assert s.orchestrator_port == 0 and s.log_file == (tmp_path / "logs" / "ocrpipe.log").resolve()
 
 
 def test_flags_win_over_environment(tmp_path: Path) -> None:
@@ -39,6 +46,10 @@ def test_flags_win_over_environment(tmp_path: Path) -> None:
     ("MAX_IMAGE_MPIXELS", "lots", "MAX_IMAGE_MPIXELS='lots' is not valid: expected a number >= 1"),
     ("SIGNED_PDF", "sign", "SIGNED_PDF='SIGN' is not valid: expected one of KEEP, OCR, ERROR"),
     ("EMPTY_FOLDER_SECONDS", "5", "EMPTY_FOLDER_SECONDS=5.0 is not valid: expected a number >= 60"),
+    ("ORCHESTRATOR_PORT", "65536", "ORCHESTRATOR_PORT='65536' is not valid: expected a port number from 0 (off)"),
+    ("ORCHESTRATOR_PORT", "http", "ORCHESTRATOR_PORT='http' is not valid: expected a port number"),
+    ("ORCHESTRATOR_HOST", "my host", "ORCHESTRATOR_HOST='my host' is not valid: expected an IP address or host name"),
+    ("HEALTH_STALE_SECONDS", "0", "HEALTH_STALE_SECONDS=0.0 is not valid: expected a number >= 1"),
 ])
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -1,0 +1,44 @@
+"""The status page's pieces: the pages-per-minute chart and the held duplicates it lists."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from ocrpipe.duplicates import hold_duplicate
+from ocrpipe.statuspage import pages_chart, pending_duplicates
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def ago(minutes: float) -> str:
+    return (NOW - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
+
+
+def bar_rates(svg: str) -> list[float]:
+    return [float(r) for r in re.findall(r"<title>([\d.]+) pages/min</title>", svg)]
+
+
+def test_chart_has_one_bar_per_busy_five_minutes_in_pages_per_minute() -> None:
+    svg = pages_chart([(ago(1), 10), (ago(2), 5), (ago(61), 20), (ago(200), 99), ("garbage", 7)], NOW)
+    assert bar_rates(svg) == [4.0, 3.0]  # 20 pages an hour ago, then 15 in the last 5 minutes; 200 min is too old
+    assert '>4<' in svg and "now</text>" in svg and "-3h</text>" in svg  # the scale's top, the time axis
+
+
+def test_chart_of_a_quiet_day_is_an_empty_axis() -> None:
+    svg = pages_chart([], NOW)
+    assert bar_rates(svg) == [] and svg.startswith("<svg") and svg.endswith("</svg>")
+
+
+def test_pending_duplicates_lists_a_few_and_counts_all(tmp_path: Path) -> None:
+    hold = tmp_path / "hold" / "duplicates"
+    for n in range(3):
+        source = tmp_path / f"scan{n}.pdf"
+        source.write_bytes(b"%PDF")
+        hold_duplicate(source, relpath=f"May/scan{n}.pdf", job_key=f"{n:064x}__{'0' * 64}", hold_dir=hold,
+                       reason="the same file was already processed with the same settings")
+    total, shown = pending_duplicates(hold, limit=2)
+    assert total == 3 and [d["source"] for d in shown] == ["May/scan0.pdf", "May/scan1.pdf"]
+    assert {d["status"] for d in shown} == {"DUPLICATE_PENDING"}
+    assert pending_duplicates(tmp_path / "nowhere") == (0, [])
