@@ -8,10 +8,12 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from ocrpipe.api import Api, Response, error
 
 log = logging.getLogger("ocrpipe.http")
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -26,6 +28,14 @@ class ApiServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(address, ApiHandler)
 
+    def host_allowed(self, header: str | None) -> bool:
+        """Bound to this machine only, answer only requests addressed to it: a web page cannot then
+        read the API through a name it points at 127.0.0.1 (DNS rebinding)."""
+        bound = str(self.server_address[0])
+        if header is None or bound not in LOOPBACK:
+            return True
+        return urlsplit(f"//{header}").hostname in LOOPBACK  # "[::1]:8080" -> "::1", lower-cased
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
@@ -38,7 +48,10 @@ class ApiHandler(BaseHTTPRequestHandler):
     server_version = "ocrpipe"  # HTTP/1.0: one request per connection, so no thread waits on an idle client
 
     def _answer(self) -> None:
-        response = self.server.api.handle(self.command, self.path)
+        if not self.server.host_allowed(self.headers.get("Host")):
+            response = error(403, "this API answers only to 127.0.0.1, localhost or [::1] (see ORCHESTRATOR_HOST)")
+        else:
+            response = self.server.api.handle(self.command, self.path)
         self._send(response, body=self.command != "HEAD")
 
     do_GET = do_HEAD = _answer
@@ -112,7 +125,7 @@ def start_api(api: Api, host: str, port: int) -> HttpService | None:
                     exc.strerror or exc)
         return None
     log.info("HTTP API and status page on %s", service.url)
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
         log.warning("the HTTP API listens on %s: anyone who can reach this machine can read file names, "
                     "error reasons and job records (it changes nothing)", host)
     return service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ocrpipe.fsutil import read_json
 from ocrpipe.model import running_state, stage_of
 from ocrpipe.store import STATE_FILE
+
+log = logging.getLogger("ocrpipe.snapshot")
 
 if TYPE_CHECKING:  # the scheduler imports this module
     from ocrpipe.scheduler import Job, Scheduler
@@ -72,13 +75,23 @@ class SnapshotHolder:
         # state.json) and when its state last changed.
         self._names: dict[str, str | None] = {}
         self._seen: dict[str, tuple[tuple[str, int], str]] = {}
+        self._failing = False  # logged once per streak, not once per tick
 
     def latest(self) -> Snapshot | None:
         with self._lock:
             return self._latest
 
-    def publish(self, scheduler: Scheduler, now: float) -> Snapshot:
-        snapshot = self._make(scheduler, now)
+    def publish(self, scheduler: Scheduler, now: float) -> Snapshot | None:
+        """Never raises: a fault here must not stop the pipeline. The API then shows the last good
+        snapshot, and /health turns 503 once it is HEALTH_STALE_SECONDS old."""
+        try:
+            snapshot = self._make(scheduler, now)
+        except Exception:  # noqa: BLE001 — a bug in what only the operator's view depends on
+            if not self._failing:
+                log.exception("could not publish the status snapshot; the HTTP API shows the last good one")
+            self._failing = True
+            return None
+        self._failing = False
         with self._lock:
             self._latest = snapshot
         return snapshot

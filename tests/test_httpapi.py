@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import subprocess
@@ -293,3 +294,22 @@ def test_run_once_serves_while_it_runs(tmp_path: Path, data_dir: Path, fake_env:
         _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert f"HTTP API and status page on http://127.0.0.1:{port}/" in stderr
+
+
+@pytest.mark.parametrize(("host", "status"), [
+    ("127.0.0.1:8080", 200), ("localhost", 200), ("LOCALHOST:9", 200), ("[::1]:8080", 200),
+    ("evil.example:8080", 403), ("127.0.0.1.nip.io", 403),
+])
+def test_bound_to_this_machine_it_answers_only_requests_addressed_to_it(served: Served, host: str,
+                                                                         status: int) -> None:
+    """A web page that points a name of its own at 127.0.0.1 (DNS rebinding) cannot read the API."""
+    conn = http.client.HTTPConnection("127.0.0.1", served.service.server.server_address[1], timeout=30)
+    try:
+        conn.request("GET", "/metrics", headers={"Host": host})
+        response = conn.getresponse()
+        body = json.loads(response.read())
+    finally:
+        conn.close()
+    assert response.status == status
+    if status == 403:
+        assert "127.0.0.1, localhost or [::1]" in body["error"]

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from conftest import drive, http_json, job_ready_for_ocr, make_pdf
 from ocrpipe.api import Api
 from ocrpipe.config import Settings
@@ -73,3 +75,22 @@ def test_the_api_answers_while_the_scheduler_is_inside_a_tick(data_dir: Path, ma
     blocking.clear()
     drive(scheduler)
     assert (settings.out_dir / "scan.pdf").is_file()
+
+
+def test_a_fault_in_the_snapshot_never_stops_the_pipeline(data_dir: Path, make_settings: Callable[..., Settings],
+                                                         scheduler_for: SchedulerFor,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings()
+    scheduler = scheduler_for(settings)
+    scheduler.tick(time.monotonic())
+    good = scheduler.snapshot.latest()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the view")
+
+    monkeypatch.setattr(scheduler.snapshot, "_make", broken)
+    (settings.in_dir / "scan.pdf").write_bytes(make_pdf(1))
+    drive(scheduler, until=(settings.out_dir / "scan.pdf").is_file)
+    assert scheduler.snapshot.latest() is good  # the last good one stays, and ages: /health will say so
+    assert len([r for r in caplog.records if r.name == "ocrpipe.snapshot"]) == 1
