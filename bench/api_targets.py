@@ -77,7 +77,9 @@ def api_over_history(finished: int, work: Path) -> dict[str, Any]:
     publish = []
     for n in range(200):
         began = time.perf_counter()
-        scheduler.snapshot.publish(scheduler, 1002.0 + n)
+        scheduler.snapshot.publish(1002.0 + n, jobs=scheduler.jobs.values(), units=scheduler.units.values(),
+                                   pools=scheduler.pools, metrics=scheduler.metrics,
+                                   waiting=scheduler.intake.pending, held=len(scheduler.held), admitting=True)
         publish.append((time.perf_counter() - began) * 1000)
     in_flight = len(scheduler.jobs)
     api = Api(settings, scheduler.snapshot, tools={"bench": "1"}, disk_free=scheduler.disk_free,

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ocrpipe.fsutil import read_json
 from ocrpipe.model import running_state, stage_of
@@ -16,7 +16,9 @@ from ocrpipe.store import STATE_FILE
 log = logging.getLogger("ocrpipe.snapshot")
 
 if TYPE_CHECKING:  # the scheduler imports this module
-    from ocrpipe.scheduler import Job, Scheduler
+    from ocrpipe.model import Stage
+    from ocrpipe.pools import StagePool
+    from ocrpipe.scheduler import Job, Unit
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,13 @@ class SnapshotHolder:
         with self._lock:
             return self._latest
 
-    def publish(self, scheduler: Scheduler, now: float) -> Snapshot | None:
-        """Never raises: a fault here must not stop the pipeline. The API then shows the last good
-        snapshot, and /health turns 503 once it is HEALTH_STALE_SECONDS old."""
+    def publish(self, now: float, *, jobs: Iterable[Job], units: Iterable[Unit], pools: Mapping[Stage, StagePool],
+                metrics: Mapping[str, Any], waiting: int, held: int, admitting: bool) -> Snapshot | None:
+        """Called by the scheduler at the end of a tick with what it tracks. Never raises: a fault here
+        must not stop the pipeline; the API then shows the last good snapshot, and /health turns 503
+        once that is HEALTH_STALE_SECONDS old."""
         try:
-            snapshot = self._make(scheduler, now)
+            snapshot = self._make(now, list(jobs), list(units), pools, metrics, waiting, held, admitting)
         except Exception:  # noqa: BLE001 — a bug in what only the operator's view depends on
             if not self._failing:
                 log.exception("could not publish the status snapshot; the HTTP API shows the last good one")
@@ -96,26 +100,24 @@ class SnapshotHolder:
             self._latest = snapshot
         return snapshot
 
-    def _make(self, scheduler: Scheduler, now: float) -> Snapshot:
+    def _make(self, now: float, jobs: list[Job], units: list[Unit], pools: Mapping[Stage, StagePool],
+              metrics: Mapping[str, Any], waiting: int, held: int, admitting: bool) -> Snapshot:
         wall = datetime.now(timezone.utc)
         wall_iso = wall.isoformat(timespec="milliseconds")
-        batch_of = {id(job): len(unit.jobs) for unit in scheduler.units.values() for job in unit.jobs}
-        views = []
-        for job in sorted(scheduler.jobs.values(), key=lambda j: j.seq, reverse=True):
-            views.append(self._view(scheduler, job, now, wall, wall_iso, batch_of.get(id(job), 0)))
-        for gone in self._names.keys() - scheduler.jobs.keys():
+        batch_of = {id(job): len(unit.jobs) for unit in units for job in unit.jobs}
+        views = [self._view(job, now, wall, wall_iso, batch_of.get(id(job), 0))
+                 for job in sorted(jobs, key=lambda j: j.seq, reverse=True)]
+        for gone in self._names.keys() - {job.key for job in jobs}:
             del self._names[gone]
             self._seen.pop(gone, None)
-        pools = {stage.value: PoolView(pool.workers, sum(1 for u in scheduler.units.values() if u.stage is stage))
-                 for stage, pool in scheduler.pools.items()}
+        busy = {stage: sum(1 for unit in units if unit.stage is stage) for stage in pools}
         return Snapshot(
-            tickMonotonic=now, tickAt=wall_iso, metrics=MappingProxyType(dict(scheduler.metrics)),
-            jobs=tuple(views), waitingInInbox=scheduler.intake.pending, heldDuplicates=len(scheduler.held),
-            pools=MappingProxyType(pools), admitting=scheduler.admitting,
+            tickMonotonic=now, tickAt=wall_iso, metrics=MappingProxyType(dict(metrics)), jobs=tuple(views),
+            waitingInInbox=waiting, heldDuplicates=held, admitting=admitting,
+            pools=MappingProxyType({stage.value: PoolView(pool.workers, busy[stage]) for stage, pool in pools.items()}),
         )
 
-    def _view(self, scheduler: Scheduler, job: Job, now: float, wall: datetime, wall_iso: str,
-              batch_size: int) -> JobView:
+    def _view(self, job: Job, now: float, wall: datetime, wall_iso: str, batch_size: int) -> JobView:
         stage = stage_of(job.state)
         state = job.state
         started = elapsed = None
