@@ -140,5 +140,6 @@ def job_context(job_key: str, stage: str | None = None, attempt: int | None = No
 def ended_fields(record: dict[str, Any], event: str) -> dict[str, Any]:
     """``extra=`` for the line that ends a job: what the JSON log's readers sort and filter by."""
     timings = record.get("timings") or {}
+    seconds = sum(v for v in timings.values() if isinstance(v, (int, float)))  # PREP and OCR
     return {"event": event, "runId": record.get("runId"), "fileName": (record.get("source") or {}).get("relpath"),
-            "pages": record.get("pages"), "seconds": round(sum(v for v in timings.values() if isinstance(v, (int, float))), 3)}
+            "pages": record.get("pages"), "seconds": round(seconds, 3)}
