@@ -26,19 +26,19 @@ def fill_index(index_dir: Path, count: int) -> list[str]:
     """``count`` finished jobs over the last days, one in ten failed; returns their keys, oldest first."""
     from ocrpipe.jobindex import JobIndex
 
-    index = JobIndex(index_dir)
     now = datetime.now(timezone.utc)
-    keys = []
-    for n in range(count):
-        key = f"{n:064x}__{'0' * 64}"
+    keys = [f"{n:064x}__{'0' * 64}" for n in range(count)]
+
+    def entry(n: int) -> dict[str, Any]:
         failed = n % 10 == 0
         finished = (now - timedelta(seconds=(count - n) * 3)).isoformat(timespec="milliseconds")
-        index.record({"jobKey": key, "runId": f"run{n}", "state": "ERROR" if failed else "DONE",
-                      "source": f"scans/scan{n}.pdf", "output": None if failed else f"/out/scans/scan{n}.pdf",
-                      "pages": 1 + n % 5, "attempts": {"PREP": 1, "OCR": 0 if failed else 1},
-                      "reason": "the file is empty" if failed else None, "createdAt": finished,
-                      "finishedAt": finished})
-        keys.append(key)
+        return {"jobKey": keys[n], "runId": f"run{n}", "state": "ERROR" if failed else "DONE",
+                "source": f"scans/scan{n}.pdf", "output": None if failed else f"/out/scans/scan{n}.pdf",
+                "pages": 1 + n % 5, "attempts": {"PREP": 1, "OCR": 0 if failed else 1},
+                "reason": "the file is empty" if failed else None, "createdAt": finished, "finishedAt": finished}
+
+    with JobIndex(index_dir) as index:
+        index.record_many(map(entry, range(count)))
     return keys
 
 
@@ -84,7 +84,8 @@ def api_over_history(finished: int, work: Path) -> dict[str, Any]:
     in_flight = len(scheduler.jobs)
     api = Api(settings, scheduler.snapshot, tools={"bench": "1"}, disk_free=scheduler.disk_free,
               clock=lambda: 1002.0)
-    routes = {"firstPage": "/jobs", "deepPage": f"/jobs?offset={max(0, finished - 100)}",
+    routes = {"firstPage": "/jobs", "deepPageByOffset": f"/jobs?offset={max(0, finished - 100)}",
+              "deepPageByCursor": "/jobs?before=101",  # the oldest 100, by the cursor a page gives
               "errorsOnly": "/jobs?state=ERROR&limit=1000", "oldestJob": f"/jobs/{keys[0]}" if keys else "/jobs",
               "metrics": "/metrics", "health": "/health", "statusPage": "/"}
     timings: dict[str, Any] = {}

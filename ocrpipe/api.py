@@ -13,6 +13,7 @@ from typing import Any, Callable, ContextManager, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ocrpipe.config import Settings
+from ocrpipe.errors import OcrpipeError
 from ocrpipe.fsutil import read_json
 from ocrpipe.health import check_health
 from ocrpipe.history import History, open_history
@@ -76,6 +77,8 @@ class Api:
             return self._route(target)
         except BadRequest as exc:
             return error(400, str(exc))
+        except OcrpipeError as exc:  # the job index is busy or damaged: said plainly, and not the API's fault
+            return error(503, str(exc))
         except Exception:  # noqa: BLE001 — a bug must not cost the operator more than this request
             log.exception("HTTP %s %s failed", method, target)
             return error(500, "internal error; the details are in ocrpipe's log")
@@ -115,22 +118,28 @@ class Api:
                             min_free_mb=self.settings.min_free_mb, tools=self.tools)
 
     def _jobs(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        limit = _int_param(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = _int_param(query, "offset", 0, 0, None)
+        """In flight (from the snapshot) then finished (from the index), newest first. ``offset`` counts
+        over both; ``before`` (a page's ``nextBefore``) continues in the finished ones and stays fast
+        however deep one pages."""
+        limit = _int_param(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
+        offset = _int_param(query, "offset", 0, 0, None) or 0
+        before = _int_param(query, "before", None, 1, None)
         state = _one(query, "state")
         if state is not None and state not in JobState.__members__:
             raise BadRequest(f"state={state!r} is not a job state; one of {', '.join(JobState.__members__)}")
         snapshot = self.snapshots.latest()
-        in_flight = [v.as_dict() for v in (snapshot.jobs if snapshot else ()) if state in (None, v.state)]
-        items = in_flight[offset:offset + limit + 1]
-        if len(items) <= limit:
+        in_flight = [] if before is not None else [
+            v.as_dict() for v in (snapshot.jobs if snapshot else ()) if state in (None, v.state)]
+        items = in_flight[offset:offset + limit]
+        more, next_before = len(in_flight) > offset + limit, None
+        if len(items) < limit:
             with self.history() as history:
-                finished = history.page(limit=limit + 1 - len(items), offset=max(0, offset - len(in_flight)),
-                                        state=state)
-            items += [finished_item(entry) for entry in finished]
-        more = len(items) > limit
-        return {"jobs": items[:limit], "limit": limit, "offset": offset,
-                "nextOffset": offset + limit if more else None, "inFlight": len(in_flight)}
+                page = history.page(limit=limit - len(items), offset=max(0, offset - len(in_flight)),
+                                    before=before, state=state)
+            items += [finished_item(entry) for entry in page.jobs]
+            more, next_before = page.next_before is not None, page.next_before
+        return {"jobs": items, "limit": limit, "offset": offset, "nextOffset": offset + limit if more else None,
+                "nextBefore": next_before, "inFlight": len(in_flight)}
 
     def _job(self, raw_key: str) -> Response:
         key = unquote(raw_key)
@@ -152,7 +161,7 @@ class Api:
     def _page_data(self) -> PageData:
         since = (datetime.now(timezone.utc) - timedelta(hours=CHART_HOURS)).isoformat(timespec="milliseconds")
         with self.history() as history:
-            errors = history.page(limit=RECENT_ERRORS, state=JobState.ERROR.value)
+            errors = history.page(limit=RECENT_ERRORS, state=JobState.ERROR.value).jobs
             finishes = history.finished_since(since)
         healthy, health = self._health()
         snapshot = self.snapshots.latest()
@@ -176,7 +185,8 @@ def _one(query: dict[str, list[str]], name: str) -> str | None:
     return values[-1] if values else None
 
 
-def _int_param(query: dict[str, list[str]], name: str, default: int, low: int, high: int | None) -> int:
+def _int_param(query: dict[str, list[str]], name: str, default: int | None, low: int,
+               high: int | None) -> int | None:
     raw = _one(query, name)
     if raw is None:
         return default

@@ -3,51 +3,63 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator
 
-from ocrpipe.jobindex import iter_index
+from ocrpipe.jobindex import JobIndex
 
-
-class History(Protocol):
-    """What the API needs of the job index; opened for one request, on that request's thread."""
-
-    def page(self, *, limit: int, offset: int = 0, state: str | None = None) -> list[dict[str, Any]]:
-        """Finished jobs' index records, newest first, optionally of one state."""
-
-    def get(self, job_key: str) -> dict[str, Any] | None:
-        """The latest index record of ``job_key``, or None."""
-
-    def finished_since(self, since_iso: str) -> list[tuple[str, int]]:
-        """(finishedAt, pages) of the jobs finished at or after ``since_iso`` (ISO 8601 UTC)."""
+CHART_PAGE = 500  # index rows read at a time while walking back through the last hours
 
 
-class JsonlHistory:
-    """Over ``index/jobs.jsonl``, read whole at each call: an interim until the index is SQLite."""
+@dataclass(frozen=True)
+class HistoryPage:
+    """Newest first; ``next_before`` continues after the last of them (None: there is no more)."""
 
-    def __init__(self, index_dir: Path) -> None:
-        self.index_dir = index_dir
+    jobs: list[dict[str, Any]]
+    next_before: int | None
 
-    def _newest_first(self) -> list[dict[str, Any]]:
-        latest = {entry["jobKey"]: entry for entry in iter_index(self.index_dir)}
-        return list(reversed(latest.values()))
 
-    def page(self, *, limit: int, offset: int = 0, state: str | None = None) -> list[dict[str, Any]]:
-        entries = [e for e in self._newest_first() if state is None or e.get("state") == state]
-        return entries[offset:offset + limit]
+class History:
+    """The job index as the API reads it: through its own read-only connection, for one request."""
+
+    def __init__(self, index: JobIndex) -> None:
+        self.index = index
+
+    def page(self, *, limit: int, offset: int = 0, before: int | None = None,
+             state: str | None = None) -> HistoryPage:
+        """Finished runs, newest first, of one state or all; ``before`` is a cursor from an earlier page."""
+        found = self.index.page(limit, offset=offset, before=before, state=state)
+        return HistoryPage(found.jobs, found.next_before)
 
     def get(self, job_key: str) -> dict[str, Any] | None:
-        found = None
-        for entry in iter_index(self.index_dir):
-            if entry["jobKey"] == job_key:
-                found = entry
-        return found
+        """The latest run of ``job_key``, with the earlier ones (a file processed again) under ``earlierRuns``."""
+        runs = self.index.get(job_key)
+        if not runs:
+            return None
+        return {**runs[-1], "earlierRuns": runs[:-1]} if len(runs) > 1 else runs[-1]
 
     def finished_since(self, since_iso: str) -> list[tuple[str, int]]:
-        return [(e["finishedAt"], int(e.get("pages") or 0)) for e in iter_index(self.index_dir)
-                if isinstance(e.get("finishedAt"), str) and e["finishedAt"] >= since_iso]
+        """(finishedAt, pages) of the runs that finished at or after ``since_iso``. The index keeps runs in
+        the order they finished, so this walks back from the newest and stops at the first older one."""
+        found: list[tuple[str, int]] = []
+        before = None
+        while True:
+            page = self.index.page(CHART_PAGE, before=before)
+            for entry in page.jobs:
+                finished = entry.get("finishedAt")
+                if not isinstance(finished, str):
+                    continue
+                if finished < since_iso:
+                    return found
+                found.append((finished, int(entry.get("pages") or 0)))
+            if page.next_before is None:
+                return found
+            before = page.next_before
 
 
 @contextlib.contextmanager
 def open_history(index_dir: Path) -> Iterator[History]:
-    yield JsonlHistory(index_dir)
+    """A read-only index for one request: each HTTP thread has its own SQLite connection."""
+    with JobIndex(index_dir, readonly=True) as index:
+        yield History(index)

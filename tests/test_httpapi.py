@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import pytest
 
@@ -19,6 +21,7 @@ from conftest import http_json, http_request, make_pdf
 from ocrpipe.api import Api
 from ocrpipe.config import Settings
 from ocrpipe.httpapi import HttpService, serve
+from ocrpipe.jobindex import JobIndex
 from ocrpipe.metrics import make_empty_metrics
 from ocrpipe.snapshot import JobView, PoolView, Snapshot, SnapshotHolder
 
@@ -55,10 +58,8 @@ def job_view(job_key: str, name: str, state: str = "OCR_RUNNING") -> JobView:
 
 
 def write_index(index_dir: Path, entries: list[dict[str, Any]]) -> None:
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / "jobs.jsonl", "a", encoding="utf-8") as handle:
-        for entry in entries:
-            handle.write(json.dumps(entry) + "\n")
+    with JobIndex(index_dir) as index:
+        index.record_many(entries)
 
 
 def finished(n: int, state: str = "DONE") -> dict[str, Any]:
@@ -82,7 +83,8 @@ def record_reads() -> Reads:
 
     def audit(event: str, args: tuple[Any, ...]) -> None:
         if reads.listening.is_set() and event in ("open", "os.listdir", "os.scandir", "sqlite3.connect"):
-            reads.append(str(args[0]))
+            path = str(args[0])
+            reads.append(url2pathname(urlsplit(path).path) if path.startswith("file:") else path)
 
     sys.addaudithook(audit)  # hooks cannot be removed: this one records only while listening
     reads.listening.set()
@@ -209,7 +211,29 @@ def test_jobs_lists_in_flight_then_finished_newest_first_in_pages(served: Served
     assert [j["fileName"] for j in body["jobs"]] == ["live1.pdf"]
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=ten", "offset=-1", "state=LOST"])
+def test_jobs_pages_through_100000_finished_jobs(served: Served) -> None:
+    """Every job once, newest first, following nextBefore; how fast is the benchmark's business."""
+    count = 100_000
+    with JobIndex(served.settings.index_dir) as index:
+        index.record_many({"jobKey": key(n), "runId": "r", "state": "ERROR" if n % 100 == 0 else "DONE",
+                           "source": f"s{n}.pdf", "finishedAt": "2026-12-01T09:00:00.000+00:00"}
+                          for n in range(count))
+    publish(served.holder, jobs=(job_view(KEY, "live.pdf"),))
+    seen: list[str] = []
+    query = "limit=1000"
+    while query:
+        status, body = http_json(served.url(f"/jobs?{query}"))
+        assert status == 200 and len(body["jobs"]) <= 1000
+        seen += [j["jobKey"] for j in body["jobs"]]
+        query = f"limit=1000&before={body['nextBefore']}" if body["nextBefore"] else ""
+    assert seen == [KEY] + [key(n) for n in range(count - 1, -1, -1)]
+    status, body = http_json(served.url("/jobs?offset=99995&limit=10"))  # a jump by offset, in flight counted
+    assert [j["jobKey"] for j in body["jobs"]] == [key(n) for n in range(5, -1, -1)] and body["nextOffset"] is None
+    status, body = http_json(served.url("/jobs?state=ERROR&limit=1000"))
+    assert len(body["jobs"]) == 1000 and body["nextBefore"] is None and body["jobs"][-1]["jobKey"] == key(0)
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=ten", "offset=-1", "state=LOST", "before=0"])
 def test_bad_jobs_queries_are_400(served: Served, query: str) -> None:
     status, body = http_json(served.url(f"/jobs?{query}"))
     assert status == 400 and query.split("=")[0] in body["error"]
@@ -313,3 +337,10 @@ def test_bound_to_this_machine_it_answers_only_requests_addressed_to_it(served: 
     assert response.status == status
     if status == 403:
         assert "127.0.0.1, localhost or [::1]" in body["error"]
+
+
+def test_a_damaged_job_index_is_a_503_that_names_it(served: Served) -> None:
+    (served.settings.index_dir / "ocrpipe.sqlite").write_bytes(b"this is not a database" * 100)
+    status, body = http_json(served.url("/jobs"))
+    assert status == 503 and "ocrpipe.sqlite" in body["error"] and "damaged" in body["error"]
+    assert http_json(served.url("/metrics"))[0] == 200  # what needs no index still answers
