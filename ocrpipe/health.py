@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any, Mapping
 
 from ocrpipe.snapshot import Snapshot
 
 MB = 2**20
+
+
+def free_bytes(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
 
 
 def check_health(snapshot: Snapshot | None, *, clock: float, started: float, stale_seconds: float,

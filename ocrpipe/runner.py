@@ -109,8 +109,7 @@ def start_http(settings: Settings, scheduler: Scheduler, profile: dict[str, Any]
     if settings.orchestrator_port == 0:
         return None
     tools = profile.get("tool_versions")
-    api = Api(settings, scheduler.snapshot, tools=tools if isinstance(tools, dict) else {},
-              disk_free=scheduler.disk_free)
+    api = Api(settings, scheduler.snapshot, tools=tools if isinstance(tools, dict) else {})
     return start_api(api, settings.orchestrator_host, settings.orchestrator_port)
 
 
