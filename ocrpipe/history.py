@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ocrpipe.indexdb import FIELDS
 from ocrpipe.jobindex import JobIndex
 
-CHART_PAGE = 500  # index rows read at a time while walking back through the last hours
+CHART_PAGE = 1000  # index rows read at a time while walking back through the last hours
+_COLUMN = dict(FIELDS)
+_FINISHES = f"SELECT id, {_COLUMN['finishedAt']}, {_COLUMN['pages']} FROM jobs"
 
 
 @dataclass(frozen=True)
@@ -41,21 +44,24 @@ class History:
 
     def finished_since(self, since_iso: str) -> list[tuple[str, int]]:
         """(finishedAt, pages) of the runs that finished at or after ``since_iso``. The index keeps runs in
-        the order they finished, so this walks back from the newest and stops at the first older one."""
+        the order they finished, so this walks back from the newest, two columns at a time, and stops at
+        the first older one."""
         found: list[tuple[str, int]] = []
-        before = None
+        before: int | None = None
         while True:
-            page = self.index.page(CHART_PAGE, before=before)
-            for entry in page.jobs:
-                finished = entry.get("finishedAt")
-                if not isinstance(finished, str):
-                    continue
-                if finished < since_iso:
+            if before is None:
+                query, args = f"{_FINISHES} ORDER BY id DESC LIMIT ?", (CHART_PAGE,)
+            else:
+                query, args = f"{_FINISHES} WHERE id < ? ORDER BY id DESC LIMIT ?", (before, CHART_PAGE)
+            rows = self.index.read(lambda c: c.execute(query, args).fetchall(), [])
+            for _, finished, pages in rows:
+                if isinstance(finished, str) and finished < since_iso:
                     return found
-                found.append((finished, int(entry.get("pages") or 0)))
-            if page.next_before is None:
+                if isinstance(finished, str):
+                    found.append((finished, int(pages or 0)))
+            if len(rows) < CHART_PAGE:
                 return found
-            before = page.next_before
+            before = rows[-1][0]
 
 
 @contextlib.contextmanager

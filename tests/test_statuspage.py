@@ -6,7 +6,12 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
+from ocrpipe import history
 from ocrpipe.duplicates import hold_duplicate
+from ocrpipe.history import open_history
+from ocrpipe.jobindex import JobIndex
 from ocrpipe.statuspage import pages_chart, pending_duplicates
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
@@ -42,3 +47,15 @@ def test_pending_duplicates_lists_a_few_and_counts_all(tmp_path: Path) -> None:
     assert total == 3 and [d["source"] for d in shown] == ["May/scan0.pdf", "May/scan1.pdf"]
     assert {d["status"] for d in shown} == {"DUPLICATE_PENDING"}
     assert pending_duplicates(tmp_path / "nowhere") == (0, [])
+
+
+def test_the_chart_reads_back_to_its_first_hour_and_no_further(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "CHART_PAGE", 100)  # several batches, and a stop inside one
+    with JobIndex(tmp_path) as index:
+        index.record_many({"jobKey": f"{n:064x}__{'0' * 64}", "runId": "r", "state": "DONE", "pages": n % 4,
+                           "finishedAt": ago(400 - n)} for n in range(400))
+    with open_history(tmp_path) as found:
+        finishes = found.finished_since(ago(180))
+    assert [when for when, _ in finishes] == [ago(400 - n) for n in range(399, 219, -1)]
+    assert sum(pages for _, pages in finishes) == sum(n % 4 for n in range(220, 400))
