@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ocrpipe.config import Settings
 from ocrpipe.errors import OcrpipeError
 from ocrpipe.fsutil import read_json
-from ocrpipe.health import check_health, free_bytes
+from ocrpipe.health import check_health, disk_free_bytes
 from ocrpipe.history import History, open_history
 from ocrpipe.metrics import load_metrics
 from ocrpipe.model import JobState
@@ -59,7 +59,7 @@ class Api:
     """Reads the scheduler's published snapshot and the job index; never the scheduler's own objects."""
 
     def __init__(self, settings: Settings, snapshots: SnapshotHolder, *, tools: Mapping[str, str],
-                 disk_free: Callable[[Path], int] = free_bytes,
+                 disk_free: Callable[[Path], int] = disk_free_bytes,
                  history: Callable[[], ContextManager[History]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings

@@ -11,7 +11,7 @@ from ocrpipe.snapshot import Snapshot
 MB = 2**20
 
 
-def free_bytes(folder: Path) -> int:
+def disk_free_bytes(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
 
