@@ -76,6 +76,8 @@ NOTES = {
     "ocrSlotUtilisation": "sum of OCR seconds / (jobSpanSeconds x OCR_CONCURRENCY)",
     "ratios": "vsBestBaseline = wall / best baseline wall; vsPhysicalLimit = wall / (file-parallel "
               "baseline CPU seconds / cores)",
+    "outputFidelity": "each document's output against the file-parallel baseline's (ocrmypdf alone, same "
+                      "options): bytes, and documents whose page images, page geometry or metadata keys differ",
 }
 PDF_MAGIC, PNG_MAGIC = b"%PDF-", b"\x89PNG\r\n\x1a\n"
 MIXED_WORKLOAD_TARGET = 0.90  # ocrpipe's wall time / the best baseline's, on the mixed workload…
@@ -717,6 +719,20 @@ def add_ratios(run: dict[str, Any], baselines: dict[str, Any] | None) -> None:
     }
 
 
+def fidelity_vs_alone(inputs: Sequence[InputFile], pdfs: Sequence[tuple[Path, int]], alone_dir: Path, work: Path,
+                      run: dict[str, Any]) -> dict[str, Any]:
+    """Each document's output against ocrmypdf's alone (the file-parallel baseline's): bytes, and the
+    documents whose image encodings differ (must be 0)."""
+    from output_fidelity import output_fidelity
+
+    data = work / "runs" / f"round{run['round']}-prep{run['prepConcurrency']}-ocr{run['ocrConcurrency']}" / "data"
+    outputs = {job.get("source"): job.get("output") for job in read_jobs(data) if job.get("state") == "DONE"}
+    prepared = {src.name for src, _ in pdfs}
+    pairs = [(item.path.name, Path(outputs[item.path.name]) if outputs.get(item.path.name) else None,
+              alone_dir / f"{n:04d}.pdf") for n, item in enumerate(inputs) if f"{n:04d}.pdf" in prepared]
+    return output_fidelity(pairs)
+
+
 def mixed_workload_verdict(ratios: Sequence[float], files: int) -> dict[str, Any]:
     """The target holds for a mixed workload of 20 files or more; a smaller run is not judged."""
     if files < MIXED_WORKLOAD_MIN_FILES or not ratios:
@@ -806,6 +822,12 @@ def print_table(report: dict[str, Any]) -> None:
                       f"{100 * b['cpuUtilisation']:>6.0f}")
             print(f"{prefix}physical limit (file-parallel CPU s / {cores()} cores): "
                   f"{base['physicalLimitSeconds']:.1f} s")
+        for r in rnd["runs"]:
+            fid = r.get("outputFidelity")
+            if fid:
+                print(f"{prefix}outputs vs ocrmypdf alone: {fid['documents']} documents, image encodings differ in "
+                      f"{fid['imageEncodingsDiffer']} (must be 0), geometry in {fid['geometryDiffers']}, metadata "
+                      f"keys in {fid['metadataKeysDiffer']}; bytes x{fmt(fid['bytesVsAlone'], '.3f')}")
     for row in report["summary"]:
         best, limit = row["vsBestBaseline"], row["vsPhysicalLimit"]
         if best is None:
@@ -998,6 +1020,8 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             baselines = run_baselines(pdfs, skipped, round_dir)
         for run in runs:
             add_ratios(run, baselines)
+            if baselines:
+                run["outputFidelity"] = fidelity_vs_alone(inputs, pdfs, round_dir / "out-parallel", work, run)
         report["rounds"].append({"round": round_no, "baselines": baselines, "runs": runs})
     report["summary"] = round_summary(report["rounds"], len(inputs))
     report["ok"] = all(r["ok"] for rnd in report["rounds"] for r in rnd["runs"])

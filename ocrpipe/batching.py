@@ -3,7 +3,9 @@
 
 Each ocrmypdf call costs about 1.5 s of CPU before any OCR, so small documents that are ready
 together are OCRed together. A batch never waits to fill up, is capped in pages, and the waiting
-pages are shared evenly between the free OCR slots.
+pages are shared evenly between the free OCR slots. Documents share a call only with documents of
+their batch group (PREP decides it: those with JPEGs ocrmypdf's optimizer deflates go together, as
+its all-or-nothing decision over the call must be the one each would get alone).
 
 Page workers: a call's ``--jobs`` processes only work in its page phase; its start-up, text-layer
 graft and PDF/A steps run on one core. So the calls together get about twice as many page workers
@@ -28,12 +30,16 @@ class Plannable(Protocol):
     @property
     def solo(self) -> bool: ...
 
+    @property
+    def batch_group(self) -> str | None: ...
+
 
 @dataclass
 class PlannedUnit:
     jobs: list = field(default_factory=list)
     pages: int = 0
     batchable: bool = True
+    group: str | None = None  # only documents of the same group share a call
 
 
 def plan_ocr_units(ready: Sequence[Plannable], *, free_slots: int, max_batch_pages: int) -> list[list]:
@@ -50,13 +56,14 @@ def plan_ocr_units(ready: Sequence[Plannable], *, free_slots: int, max_batch_pag
     for job in ready:
         pages = job.pages or 1
         if batchable(job):
-            unit = next((u for u in units if u.batchable and u.pages + pages <= target), None)
+            unit = next((u for u in units if u.batchable and u.group == job.batch_group
+                         and u.pages + pages <= target), None)
             if unit is not None:
                 unit.jobs.append(job)
                 unit.pages += pages
                 continue
         if len(units) < free_slots:
-            units.append(PlannedUnit([job], pages, batchable(job)))
+            units.append(PlannedUnit([job], pages, batchable(job), job.batch_group))
     return [unit.jobs for unit in units]
 
 

@@ -25,6 +25,9 @@ MB_PER_PAGE_WORKER = 128
 DEFAULT_BATCH_MAX_PAGES = 20
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SIGNED_PDF_CHOICES = ("KEEP", "OCR", "ERROR")  # what a digitally signed PDF gets: see the README
+# auto: PDF/A where ocrmypdf can make it, through Ghostscript (which re-encodes images) if need be;
+# lossless: a regular PDF where only Ghostscript could make PDF/A; required: PDF/A or the job fails.
+PDFA_CHOICES = ("AUTO", "LOSSLESS", "REQUIRED")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Settings:
     ocr_temp_mb_per_page: int = 100
     shutdown_grace_seconds: float = 30.0
     ocr_batch_max_pages: int = DEFAULT_BATCH_MAX_PAGES
+    pdfa: str = "auto"  # auto | lossless | required: see PDFA_CHOICES
     cpu_count: int = 1
     # The HTTP API (httpapi.py): port 0 turns it off; 127.0.0.1 keeps it internal.
     orchestrator_port: int = 8080
@@ -257,6 +261,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         # Documents ready together share one ocrmypdf call, up to this many pages; 1 turns batches off.
         ocr_batch_max_pages=int(read.number("OCR_BATCH_MAX_PAGES", DEFAULT_BATCH_MAX_PAGES, minimum=1,
                                             integer=True)),
+        pdfa=read.choice("PDFA", "AUTO", PDFA_CHOICES).lower(),
         cpu_count=cpu_count,
         orchestrator_port=int(read.get("ORCHESTRATOR_PORT", _port, 8080, "a port number from 0 (off) to 65535")),
         orchestrator_host=read.get("ORCHESTRATOR_HOST", _host, "127.0.0.1",

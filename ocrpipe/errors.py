@@ -111,6 +111,11 @@ class TransientError(StageError):
     transient = True
 
 
+class RedoAlone(TransientError):
+    """Issue 10: what a batch gave this document is not what ocrmypdf alone gives it (its images
+    changed): it is OCRed again alone, an attempt that does not count (as after a failed batch)."""
+
+
 class ToolTimeout(TransientError):
     """The tool ran past the stage's time limit and was killed with its children."""
 

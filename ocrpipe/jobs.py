@@ -23,6 +23,7 @@ class Job:
     not_before: float = 0.0
     grace_until: float = 0.0  # after a pause of the scheduler itself, staleness is not judged before this
     solo: bool = False  # never batched: its batch failed, or a batch would drop part of it (bookmarks…)
+    batch_group: str | None = None  # issue 10: batched only with jobs of the same group (PREP's batchGroup)
     seq: int = 0
 
     @property

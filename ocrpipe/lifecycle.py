@@ -17,7 +17,7 @@ from ocrpipe.model import (
     JobState, Stage, failure_state, is_legal_transition, retry_delay, retry_state, running_state, stage_of,
     submitted_state,
 )
-from ocrpipe.outcome import READY_STATES, StageOutcome, mark_failed
+from ocrpipe.outcome import READY_STATES, RUN_FIDELITY_FIELDS, StageOutcome, mark_failed
 from ocrpipe.publish import drop_publish_temps, publish_error
 from ocrpipe.store import apply_transition, read_state, update_state
 
@@ -127,9 +127,12 @@ class Lifecycle:
             job.pages = int(record["pages"])
             job.state = JobState.PREP_DONE
             solo_reason = record.get("soloReason")
-            job.solo = job.solo or bool(solo_reason)
-            log.info("prepared %d page(s) in %.1fs%s", job.pages, outcome.seconds,
-                     f"; OCRed alone, since a batch would drop its {solo_reason}" if solo_reason else "", extra=ctx)
+            gs_reason = record.get("ghostscriptReason")  # issue 10: never batched with others
+            job.solo = job.solo or bool(solo_reason) or bool(gs_reason)
+            job.batch_group = record.get("batchGroup")
+            alone = (f"; OCRed alone, since a batch would drop its {solo_reason}" if solo_reason else
+                     f"; OCRed alone, since its PDF/A needs Ghostscript ({gs_reason})" if gs_reason else "")
+            log.info("prepared %d page(s) in %.1fs%s", job.pages, outcome.seconds, alone, extra=ctx)
             return
         drop_publish_temps(self.settings, record)  # left when the worker died between DONE and dropping them
         self.finish(job, record, "DONE")
@@ -188,6 +191,7 @@ class Lifecycle:
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
             "code": (record.get("lastError") or {}).get("exitCode") if state == "ERROR" else None,  # issue 12
             "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"], **extra,
+            **{key: record.get(key) for key in RUN_FIDELITY_FIELDS},  # issue 10
             **({"reasonCode": (record.get("lastError") or {}).get("code")} if state == "ERROR" else {}),
             **{k: record[k] for k in ("signed", "signature") if record.get(k)},  # issue 15
         })

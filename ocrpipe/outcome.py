@@ -14,6 +14,9 @@ from ocrpipe.errors import Code
 from ocrpipe.model import JobState, Stage, failure_state, running_state, submitted_state
 from ocrpipe.store import apply_transition
 
+# What became of the images and of PDF/A in the OCR run (stages/pdfa.py), kept in state.json and the index.
+RUN_FIDELITY_FIELDS = ("imagesReencoded", "reencodeReason", "pdfaSkippedReason")
+
 READY_STATES = {
     Stage.PREP: frozenset({JobState.DISCOVERED, JobState.PREP_RETRY}),
     Stage.OCR: frozenset({JobState.PREP_DONE, JobState.OCR_RETRY}),
@@ -64,16 +67,21 @@ def add_attempt(record: dict[str, Any], outcome: StageOutcome) -> None:
 def mark_prepared(record: dict[str, Any], outcome: StageOutcome) -> None:
     add_attempt(record, outcome)
     apply_transition(record, JobState.PREP_DONE)
-    # soloReason: what an OCR batch would drop of the document (its bookmarks, say), so it is OCRed alone.
+    # soloReason: what an OCR batch would drop of the document (its bookmarks, say); ghostscriptReason:
+    # why ocrmypdf would make its PDF/A with Ghostscript, which would re-encode its batch mates' images
+    # too. Either way it is OCRed alone. batchGroup: the documents it may share an OCR call with.
     record.update(pages=outcome.fields["pages"], kind=outcome.fields["kind"],
-                  soloReason=outcome.fields.get("soloReason"))
+                  soloReason=outcome.fields.get("soloReason"),
+                  ghostscriptReason=outcome.fields.get("ghostscriptReason"),
+                  batchGroup=outcome.fields.get("batchGroup"))
     if outcome.fields.get("signed"):
         record["signed"] = True
 
 
 def mark_done(record: dict[str, Any], outcome: StageOutcome) -> None:
     add_attempt(record, outcome)
-    record.update(pdfa=outcome.fields.get("pdfa"), batchSize=outcome.fields.get("batchSize", 1))
+    record.update(pdfa=outcome.fields.get("pdfa"), batchSize=outcome.fields.get("batchSize", 1),
+                  **{key: outcome.fields.get(key) for key in RUN_FIDELITY_FIELDS})
     if outcome.fields.get("signature"):
         record["signature"] = outcome.fields["signature"]  # "kept" (no OCR) or "invalidated" (OCRed anyway)
     apply_transition(record, JobState.DONE)

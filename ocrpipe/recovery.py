@@ -38,7 +38,9 @@ def resume_work(life: Lifecycle) -> None:
             log.error("cannot read %s; left as it is", job_dir / "state.json")
             continue
         job = Job(record["jobKey"], job_dir, JobState(record["state"]), pages=record.get("pages"),
-                  attempts=dict(record["attempts"]), solo=bool(record.get("soloReason") or record.get("batchFailed")))
+                  attempts=dict(record["attempts"]),
+                  solo=bool(record.get("soloReason") or record.get("batchFailed") or record.get("ghostscriptReason")),
+                  batch_group=record.get("batchGroup"))  # issue 10: kept across a restart
         life.track(job)
         try:
             _resume_job(life, job, record)

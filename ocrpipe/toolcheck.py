@@ -89,7 +89,7 @@ def language_install_hint(lang: str) -> tuple[str, str]:
 def build_profile(settings: Settings, tools: list[ToolStatus]) -> dict[str, Any]:
     return canonical_profile(
         ocr_lang=settings.ocr_lang,
-        ocrmypdf_args=profile_args(settings.ocr_args),
+        ocrmypdf_args=profile_args(settings.ocr_args, settings.pdfa),
         tool_versions={t.name: t.version or "missing" for t in tools},
         image_dpi=settings.image_dpi,
     )

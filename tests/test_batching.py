@@ -22,6 +22,7 @@ class Doc:
     name: str
     pages: int
     solo: bool = False
+    batch_group: str | None = None
 
 
 def names(units: list[list[Doc]]) -> list[list[str]]:

@@ -13,14 +13,16 @@ from pikepdf.pdfa import save as save_pdfa
 
 from ocrpipe.config import Settings
 from ocrpipe.model import Stage, normalise_languages
+from ocrpipe.errors import RedoAlone, TransientError
 from ocrpipe.outcome import StageOutcome
 from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, Member, run_members, tool_env
+from ocrpipe.stages.docmeta import give_own_metadata
+from ocrpipe.stages.fidelity import has_deflatable_jpeg
+from ocrpipe.stages.pdfa import batch_spoiled, images_changed, optimizer_unused
 from ocrpipe.stages.ocr import publish, verify_output
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
 
-# Document information a split part takes from its own raw.pdf, not from the batch.
-_DOCINFO_KEYS = ("/Title", "/Author", "/Subject", "/Keywords", "/Creator", "/CreationDate")
 # What a document keeps outside its pages, which a merge page by page and the split after it would drop:
 # bookmarks, form fields, page labels, named destinations and attachments, tags, layers, articles,
 # signature permissions, a portfolio. ocrmypdf alone keeps them. (An open action is a viewer's hint, not
@@ -69,28 +71,45 @@ def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[P
         fields["reason"] = f"batch of {len(members)} documents failed ({fields['reason']}); retrying each alone"
         return {**fields, "transient": True, "batch_failure": True}
 
+    changed: dict[Path, str] = {}  # members whose images the batch changed: their final.pdf not written
+
     def work() -> dict:
-        return {"pdfa": _ocr_and_split(settings, batch_dir, pages_of, jobs=jobs), "batchSize": len(members)}
+        pdfa, spoiled = _ocr_and_split(settings, batch_dir, pages_of, jobs=jobs)
+        changed.update(spoiled)
+        return {"pdfa": pdfa, "batchSize": len(members), "imagesReencoded": False}
+
+    def finish(job_dir: Path, outcome: StageOutcome) -> dict:
+        # One whose images the batch changed is OCRed again alone, at no attempt's cost.
+        if job_dir in changed:
+            raise RedoAlone(f"its images changed in a batch ({changed[job_dir]}); OCRing it alone")
+        return publish(settings, job_dir, outcome)
 
     return run_members(settings, Stage.OCR, [Member(job_dir, attempts, pages / total)
                                              for job_dir, pages, attempts in members],
-                       work, finish=lambda job_dir, outcome: publish(settings, job_dir, outcome),
-                       scratch=[batch_dir], on_failure=batch_failed, batch=batch_dir.name)
+                       work, finish=finish, scratch=[batch_dir], on_failure=batch_failed, batch=batch_dir.name)
 
 
 def _ocr_and_split(settings: Settings, batch_dir: Path, members: Sequence[tuple[Path, int]], *,
-                   jobs: int) -> str | None:
+                   jobs: int) -> tuple[str | None, dict[Path, str]]:
+    """The batch's PDF/A flavour, and the members whose images changed (their final.pdf not written)."""
     batch_dir.mkdir(parents=True, exist_ok=True)
     merged, output = batch_dir / RAW_PDF, batch_dir / "final.partial.pdf"
     total = merge(members, merged)
     argv = build_argv(settings.ocrmypdf, merged, output, lang=normalise_languages(settings.ocr_lang), jobs=jobs,
-                      extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels)
+                      extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
+                      pdfa=settings.pdfa)
     result = run_tool(argv, timeout=settings.ocr_timeout_for(total), env=tool_env(settings, batch_dir),
                       log_path=batch_dir / "ocr.log")
     raise_for_exit(result)
     pdfa = verify_output(output, expected_pages=total)
-    split(output, members, pdfa)
-    return pdfa
+    # PREP's prediction keeps such documents out of batches; should it miss one, nobody's output
+    # may depend on it: every member is OCRed again alone.
+    spoiled = batch_spoiled(batch_dir / "ocr.log")
+    if spoiled:
+        raise TransientError(spoiled)
+    if pdfa is None and settings.pdfa == "required":
+        raise TransientError("its result is not PDF/A (PDFA=required)")
+    return pdfa, split(output, members, pdfa, optimizer_unused=optimizer_unused(batch_dir / "ocr.log"))
 
 
 def merge(members: Sequence[tuple[Path, int]], out: Path) -> int:
@@ -112,30 +131,47 @@ def merge(members: Sequence[tuple[Path, int]], out: Path) -> int:
         merged.close()
 
 
-def split(batch_output: Path, members: Sequence[tuple[Path, int]], pdfa: str | None) -> None:
-    """Cut the batch's output into each member's final.pdf, PDF/A again when the batch was."""
+def split(batch_output: Path, members: Sequence[tuple[Path, int]], pdfa: str | None, *,
+          optimizer_unused: bool = False) -> dict[Path, str]:
+    """Cut the batch's output into each member's final.pdf, PDF/A again when the batch was. A part
+    whose page images are not its raw.pdf's (codec, size, bits, colour) is left out: returned, by
+    job folder, with what changed. So is one with JPEGs that ocrmypdf's optimizer deflates alone,
+    when the batch as a whole kept none of the optimizer's work (``optimizer_unused``)."""
     flavour = pdfa.lower() if pdfa and pdfa.lower() in ("1b", "2b", "3b") else None
+    changed = {}
     with pikepdf.open(batch_output) as batch:
         first = 0
         for job_dir, pages in members:
             partial = job_dir / "final.partial.pdf"
             _write_part(batch, range(first, first + pages), job_dir / RAW_PDF, partial, flavour)
             verify_output(partial, expected_pages=pages)
-            os.replace(partial, job_dir / FINAL_PDF)
+            change = images_changed(job_dir / RAW_PDF, partial) or (
+                _UNDEFLATED if optimizer_unused and _deflatable(job_dir / RAW_PDF) else None)
+            if change is None:
+                os.replace(partial, job_dir / FINAL_PDF)
+            else:
+                partial.unlink()
+                changed[job_dir] = change
             first += pages
+    return changed
+
+
+_UNDEFLATED = "ocrmypdf's optimizer left the batch as it was, so its JPEGs were not deflated as they are alone"
+
+
+def _deflatable(raw: Path) -> bool:
+    with pikepdf.open(raw) as pdf:
+        return has_deflatable_jpeg(pdf)
 
 
 def _write_part(batch: pikepdf.Pdf, pages: range, raw: Path, out: Path, flavour: str | None) -> None:
     with pikepdf.new() as part, pikepdf.open(raw) as original:
         part.pages.extend(batch.pages[pages.start:pages.stop])
-        for key in _DOCINFO_KEYS:
-            if key in original.docinfo:
-                value = original.docinfo[key]  # often an indirect object of the original's
-                part.docinfo[key] = part.copy_foreign(value) if value.is_indirect else value
+        give_own_metadata(part, original, batch)
         if flavour is None:
             part.save(out)
             return
-        if "/OutputIntents" in batch.Root:  # keep the batch's ICC profile (Ghostscript's or ocrmypdf's)
+        if "/OutputIntents" in batch.Root:  # keep the batch's ICC profile (ocrmypdf's sRGB)
             part.Root.OutputIntents = pikepdf.Array(
                 part.copy_foreign(intent) if intent.is_indirect else intent for intent in batch.Root.OutputIntents)
         try:

@@ -17,6 +17,7 @@ from ocrpipe.model import Stage, normalise_languages
 from ocrpipe.outcome import StageOutcome, mark_done
 from ocrpipe.publish import publish_done
 from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, run_stage, tool_env
+from ocrpipe.stages.pdfa import run_fields
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.store import LOCK_FILE, STATE_FILE, read_state
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
@@ -66,16 +67,21 @@ def _ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[st
         return {"pdfa": None, "signature": "kept"}
     argv = build_argv(settings.ocrmypdf, job_dir / RAW_PDF, partial, lang=normalise_languages(settings.ocr_lang),
                       jobs=jobs, extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
-                      invalidate_signatures=signed)
+                      invalidate_signatures=signed, pdfa=settings.pdfa)
     result = run_tool(argv, timeout=settings.ocr_timeout_for(pages), env=tool_env(settings, job_dir),
                       log_path=job_dir / "ocr.log")
     raise_for_exit(result)
     pdfa = verify_output(partial, expected_pages=pages)
+    fields = run_fields(pdfa_setting=settings.pdfa, raw=job_dir / RAW_PDF, output=partial, pdfa=pdfa,
+                        tool_log=job_dir / "ocr.log", predicted=record.get("ghostscriptReason"))
+    for note in (fields["reencodeReason"], fields["pdfaSkippedReason"]):
+        if note:  # said once, where it happens; the index keeps it too
+            log.warning("%s: %s", record["source"]["relpath"], note, extra=ctx)
     os.replace(partial, job_dir / FINAL_PDF)
     if signed:
         log.warning("signed PDF OCRed (SIGNED_PDF=ocr): its digital signature is no longer valid", extra=ctx)
-        return {"pdfa": pdfa, "signature": "invalidated"}
-    return {"pdfa": pdfa}
+        return {"pdfa": pdfa, "signature": "invalidated", **fields}
+    return {"pdfa": pdfa, **fields}
 
 
 def verify_output(path: Path, *, expected_pages: int) -> str | None:

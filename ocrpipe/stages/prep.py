@@ -14,6 +14,7 @@ from ocrpipe.fsutil import remove_tree
 from ocrpipe.model import Stage
 from ocrpipe.stages.assemble import assemble, natural_key
 from ocrpipe.stages.batch import batch_would_drop
+from ocrpipe.stages.fidelity import batch_group, ghostscript_reason
 from ocrpipe.outcome import StageOutcome, mark_prepared
 from ocrpipe.stages.common import RAW_PDF, run_stage, tool_env
 from ocrpipe.stages.pdftraits import largest_image, read_traits
@@ -47,8 +48,10 @@ def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
     parts = [source] if kind in PAGE_KINDS else _unpack(settings, job_dir, source)
     pages = assemble(parts, job_dir / RAW_PDF, default_dpi=settings.image_dpi,
                      max_image_mpixels=settings.max_image_mpixels)
-    _check_images(settings, job_dir / RAW_PDF)
-    fields: dict[str, Any] = {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(job_dir / RAW_PDF)}
+    raw = job_dir / RAW_PDF
+    _check_images(settings, raw)
+    fields: dict[str, Any] = {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(raw),
+                              "ghostscriptReason": ghostscript_reason(raw), "batchGroup": batch_group(raw)}
     if kind is Kind.PDF and _signed(settings, source):
         # OCR alone: whether kept or OCRed anyway, a batch would lose what makes it a signed document.
         fields.update(signed=True, soloReason="digital signature")

@@ -13,6 +13,9 @@ from ocrpipe.tools.run import ToolResult, disk_full
 # internal PDF/A backend fails on JPEG 2000 (exit 10). ``auto`` gives PDF/A-2b through either path and
 # succeeded on every scan of the corpus; ``--skip-text`` keeps pages that already have text as they are.
 DEFAULT_ARGS: tuple[str, ...] = ("--output-type", "auto", "--skip-text")
+# PDFA=lossless: ocrmypdf writes PDF/A only through its own conversion, which keeps the images as
+# they are; where only Ghostscript could make PDF/A (re-encoding images), it writes a regular PDF.
+_PDFA_ARGS = {"auto": (), "lossless": ("--pdfa-backend", "internal"), "required": ()}
 # Options that choose what happens to pages with text: one of them in OCR_ARGS replaces --skip-text,
 # since ocrmypdf refuses two (exit 1).
 _MODE_OPTIONS = ("-f", "--force-ocr", "-s", "--skip-text", "--redo-ocr", "-m", "--mode")
@@ -61,27 +64,31 @@ def _names_mode(arg: str) -> bool:
     return arg in _MODE_OPTIONS or arg.startswith(("--mode=", "-m="))
 
 
-def default_args(extra_args: Sequence[str]) -> list[str]:
+def default_args(extra_args: Sequence[str], pdfa: str = "auto") -> list[str]:
     """Our defaults, less --skip-text when the operator chose another mode for pages with text."""
+    args = [*DEFAULT_ARGS, *_PDFA_ARGS[pdfa]]
     if any(_names_mode(arg) for arg in extra_args):
-        return [arg for arg in DEFAULT_ARGS if arg != "--skip-text"]
-    return list(DEFAULT_ARGS)
+        return [arg for arg in args if arg != "--skip-text"]
+    return args
 
 
 def build_argv(
     command: Sequence[str], input_pdf: Path, output_pdf: Path, *, lang: str, jobs: int,
     extra_args: Sequence[str] = (), max_image_mpixels: float | None = None, invalidate_signatures: bool = False,
+    pdfa: str = "auto",
 ) -> list[str]:
     """Our defaults first, so the operator's OCR_ARGS can override them."""
     limits = ["--max-image-mpixels", f"{max_image_mpixels:g}"] if max_image_mpixels else []
     signed = ["--invalidate-digital-signatures"] if invalidate_signatures else []
-    return [*command, *default_args(extra_args), "-l", lang, "--jobs", str(jobs), *limits, *signed, *extra_args,
-            str(input_pdf), str(output_pdf)]
+    return [*command, *default_args(extra_args, pdfa), "-l", lang, "--jobs", str(jobs), *limits, *signed,
+            *extra_args, str(input_pdf), str(output_pdf)]
 
 
-def profile_args(extra_args: Sequence[str]) -> list[str]:
-    """The options that decide the output (``--jobs`` does not), for the job profile."""
-    return [*default_args(extra_args), *extra_args]
+def profile_args(extra_args: Sequence[str], pdfa: str = "auto") -> list[str]:
+    """The options that decide the output (``--jobs`` does not), for the job profile. PDFA=required
+    adds no option but fails what is not PDF/A, so it is named; ``auto`` keeps the keys of old jobs."""
+    named = ["PDFA=required"] if pdfa == "required" else []
+    return [*default_args(extra_args, pdfa), *extra_args, *named]
 
 
 def diagnose(stderr: str) -> tuple[str, Code] | None:

@@ -10,6 +10,9 @@ same, with "No space left on device"), ``nooutput``,
 after writing ``<Name>: …`` to stderr, as the real tool names a cause: ``says-DecompressionBombError``).
 ``$FAKE_OCR_WAIT_FOR=<path>``: ocrmypdf runs until that file exists (at most 120 s), so a test holds a
 job in OCR for exactly as long as it needs to look at it.
+Run on a batch (its input in a ``.batch-*`` folder), ``reencode-batch`` marks every Flate image of the
+output as JPEG, ``ghostscript-batch`` logs that Ghostscript made the PDF/A, as ocrmypdf's fallback does,
+and ``unoptimised-batch`` that ocrmypdf's optimizer kept none of its work.
 """
 
 from __future__ import annotations
@@ -141,8 +144,16 @@ def fake_ocrmypdf(args: list[str]) -> int:
     for scenario in scenarios:
         apply_scenario("ocrmypdf", scenario, os.path.dirname(source))
     if "nooutput" not in scenarios:
+        data = read(source)
+        in_batch = os.path.basename(os.path.dirname(source)).startswith(".batch-")
+        if in_batch and "reencode-batch" in scenarios:
+            data = data.replace(b"/FlateDecode", b"/DCTDecode  ")  # same length: offsets stay right
+        if in_batch and "ghostscript-batch" in scenarios:
+            print("Auto mode: produced PDF/A via Ghostscript", file=sys.stderr)
+        if in_batch and "unoptimised-batch" in scenarios:
+            print("Image optimization did not improve the file - optimizations will not be used", file=sys.stderr)
         with open(output, "wb") as handle:
-            handle.write(read(source))
+            handle.write(data)
     log("ocrmypdf", "end", input=source)
     return 0
 

@@ -1,0 +1,72 @@
+"""What one ocrmypdf run did to PDF/A and to the images, for the job's record; PDFA=required enforced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+
+from ocrpipe.errors import PermanentError
+from ocrpipe.stages.fidelity import image_changes, page_images
+
+# What ocrmypdf 17 logs (stderr) with --output-type auto when its own PDF/A was not approved:
+# Ghostscript made it instead, or (no Ghostscript, or --pdfa-backend internal) nobody did.
+GHOSTSCRIPT_MESSAGE = "produced PDF/A via Ghostscript"
+NO_PDFA_MESSAGE = "could not produce PDF/A"
+# … and when its optimizer's result was not smaller than its input, a decision for the file as a whole.
+OPTIMIZER_UNUSED_MESSAGE = "optimizations will not be used"
+
+
+def _tool_log(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def went_through_ghostscript(tool_log: Path) -> bool:
+    return GHOSTSCRIPT_MESSAGE in _tool_log(tool_log)
+
+
+def optimizer_unused(tool_log: Path) -> bool:
+    return OPTIMIZER_UNUSED_MESSAGE in _tool_log(tool_log)
+
+
+def batch_spoiled(tool_log: Path) -> str | None:
+    """Why a batch's output is not what each member alone would get, or None: one member kept
+    ocrmypdf's own PDF/A from being approved, for all of them."""
+    text = _tool_log(tool_log)
+    if GHOSTSCRIPT_MESSAGE in text:
+        return "ocrmypdf made its PDF/A with Ghostscript, which re-encodes images"
+    if NO_PDFA_MESSAGE in text:
+        return "ocrmypdf could not make it PDF/A"
+    return None
+
+
+def images_changed(raw: Path, output: Path) -> str | None:
+    """How the output's page images differ from the input's (codec, size, bits, colour), or None."""
+    with pikepdf.open(raw) as before, pikepdf.open(output) as after:
+        return image_changes(page_images(before), page_images(after))
+
+
+def run_fields(*, pdfa_setting: str, raw: Path, output: Path, pdfa: str | None, tool_log: Path,
+               predicted: str | None) -> dict[str, Any]:
+    """``imagesReencoded`` (and why) and, for PDFA=lossless, why the output is not PDF/A.
+
+    ``predicted`` is PREP's reason why ocrmypdf's own PDF/A conversion would not be approved."""
+    if pdfa is None and pdfa_setting == "required":
+        why = f" ({predicted})" if predicted else ""
+        raise PermanentError(f"the result could not be made PDF/A{why}, and PDFA=required")
+    fields: dict[str, Any] = {"imagesReencoded": False, "reencodeReason": None, "pdfaSkippedReason": None}
+    changed = images_changed(raw, output)
+    if went_through_ghostscript(tool_log):
+        why = predicted or "ocrmypdf's own PDF/A conversion was not approved"
+        fields.update(imagesReencoded=True, reencodeReason=(
+            f"PDF/A made by Ghostscript, which rewrites the images, since {why}" + (f"; {changed}" if changed else "")))
+    elif changed:
+        fields.update(imagesReencoded=True, reencodeReason=changed)
+    if pdfa is None and pdfa_setting == "lossless" and predicted:
+        fields["pdfaSkippedReason"] = f"a regular PDF, since only Ghostscript could make PDF/A ({predicted}), " \
+                                      "re-encoding the images (PDFA=lossless)"
+    return fields
