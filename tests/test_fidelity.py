@@ -19,7 +19,7 @@ import fidelity_inputs as gen
 from conftest import drive, finished_jobs, job_ready_for_ocr
 from ocrpipe.batching import plan_ocr_units
 from ocrpipe.config import Settings
-from ocrpipe.errors import ConfigError, PermanentError
+from ocrpipe.errors import Code, ConfigError, PermanentError
 from ocrpipe.config import load_settings
 from ocrpipe.stages.fidelity import ImageSig, batch_group, ghostscript_reason, image_changes, page_images
 from ocrpipe.stages.pdfa import run_fields
@@ -242,8 +242,9 @@ def test_the_run_records_ghostscript_and_pdfa_choices(tmp_path: Path) -> None:
                                         "JPEG 2000 images are not supported")
     skipped = run_fields(pdfa_setting="lossless", pdfa=None, tool_log=quiet, **common)["pdfaSkippedReason"]
     assert skipped.startswith("a regular PDF, since only Ghostscript could make PDF/A (JPEG 2000")
-    with pytest.raises(PermanentError, match="could not be made PDF/A .JPEG 2000.*PDFA=required"):
+    with pytest.raises(PermanentError, match="could not be made PDF/A .JPEG 2000.*PDFA=required") as refused:
         run_fields(pdfa_setting="required", pdfa=None, tool_log=quiet, **common)
+    assert refused.value.code is Code.PDF_PDFA_FAILED  # issue 15's reason code for it
     out.write_bytes(gen.jpx_page())
     assert run_fields(pdfa_setting="auto", pdfa="2B", tool_log=quiet, **common)["reencodeReason"] == (
         "page 1: /FlateDecode 600x300 8-bit /DeviceGray became /JPXDecode 600x300 8-bit /DeviceRGB")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pikepdf
 
-from ocrpipe.errors import PermanentError
+from ocrpipe.errors import Code, PermanentError
 from ocrpipe.stages.fidelity import image_changes, page_images
 
 # What ocrmypdf 17 logs (stderr) with --output-type auto when its own PDF/A was not approved:
@@ -57,7 +57,8 @@ def run_fields(*, pdfa_setting: str, raw: Path, output: Path, pdfa: str | None, 
     ``predicted`` is PREP's reason why ocrmypdf's own PDF/A conversion would not be approved."""
     if pdfa is None and pdfa_setting == "required":
         why = f" ({predicted})" if predicted else ""
-        raise PermanentError(f"the result could not be made PDF/A{why}, and PDFA=required")
+        raise PermanentError(f"the result could not be made PDF/A{why}, and PDFA=required",
+                             code=Code.PDF_PDFA_FAILED)
     fields: dict[str, Any] = {"imagesReencoded": False, "reencodeReason": None, "pdfaSkippedReason": None}
     changed = images_changed(raw, output)
     if went_through_ghostscript(tool_log):
