@@ -93,6 +93,19 @@ def finished_jobs(data_dir: Path) -> list[dict[str, Any]]:
         return list(index)
 
 
+def folder_usage(folder: Path) -> int:
+    """Bytes of the files under ``folder`` now; files that vanish while it counts (a worker is
+    deleting them) count as gone, never as an error in a sampling thread."""
+    total = 0
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
 @pytest.fixture(scope="session")
 def made_inputs(tmp_path_factory: pytest.TempPathFactory) -> InputSet:
     """The generated test inputs (tests/inputs.py), each built once per session when first asked for."""

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 import inputs
-from conftest import finished_jobs, make_pdf
+from conftest import finished_jobs, folder_usage, make_pdf
 from inputs import InputSet
 from ocrpipe.config import load_settings
 from ocrpipe.status import print_status
@@ -54,17 +54,6 @@ BAD = {
 }
 
 
-def usage(folder: Path) -> int:
-    total = 0
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def run_sampled(root: Path, data: Path, dropped: dict[str, str]) -> tuple[Run, int]:
     """``ocrpipe run --once``, with the work folder's size sampled all along; returns the run and the peak."""
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
@@ -76,7 +65,7 @@ def run_sampled(root: Path, data: Path, dropped: dict[str, str]) -> tuple[Run, i
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], usage(data / "work"))
+            peak[0] = max(peak[0], folder_usage(data / "work"))
             time.sleep(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 import inputs
-from conftest import make_pdf
+from conftest import folder_usage, make_pdf
 from ocrpipe.config import load_settings
 from ocrpipe.stages.prep import run_prep
 from ocrpipe.store import new_state_record, read_state, write_new_state
@@ -108,10 +108,6 @@ def test_tar_slip_is_refused_and_writes_nothing_outside(tmp_path: Path) -> None:
     assert list(tmp_path.rglob("escaped.txt")) == []
 
 
-def usage(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 @pytest.mark.parametrize(("env", "limit_named"), [
     ({"MAX_ARCHIVE_MB": "32", "MAX_ARCHIVE_RATIO": "100000"}, "MAX_ARCHIVE_MB"),
     ({}, "MAX_ARCHIVE_RATIO"),  # 500 kB packed may unpack to 16 MB (the floor), not 512 MB
@@ -126,7 +122,7 @@ def test_a_bomb_that_lies_is_stopped_while_it_unpacks(tmp_path: Path, env: dict[
     def sample() -> None:
         while not done.is_set():
             work = tmp_path / "data" / "work"
-            peak[0] = max(peak[0], usage(work) if work.is_dir() else 0)
+            peak[0] = max(peak[0], folder_usage(work) if work.is_dir() else 0)
             time.sleep(0.005)
 
     sampler = threading.Thread(target=sample)
