@@ -1,4 +1,4 @@
-"""Command line: ``ocrpipe run | doctor | status | export``; the only place errors become exit codes."""
+"""Command line: ``ocrpipe run | doctor | status | export | schedule``; the only place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from typing import Sequence
 from ocrpipe import __version__
 from ocrpipe.config import load_settings
 from ocrpipe.errors import ExitCode, OcrpipeError
+from ocrpipe.schedule import FORMATS
 
 EPILOG = """exit codes: 0 all jobs ended well, 1 a file went to error/, 2 bad configuration or usage,
 3 a required tool is missing, 4 another ocrpipe runs on this data folder, 5 ocrpipe kept failing
-outside any job and stopped, 130 interrupted.
+outside any job and stopped, 6 schtasks refused the scheduled task, 130 interrupted.
 Settings come from environment variables (DATA_DIR, OCR_LANG, OCR_CONCURRENCY…; see the README);
 flags win over them."""
+WINDOWS = os.name == "nt"  # schedule's default format, and whether schtasks exists
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--jsonl", action="store_true", required=True, help="JSON lines (the only format)")
     export.add_argument("--data", type=Path)
     export.add_argument("--out", default="-", metavar="FILE", help="file to write, or - for stdout (default)")
+    schedule = sub.add_parser("schedule", help="run 'ocrpipe run --once' every few minutes (Task Scheduler, cron, systemd)")
+    schedule.add_argument("verb", choices=("show", "install", "remove"),
+                          help="show prints the task; install and remove call schtasks (Windows only)")
+    schedule.add_argument("--every", default="5m", help="how often: 1m to 24h, e.g. 5m, 90m, 2h (default 5m)")
+    schedule.add_argument("--data", type=Path, help="data folder (DATA_DIR), default ./data; it must exist")
+    schedule.add_argument("--name", default="ocrpipe", help="the task's (or unit's) name, default ocrpipe")
+    schedule.add_argument("--format", choices=FORMATS, dest="fmt",
+                          help="xml (Task Scheduler; the default on Windows), cron (the default elsewhere) or systemd")
     return parser
 
 
@@ -70,6 +80,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ocrpipe.doctor import doctor
 
         return doctor(settings)
+    if args.command == "schedule":
+        from ocrpipe.schedule import schedule
+
+        text = schedule(args.verb, settings, every=args.every, name=args.name, fmt=args.fmt,
+                       python=sys.executable, windows=WINDOWS)
+        print(text.rstrip("\n"))
+        return ExitCode.OK
     if args.command == "export":
         from ocrpipe.indexmigrate import export_to
         from ocrpipe.jobindex import JobIndex

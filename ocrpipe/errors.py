@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     MISSING_TOOL = 3
     ALREADY_RUNNING = 4
     SCHEDULER_FAULT = 5
+    SCHEDULE_FAILED = 6
     INTERRUPTED = 130
 
 
@@ -52,6 +53,12 @@ class SchedulerFault(OcrpipeError):
     """ocrpipe itself kept failing outside any job (the pools, the index), even after pauses."""
 
     exit_code = ExitCode.SCHEDULER_FAULT
+
+
+class ScheduleError(OcrpipeError):
+    """schtasks refused to create or delete the scheduled task; its own message says why."""
+
+    exit_code = ExitCode.SCHEDULE_FAILED
 
 
 class Code(str, Enum):
