@@ -12,7 +12,7 @@ from ocrpipe.config import Settings
 from ocrpipe.errors import ExitCode
 from ocrpipe.model import normalise_languages
 from ocrpipe.stages.heic import INSTALL_HINT, heif_version
-from ocrpipe.toolcheck import INSTALL, language_install_hint, probe_tools, tesseract_languages
+from ocrpipe.toolcheck import INSTALL, language_install_hint, probe_tools, tesseract_languages, windows_tessdata
 
 
 def _writable(folder: os.PathLike[str]) -> bool:
@@ -38,13 +38,14 @@ def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
             print(f"  MISSING  {tool.name:<12} {'-':<10} {shown}", file=out)
             problems.append((tool.name, INSTALL[tool.name]))
     installed = tesseract_languages(settings)
+    tessdata = windows_tessdata(settings.tesseract, dict(settings.tool_env))
     print(f"OCR languages (OCR_LANG={settings.ocr_lang}):", file=out)
     for lang in normalise_languages(settings.ocr_lang).split("+"):
         if installed is not None and lang in installed:
             print(f"  ok       {lang}", file=out)
         else:
             print(f"  MISSING  {lang}", file=out)
-            problems.append((f"tesseract language '{lang}'", language_install_hint(lang)))
+            problems.append((f"tesseract language '{lang}'", language_install_hint(lang, tessdata)))
     # Optional: without it HEIC photos go to error/ with this hint, and everything else works.
     print("Optional formats:", file=out)
     version = heif_version()
@@ -67,4 +68,6 @@ def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
     print("\nTo fix:", file=out)
     for what, (debian, windows) in problems:
         print(f"  {what}\n    Debian/Ubuntu: {debian}\n    Windows:       {windows}", file=out)
+    print("Then run 'ocrpipe doctor' again; on Windows, '.\\run_tests.ps1 -Integration' (in the repository "
+          "folder) runs every test with the real tools.", file=out)
     return ExitCode.MISSING_TOOL

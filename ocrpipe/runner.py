@@ -58,16 +58,22 @@ def take_instance_lock(settings: Settings) -> FileLock:
     return lock
 
 
+def stop_signal_names(*, windows: bool) -> tuple[str, ...]:
+    """The signals that ask ocrpipe to stop. On Windows, SIGBREAK is what the C runtime raises for
+    CTRL_BREAK_EVENT and also for console close, logoff and shutdown (its SetConsoleCtrlHandler); after a
+    close Windows ends the process within seconds, like ``taskkill /F``: the next start kills what is left."""
+    return ("SIGINT", "SIGBREAK") if windows else ("SIGINT", "SIGTERM")
+
+
 class StopSignals:
     """First Ctrl+C / SIGTERM / CTRL_BREAK asks for a graceful stop; the second one stops at once."""
 
     def __init__(self) -> None:
         self.count = 0
 
-    def install(self) -> None:
-        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), self._handle)
+    def install(self, *, windows: bool = os.name == "nt") -> None:
+        for name in stop_signal_names(windows=windows):
+            signal.signal(getattr(signal, name), self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1

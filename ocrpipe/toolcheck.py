@@ -8,7 +8,8 @@ import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from pathlib import PureWindowsPath
+from typing import Any, Mapping
 
 from ocrpipe.config import Settings
 from ocrpipe.model import canonical_profile, normalise_languages
@@ -81,9 +82,23 @@ def missing_languages(settings: Settings) -> list[str]:
     return wanted if installed is None else [lang for lang in wanted if lang not in installed]
 
 
-def language_install_hint(lang: str) -> tuple[str, str]:
+WINDOWS_TESSERACT_HOME = PureWindowsPath(r"C:\Program Files\Tesseract-OCR")
+TESSDATA_URL = "https://github.com/tesseract-ocr/tessdata_fast/raw/main"
+
+
+def windows_tessdata(tesseract: tuple[str, ...], environ: Mapping[str, str]) -> PureWindowsPath:
+    """Where Tesseract on Windows reads its languages: TESSDATA_PREFIX if set, else the tessdata folder
+    beside tesseract.exe (the UB-Mannheim installer's layout)."""
+    if environ.get("TESSDATA_PREFIX"):
+        return PureWindowsPath(environ["TESSDATA_PREFIX"])
+    exe = PureWindowsPath(tesseract[0]) if tesseract else PureWindowsPath("tesseract")
+    return (exe.parent if exe.is_absolute() else WINDOWS_TESSERACT_HOME) / "tessdata"
+
+
+def language_install_hint(lang: str, tessdata: PureWindowsPath = WINDOWS_TESSERACT_HOME / "tessdata") -> tuple[str, str]:
     return (f"sudo apt-get install -y tesseract-ocr-{lang.replace('_', '-').lower()}",
-            f"download {lang}.traineddata into Tesseract's tessdata folder (the UB-Mannheim installer offers it)")
+            f"save {TESSDATA_URL}/{lang}.traineddata as {tessdata / (lang + '.traineddata')} "
+            "(or run the UB-Mannheim installer again and tick the language)")
 
 
 def build_profile(settings: Settings, tools: list[ToolStatus]) -> dict[str, Any]:

@@ -34,11 +34,18 @@ def tail(text: str, limit: int = STDERR_TAIL_CHARS) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def _detach_flags() -> dict[str, object]:
-    # A tool gets its own process group, so a Ctrl+C in the terminal reaches ocrpipe, not the tool:
-    # ocrpipe then decides whether to let it finish or to kill the tree.
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+# Windows process creation flags (subprocess defines them only on Windows).
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+CREATE_NO_WINDOW = 0x08000000
+
+
+def detach_flags(*, windows: bool = sys.platform == "win32") -> dict[str, object]:
+    """A tool gets its own process group, so a Ctrl+C in the terminal reaches ocrpipe, not the tool:
+    ocrpipe then decides whether to let it finish or to kill the tree. On Windows a new process group
+    still shares the console, which sends CTRL_BREAK and console close to every process on it; a
+    console of its own (no window) keeps the tool out of them, and no window flashes under a task."""
+    if windows:
+        return {"creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW}
     return {"start_new_session": True}
 
 
@@ -60,7 +67,7 @@ def run_tool(
         try:
             proc = subprocess.Popen(
                 list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                env=dict(env) if env is not None else None, cwd=cwd, **_detach_flags(),
+                env=dict(env) if env is not None else None, cwd=cwd, **detach_flags(),
             )
         except OSError as exc:
             raise TransientError(f"could not start {argv[0]}: {exc.strerror or exc}") from None

@@ -1,0 +1,90 @@
+"""Windows-specific choices, each branch selected explicitly: stop signals, tool process flags, doctor's advice."""
+
+from __future__ import annotations
+
+import io
+import signal
+from pathlib import Path, PureWindowsPath
+from typing import Callable
+from unittest import mock
+
+import pytest
+
+from ocrpipe.config import Settings
+from ocrpipe.doctor import doctor
+from ocrpipe.errors import ExitCode
+from ocrpipe.runner import StopSignals, stop_signal_names
+from ocrpipe.toolcheck import language_install_hint, windows_tessdata
+from ocrpipe.tools.run import CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, detach_flags
+
+
+def installed_signals(*, windows: bool, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    monkeypatch.setattr(signal, "SIGBREAK", 21, raising=False)  # Windows' number; Linux has no SIGBREAK
+    names = {getattr(signal, n): n for n in ("SIGINT", "SIGTERM", "SIGBREAK")}
+    stop = StopSignals()
+    with mock.patch.object(signal, "signal") as install:
+        stop.install(windows=windows)
+    return {names[call.args[0]]: call.args[1] for call in install.call_args_list}
+
+
+def test_windows_stops_on_ctrl_c_and_ctrl_break_or_console_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    handlers = installed_signals(windows=True, monkeypatch=monkeypatch)
+    assert set(handlers) == {"SIGINT", "SIGBREAK"}
+    assert stop_signal_names(windows=True) == ("SIGINT", "SIGBREAK")
+
+
+def test_posix_stops_on_ctrl_c_and_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
+    handlers = installed_signals(windows=False, monkeypatch=monkeypatch)
+    assert set(handlers) == {"SIGINT", "SIGTERM"}
+
+
+@pytest.mark.parametrize("windows", [True, False])
+def test_first_signal_asks_a_graceful_stop_the_second_stops_at_once(windows: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    stop = StopSignals()
+    monkeypatch.setattr(signal, "SIGBREAK", 21, raising=False)
+    with mock.patch.object(signal, "signal") as install:
+        stop.install(windows=windows)
+    handler = install.call_args_list[-1].args[1]  # SIGBREAK on Windows, SIGTERM elsewhere
+    handler(install.call_args_list[-1].args[0], None)
+    assert stop.count == 1
+    with pytest.raises(KeyboardInterrupt):
+        handler(install.call_args_list[-1].args[0], None)
+
+
+def test_windows_tools_get_their_own_group_and_hidden_console() -> None:
+    flags = detach_flags(windows=True)
+    assert flags == {"creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW}
+    assert (CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW) == (0x200, 0x08000000)  # winbase.h
+
+
+def test_posix_tools_get_their_own_session() -> None:
+    assert detach_flags(windows=False) == {"start_new_session": True}
+
+
+def test_tessdata_beside_the_found_tesseract() -> None:
+    exe = r"D:\Tools\Tesseract-OCR\tesseract.exe"
+    assert windows_tessdata((exe,), {}) == PureWindowsPath(r"D:\Tools\Tesseract-OCR\tessdata")
+    assert windows_tessdata(("tesseract",), {}) == PureWindowsPath(r"C:\Program Files\Tesseract-OCR\tessdata")
+    assert windows_tessdata((exe,), {"TESSDATA_PREFIX": r"E:\lang"}) == PureWindowsPath(r"E:\lang")
+
+
+def test_language_hint_names_the_file_and_where_it_goes() -> None:
+    debian, windows = language_install_hint("deu", PureWindowsPath(r"D:\Tools\Tesseract-OCR\tessdata"))
+    assert debian == "sudo apt-get install -y tesseract-ocr-deu"
+    assert r"as D:\Tools\Tesseract-OCR\tessdata\deu.traineddata" in windows
+    assert "tessdata_fast/raw/main/deu.traineddata" in windows
+
+
+def test_doctor_names_the_winget_ids_the_tessdata_file_and_the_integration_tests(
+        tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
+    gone = tmp_path / "not installed"
+    settings = make_settings(SEVEN_ZIP=str(gone / "7z.exe"), TESSERACT=str(gone / "tesseract.exe"),
+                             GHOSTSCRIPT=str(gone / "gswin64c.exe"))
+    out = io.StringIO()
+    assert doctor(settings, out=out) == ExitCode.MISSING_TOOL
+    text = out.getvalue()
+    for winget in ("7zip.7zip", "UB-Mannheim.TesseractOCR", "ArtifexSoftware.GhostScript"):
+        assert f"winget install --id {winget}" in text
+    assert r"Tesseract-OCR\tessdata\eng.traineddata" in text  # Tesseract does not run: no language is there
+    assert r".\run_tests.ps1 -Integration" in text
