@@ -8,11 +8,12 @@ import json
 import os
 import shutil
 import time
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-from ocrpipe.names import MAX_NAME_BYTES, fit, taken
+from ocrpipe.names import MAX_NAME_BYTES, fit
 
 HASH_CHUNK = 1024 * 1024
 # Windows: an antivirus, a backup agent or ``ocrpipe status`` may hold a file open for a moment, and a
@@ -92,6 +93,32 @@ def candidate_names(name: str) -> Iterator[str]:
         n += 1
 
 
+def fold_name(name: str) -> str:
+    """A name as a case-insensitive volume that ignores Unicode normalisation compares it (NTFS, APFS,
+    an SMB share): ``Scan.pdf`` ≡ ``scan.pdf``, ``café`` composed ≡ decomposed."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def names_on_disk(folder: Path) -> dict[str, str]:
+    """Folded name → the name on disk, for every entry of ``folder``."""
+    with os.scandir(folder) as entries:
+        return {fold_name(entry.name): entry.name for entry in entries}
+
+
+def free_name(folder: Path, name: str, *, mine: Path | None = None) -> tuple[str, bool]:
+    """The first of ``name``, ``name (2)``… that no entry of ``folder`` takes once folded, so outputs stay
+    distinct on any volume they are synced or copied to; ``(name, True)`` when it is already ``mine``
+    (the same file, placed before a crash)."""
+    taken = names_on_disk(folder)
+    for candidate in candidate_names(name):
+        on_disk = taken.get(fold_name(candidate))
+        if on_disk is None:
+            return candidate, False
+        if mine is not None and os.path.samefile(folder / on_disk, mine):
+            return on_disk, True
+    raise AssertionError("unreachable")
+
+
 def copy_durably(src: Path, dest: Path) -> None:
     """Copy and fsync, then check the size, so a short copy is never taken for a good one."""
     with open(src, "rb") as fin, open(dest, "wb") as fout:
@@ -150,24 +177,20 @@ def place_file(src: Path, folder: Path, name: str, *, tmp_name: str, keep_source
             os.replace(partial, tmp)
     if not keep_source:
         src.unlink(missing_ok=True)  # the temp file is complete: the source may go
-    for candidate in candidate_names(name):
+    while True:
+        candidate, already = free_name(folder, name, mine=tmp)
         target = folder / candidate
-        if target.exists():
-            if os.path.samefile(target, tmp):
-                return target  # placed before a crash
-            continue
-        if taken(folder, candidate):
-            continue  # the same name in its other Unicode form
+        if already:
+            return target  # placed before a crash
         try:
             os.link(tmp, target)
         except FileExistsError:
-            continue
+            continue  # another program took the name meanwhile: look again
         except OSError:  # no hard links here: note the name, then rename
             atomic_write_bytes(folder / (tmp_name + PLACED_SUFFIX), candidate.encode("utf-8"))
             os.replace(tmp, target)
         _fsync_dir(folder)
         return target
-    raise AssertionError("unreachable")
 
 
 def _placed_before(folder: Path, tmp_name: str) -> Path | None:

@@ -40,9 +40,3 @@ def safe_relpath(relpath: str) -> PurePosixPath:
     """Every part of a relative path made safe (the sub-folders of in/ are mirrored in out/ and archive/)."""
     return PurePosixPath(*(safe_name(part) for part in PurePosixPath(relpath).parts))
 
-
-def taken(folder: Path, name: str) -> bool:
-    """Is ``name`` used in ``folder``, in either of its Unicode forms? (macOS writes NFD, Windows and
-    Linux keep what they are given: the two forms are one name to a person.)"""
-    return any((folder / form).exists() or (folder / form).is_symlink()
-               for form in {name, unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name)})

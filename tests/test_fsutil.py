@@ -81,3 +81,45 @@ def test_move_replacing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cross_v
     (tmp_path / "d" / "x").write_bytes(b"0")
     assert move_replacing(src, tmp_path / "d", "x").read_bytes() == b"1"
     assert not src.exists() and [p.name for p in (tmp_path / "d").iterdir()] == ["x"]
+
+
+@pytest.mark.parametrize("first, second", [("Scan.pdf", "scan.pdf"), ("scan.pdf", "SCAN.PDF"),
+                                           ("Caf\u00e9.pdf", "Cafe\u0301.pdf"),  # composed (NFC), decomposed (NFD)
+                                           ("STRASSE.pdf", "stra\u00dfe.pdf")])  # ß case-folds to ss
+def test_names_that_differ_by_case_or_normalisation_get_distinct_outputs(tmp_path: Path, first: str,
+                                                                         second: str) -> None:
+    """On a case-insensitive volume (NTFS, APFS, a share) the second would overwrite or merge with the first;
+    here, on a case-sensitive one, they would be two files that collide once synced or copied there."""
+    out = tmp_path / "out"
+    placed = []
+    for n, name in enumerate((first, second, first)):
+        src = tmp_path / f"final-{n}.pdf"
+        src.write_bytes(f"document {n}".encode())
+        placed.append(place_file(src, out, name, tmp_name=f".job{n}", keep_source=False))
+        drop_temp(out, f".job{n}")
+    (stem, ext), (second_stem, second_ext) = first.rsplit(".", 1), second.rsplit(".", 1)
+    assert [p.name for p in placed] == [first, f"{second_stem} (2).{second_ext}", f"{stem} (3).{ext}"]
+    assert [p.read_bytes() for p in placed] == [b"document 0", b"document 1", b"document 2"]
+    assert len({fsutil.fold_name(p.name) for p in out.iterdir()}) == 3
+
+
+def test_a_suffixed_name_taken_in_another_case_is_skipped_too(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "SCAN.pdf").write_bytes(b"a")
+    (out / "Scan (2).PDF").write_bytes(b"b")
+    src = tmp_path / "final.pdf"
+    src.write_bytes(b"c")
+    assert place_file(src, out, "scan.pdf", tmp_name=".t", keep_source=True).name == "scan (3).pdf"
+
+
+def test_placing_again_after_a_crash_finds_its_file_under_a_folded_name(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "Scan.pdf").write_bytes(b"someone else's")
+    src = tmp_path / "final.pdf"
+    src.write_bytes(b"mine")
+    first = place_file(src, out, "scan.pdf", tmp_name=".job", keep_source=True)
+    again = place_file(src, out, "scan.pdf", tmp_name=".job", keep_source=True)  # restart before drop_temp
+    assert first == again == out / "scan (2).pdf"
+    assert sorted(p.name for p in out.iterdir()) == [".job", "Scan.pdf", "scan (2).pdf"]
