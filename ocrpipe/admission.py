@@ -11,11 +11,12 @@ from ocrpipe.duplicates import hold_duplicate
 from ocrpipe.fsutil import move_replacing, sha256_file
 from ocrpipe.intake import StagedFile, unstage
 from ocrpipe.jobs import Job
+from ocrpipe.layout import folder_for
 from ocrpipe.lifecycle import Lifecycle
 from ocrpipe.logs import job_context
 from ocrpipe.metrics import update_metrics
 from ocrpipe.model import JobState, make_job_key
-from ocrpipe.store import new_state_record, read_state, write_new_state
+from ocrpipe.store import STATE_FILE, new_state_record, read_state, write_new_state
 
 log = logging.getLogger("ocrpipe.admission")
 
@@ -46,13 +47,14 @@ class Admission:
             update_metrics(self.life.metrics, "duplicates_held")
             log.info("duplicate held: %s", staged.relpath, extra=job_context(key))
             return
-        job_dir = self.settings.work_dir / key
+        job_dir = folder_for(self.settings.work_dir, key, STATE_FILE)
         record = new_state_record(job_key=key, run_id=uuid.uuid4().hex, file_hash=file_hash,
                                   profile_hash=profile_hash, source_name=staged.name,
                                   source_relpath=staged.relpath, size=staged.size)
         record["stagedAs"] = self._staged_as(staged)  # which staged file this job was made for
         write_new_state(job_dir, record)  # the intent first: a crash now leaves a resumable job
-        move_replacing(staged.path, job_dir / "input", staged.name)
+        target = job_dir / record["input"]
+        move_replacing(staged.path, target.parent, target.name)
         unstage(staged)
         self.life.track(Job(key, job_dir, JobState.DISCOVERED))
         log.info("new job for %s", staged.relpath, extra=job_context(key))

@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote
 from typing import Iterator
 
+from ocrpipe.layout import MAX_PATH_CHARS, long_path
 from ocrpipe.fsutil import atomic_write_json
 from ocrpipe.store import utc_now
 
@@ -145,7 +146,7 @@ def stage(candidate: Candidate, in_dir: Path) -> StagedFile | None:
     root = in_dir / STAGING_DIR
     token = uuid.uuid4().hex[:16]
     flat = f"{token}~{quote(candidate.relpath, safe='')}"
-    if len(flat.encode("utf-8")) > MAX_FLAT_NAME:
+    if len(flat.encode("utf-8")) > MAX_FLAT_NAME or len(str(root / flat)) > MAX_PATH_CHARS:
         return _stage_in_folder(candidate, root / token)
     try:
         _rename_into(candidate.path, root, flat)
@@ -169,7 +170,7 @@ def _stage_in_folder(candidate: Candidate, staging: Path) -> StagedFile | None:
     # The intent goes first: after a crash, the file in here is known to come from this path.
     # Not fsynced: after a power loss an empty intent only costs the sub-folder in the output's path.
     atomic_write_json(staging / INTENT_FILE, {"relpath": candidate.relpath, "stagedAt": utc_now()}, durable=False)
-    target = staging / candidate.path.name
+    target = long_path(staging / candidate.path.name)  # 34 characters deeper than in/ itself
     try:
         os.rename(candidate.path, target)
     except OSError:

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code
 from ocrpipe.fsutil import atomic_write_json, candidate_names, drop_temp, place_file
+from ocrpipe.layout import fit_name, long_path, plain_path, short_name
 from ocrpipe.names import fit, safe_name, safe_relpath
 from ocrpipe.stages.common import FINAL_PDF
 from ocrpipe.store import update_state, utc_now
@@ -38,7 +39,7 @@ def publish_done(settings: Settings, job_dir: Path, record: dict[str, Any],
     archived = place_file(job_dir / record["input"], archive_folder, rel.name, tmp_name=orig_tmp, keep_source=False)
 
     def mutate(r: dict[str, Any]) -> None:
-        r.update(output=str(output), archived=str(archived))
+        r.update(output=plain_path(output), archived=plain_path(archived))
         finish(r)
 
     record = update_state(job_dir, mutate)
@@ -47,13 +48,14 @@ def publish_done(settings: Settings, job_dir: Path, record: dict[str, Any],
 
 
 def _placements(settings: Settings, record: dict[str, Any]) -> list[tuple[Path, PurePosixPath, str]]:
-    """(folder, relative name, temp name) of the output and of the archived original."""
+    """(folder, relative name, temp name) of the output and of the archived original. They mirror in/'s
+    sub-folders, which may be as deep as in/ allows: long-path calls where that is beyond MAX_PATH."""
     # The original name stays in state.json and the index; the placed files get safe names.
     rel = safe_relpath(record["source"]["relpath"])
     out_rel = output_relpath(record["source"]["relpath"])
     return [
-        (settings.out_dir.joinpath(*out_rel.parent.parts), out_rel, _tmp_name(record, "out")),
-        (settings.archive_dir.joinpath(*rel.parent.parts), rel, _tmp_name(record, "orig")),
+        (long_path(settings.out_dir.joinpath(*out_rel.parent.parts)), out_rel, _tmp_name(record, "out")),
+        (long_path(settings.archive_dir.joinpath(*rel.parent.parts)), rel, _tmp_name(record, "orig")),
     ]
 
 
@@ -64,10 +66,12 @@ def drop_publish_temps(settings: Settings, record: dict[str, Any]) -> None:
 
 
 def _error_folder(settings: Settings, job_dir: Path, record: dict[str, Any]) -> Path:
-    """``error/<jobKey>/`` (a suffix if an earlier run of the same file failed too), chosen once."""
+    """``error/<short job key>/`` (a suffix if an earlier run of the same file failed too), chosen once;
+    error.json holds the full key."""
     if record.get("errorDir"):
         return Path(record["errorDir"])
-    folder = next(settings.error_dir / c for c in candidate_names(record["jobKey"]) if not (settings.error_dir / c).exists())
+    error_dir = settings.error_dir
+    folder = next(error_dir / c for c in candidate_names(short_name(record["jobKey"])) if not (error_dir / c).exists())
     update_state(job_dir, lambda r: r.update(errorDir=str(folder)))
     return folder
 
@@ -79,7 +83,7 @@ def publish_error(settings: Settings, job_dir: Path, record: dict[str, Any]) -> 
     error = record.get("lastError") or {}
     source = job_dir / record["input"]
     tmp = _tmp_name(record, "orig")
-    name = safe_name(record["source"]["name"])
+    name = fit_name(folder, safe_name(record["source"]["name"]))  # error.json names the original in full
     if source.exists() or (folder / tmp).exists():
         name = place_file(source, folder, name, tmp_name=tmp, keep_source=False).name
         drop_temp(folder, tmp)

@@ -28,7 +28,8 @@ def resume_work(life: Lifecycle) -> None:
     work_dir = life.settings.work_dir
     for batch_dir in work_dir.glob(f"{BATCH_PREFIX}*"):
         remove_tree(batch_dir)  # its members retry from their own state
-    for job_dir in sorted(p for p in work_dir.iterdir() if p.is_dir() and "__" in p.name):
+    # Job folders: short names, or full keys (older data folders); batch folders are hidden.
+    for job_dir in sorted(p for p in work_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for stage in Stage:
             kill_stage(job_dir, stage, include_worker=True)
         remove_tree(job_dir / TMP_DIR)

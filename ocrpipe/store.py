@@ -9,6 +9,7 @@ from typing import Any, Callable
 from filelock import FileLock
 
 from ocrpipe.fsutil import atomic_write_json, read_json
+from ocrpipe.layout import input_name
 from ocrpipe.model import JobState, is_legal_transition
 
 STATE_FILE = "state.json"
@@ -39,7 +40,7 @@ def new_state_record(
         "fileHash": file_hash,
         "profileHash": profile_hash,
         "source": {"name": source_name, "relpath": source_relpath, "size": size},
-        "input": f"input/{source_name}",
+        "input": f"input/{input_name(source_name)}",  # the name itself is in source
         "kind": None,
         "state": JobState.DISCOVERED.value,
         "history": [{"state": JobState.DISCOVERED.value, "at": now}],

@@ -217,11 +217,12 @@ def http_json(url: str, method: str = "GET") -> tuple[int, Any]:
 def job_ready_for_ocr(work: Path, name: str, raw: bytes) -> Path:
     """A job folder in PREP_DONE, as PREP leaves it: ``raw.pdf`` and the original in ``input/``."""
     job_dir = work / f"{name}__profile"
-    write_new_state(job_dir, new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
-                                              source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=1))
+    record = new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
+                              source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=1)
+    write_new_state(job_dir, record)
     for state in (JobState.PREP_SUBMITTED, JobState.PREP_RUNNING, JobState.PREP_DONE):
         transition(job_dir, state, attempts={"PREP": 1, "OCR": 0})
     (job_dir / "raw.pdf").write_bytes(raw)
     (job_dir / "input").mkdir()
-    (job_dir / "input" / f"{name}.pdf").write_bytes(raw)
+    (job_dir / record["input"]).write_bytes(raw)
     return job_dir

@@ -94,10 +94,11 @@ def idle_scheduler(make_settings: Callable[..., Settings], scheduler_for: Callab
 def job_in(scheduler: Scheduler, name: str, states: list[JobState], submitted_at: float) -> Job:
     key = f"{name:0<64}__{'p' * 64}"
     job_dir = scheduler.settings.work_dir / key
-    write_new_state(job_dir, new_state_record(job_key=key, run_id="r1", file_hash=name, profile_hash="p",
-                                              source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=1))
+    record = new_state_record(job_key=key, run_id="r1", file_hash=name, profile_hash="p",
+                              source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=1)
+    write_new_state(job_dir, record)
     (job_dir / "input").mkdir()
-    (job_dir / "input" / f"{name}.pdf").write_bytes(make_pdf())
+    (job_dir / record["input"]).write_bytes(make_pdf())
     attempts = {"PREP": 0, "OCR": 0}
     for state in states:
         if state.value.endswith("SUBMITTED"):

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from conftest import drive, finished_jobs, make_pdf, read_calls
+from ocrpipe.layout import short_name
 from ocrpipe.config import Settings
 from ocrpipe.scheduler import Scheduler
 
@@ -81,7 +82,7 @@ def test_duplicate_is_held_untouched(data_dir: Path, make_settings: Callable[...
     held = [p for p in held_dir.iterdir() if p.name != "status.json"]
     assert len(held) == 1 and held[0].read_bytes() == make_pdf(2)
     status = json.loads((held_dir / "status.json").read_text())
-    assert status["status"] == "DUPLICATE_PENDING" and status["jobKey"] == held_dir.name
+    assert status["status"] == "DUPLICATE_PENDING" and held_dir.name == short_name(status["jobKey"])
 
 
 def test_transient_failures_are_retried_until_done(data_dir: Path, make_settings: Callable[..., Settings],

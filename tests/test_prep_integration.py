@@ -25,10 +25,11 @@ pytestmark = pytest.mark.integration
 def prep_job(tmp_path: Path, name: str, content: bytes, **env: str):  # type: ignore[no-untyped-def]
     settings = load_settings({"DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/local/bin:/usr/bin:/bin", **env})
     job_dir = settings.work_dir / f"{name}__p"
-    write_new_state(job_dir, new_state_record(job_key=job_dir.name, run_id="r", file_hash=name, profile_hash="p",
-                                              source_name=name, source_relpath=name, size=len(content)))
+    record = new_state_record(job_key=job_dir.name, run_id="r", file_hash=name, profile_hash="p",
+                              source_name=name, source_relpath=name, size=len(content))
+    write_new_state(job_dir, record)
     (job_dir / "input").mkdir()
-    (job_dir / "input" / name).write_bytes(content)
+    (job_dir / record["input"]).write_bytes(content)
     return run_prep(settings, job_dir, attempts={"PREP": 1, "OCR": 0}), job_dir
 
 

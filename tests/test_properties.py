@@ -237,8 +237,8 @@ class PipelineMachine(RuleBasedStateMachine):
     def every_recorded_transition_is_legal(self) -> None:
         if not hasattr(self, "data"):
             return
-        for job_dir in (self.data / "work").glob("*__*"):
-            history = [JobState(h["state"]) for h in read_state(job_dir)["history"]]
+        for state_file in (self.data / "work").glob("*/state.json"):
+            history = [JobState(h["state"]) for h in read_state(state_file.parent)["history"]]
             assert history[0] is JobState.DISCOVERED
             assert all(is_legal_transition(a, b) for a, b in zip(history, history[1:])), history
 

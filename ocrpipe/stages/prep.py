@@ -11,6 +11,7 @@ import pikepdf
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code, PermanentError
 from ocrpipe.fsutil import remove_tree
+from ocrpipe.layout import long_path, plain_path
 from ocrpipe.model import Stage
 from ocrpipe.stages.assemble import assemble, natural_key
 from ocrpipe.stages.batch import batch_would_drop
@@ -85,7 +86,7 @@ def _signed(settings: Settings, source: Path) -> bool:
 def _unpack(settings: Settings, job_dir: Path, archive: Path) -> list[Path]:
     """Unpack the archive, and archives inside it (a .tar inside a .gz) down to MAX_NESTING levels."""
     env = tool_env(settings, job_dir)
-    dest = job_dir / "prep"
+    dest = long_path(job_dir / "prep", always=True)  # an archive's own folders may go deeper than MAX_PATH
     remove_tree(dest)  # a retried attempt starts from a clean folder
     try:
         return _unpack_levels(settings, job_dir, archive, dest, env)
@@ -135,7 +136,7 @@ def _unpack_one(settings: Settings, archive: Path, dest: Path, env: dict[str, st
 
 def _files_in(folder: Path) -> list[Path]:
     """Regular files under ``folder``: links, hidden files and macOS litter left out."""
-    root = folder.resolve()
+    root = Path(plain_path(folder.resolve()))  # compared without the long-path prefix, which resolve may drop
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames[:] = [d for d in dirnames if not d.startswith((".", "__MACOSX"))]
@@ -143,7 +144,7 @@ def _files_in(folder: Path) -> list[Path]:
             path = Path(dirpath) / name
             if path.is_symlink() or name.startswith("."):
                 continue
-            if root not in path.resolve().parents:  # defence in depth against zip-slip
+            if root not in Path(plain_path(path.resolve())).parents:  # defence in depth against zip-slip
                 continue
             found.append(path)
     return found

@@ -106,7 +106,7 @@ def fake_7z(args: list[str]) -> int:
         print("\n7-Zip (fake) 99.01 : Copyright (c) Nobody")
         return 0
     command, archive = args[0], args[-1]
-    log("7z", "start", command=command, archive=os.path.basename(archive))
+    log("7z", "start", command=command, archive=archive)  # its job folder tells the calls apart
     time.sleep(float(os.environ.get("FAKE_7Z_DELAY", "0")))
     for scenario in scenarios_of(archive):
         apply_scenario("7z", scenario, os.path.dirname(os.path.dirname(archive)))
@@ -126,7 +126,7 @@ def fake_7z(args: list[str]) -> int:
         elif command == "x":
             dest = next(a[2:] for a in args if a.startswith("-o"))
             zf.extractall(dest)
-    log("7z", "end", command=command, archive=os.path.basename(archive))
+    log("7z", "end", command=command, archive=archive)  # its job folder tells the calls apart
     return 0
 
 
