@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import io
+import json
 import signal
+import subprocess
+import sys
 from pathlib import Path, PureWindowsPath
 from typing import Callable
 from unittest import mock
 
+import psutil
 import pytest
 
+from conftest import job_ready_for_ocr, make_pdf
 from ocrpipe.config import Settings
 from ocrpipe.doctor import doctor
 from ocrpipe.errors import ExitCode
+from ocrpipe.model import JobState
+from ocrpipe.scheduler import Scheduler
+from ocrpipe.store import read_state, transition
 from ocrpipe.runner import StopSignals, stop_signal_names
 from ocrpipe.toolcheck import language_install_hint, windows_tessdata
 from ocrpipe.tools.run import CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, detach_flags
@@ -88,3 +96,23 @@ def test_doctor_names_the_winget_ids_the_tessdata_file_and_the_integration_tests
         assert f"winget install --id {winget}" in text
     assert r"Tesseract-OCR\tessdata\eng.traineddata" in text  # Tesseract does not run: no language is there
     assert r".\run_tests.ps1 -Integration" in text
+
+
+def test_after_a_hard_stop_the_next_start_kills_the_tools_left_behind(
+        data_dir: Path, make_settings: Callable[..., Settings], scheduler_for: Callable[[Settings], Scheduler]) -> None:
+    """``taskkill /F`` (or a closed console) ends ocrpipe with no clean-up at all: a tool it ran may outlive it,
+    but only until the next start, which kills what the job's heartbeat names (pid and start time)."""
+    job_dir = job_ready_for_ocr(data_dir / "work", "f" * 64, make_pdf(1))
+    for state in (JobState.OCR_SUBMITTED, JobState.OCR_RUNNING):
+        transition(job_dir, state, attempts={"PREP": 1, "OCR": 1})
+    tool = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.DEVNULL)
+    try:
+        created = psutil.Process(tool.pid).create_time()
+        (job_dir / "ocr.heartbeat").write_text(json.dumps({"stage": "OCR", "attempt": 1,
+                                                           "tools": [{"pid": tool.pid, "createTime": created}]}))
+        scheduler_for(make_settings()).start()
+        assert tool.wait(timeout=10) is not None  # killed at start
+        assert read_state(job_dir)["state"] != "OCR_RUNNING"  # the interrupted stage runs again
+    finally:
+        tool.kill()
+        tool.wait()
