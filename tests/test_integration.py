@@ -27,6 +27,7 @@ from pdfminer.high_level import extract_text
 import inputs
 from conftest import finished_jobs
 from inputs import InputSet
+from ocrpipe.layout import short_name
 from ocrpipe.tools.locate import default_command
 
 pytestmark = pytest.mark.integration
@@ -384,7 +385,8 @@ def test_bad_input_goes_to_error_with_reason(bad: Run, relpath: str) -> None:
     folder, report = errors[relpath]
     reason = report["reason"].lower()
     assert any(word in reason for word in BAD[relpath]), f"{relpath}: reason {report['reason']!r}"
-    assert folder.name.startswith(bad.dropped[relpath] + "__"), "error/ folder is not named by the jobKey"
+    assert report["jobKey"].startswith(bad.dropped[relpath] + "__"), "error.json does not hold the full jobKey"
+    assert folder.name == short_name(report["jobKey"]), "error/ folder is not named by the short job key"
 
 
 @pytest.mark.parametrize("relpath", BAD)
@@ -417,7 +419,7 @@ def test_owner_password_pdf_is_processed(bad: Run) -> None:
 
 
 def test_duplicate_is_held(bad: Run) -> None:
-    """Same bytes under two names: one is processed, the other waits in hold/duplicates/<jobKey>/."""
+    """Same bytes under two names: one is processed, the other waits in hold/duplicates/<job>/."""
     outputs = [name for name in DUPLICATES if (bad.data / "out" / name.replace(".png", ".pdf")).is_file()]
     assert len(outputs) == 1, f"outputs: {outputs}\n{bad.log_tail()}"
     processed = outputs[0]
@@ -426,8 +428,8 @@ def test_duplicate_is_held(bad: Run) -> None:
     folders = [p for p in (bad.data / "hold" / "duplicates").iterdir() if p.is_dir()]
     assert len(folders) == 1
     folder = folders[0]
-    assert folder.name.startswith(bad.dropped[processed] + "__")
     status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
+    assert status["jobKey"].startswith(bad.dropped[processed] + "__") and folder.name == short_name(status["jobKey"])
     assert status["status"] == "DUPLICATE_PENDING"
     assert status["source"] == held_name
     held = folder / status["heldFile"]
