@@ -11,7 +11,7 @@ from typing import Any, Callable
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code
 from ocrpipe.fsutil import atomic_write_json, candidate_names, drop_temp, place_file
-from ocrpipe.layout import fit_name, long_path, plain_path, short_name
+from ocrpipe.layout import MAX_PATH_CHARS, MAX_SUFFIX, fit_name, long_path, plain_path, short_name
 from ocrpipe.names import fit, safe_name, safe_relpath
 from ocrpipe.stages.common import FINAL_PDF
 from ocrpipe.store import update_state, utc_now
@@ -53,10 +53,19 @@ def _placements(settings: Settings, record: dict[str, Any]) -> list[tuple[Path, 
     # The original name stays in state.json and the index; the placed files get safe names.
     rel = safe_relpath(record["source"]["relpath"])
     out_rel = output_relpath(record["source"]["relpath"])
+    out_tmp, orig_tmp = _tmp_name(record, "out"), _tmp_name(record, "orig")
     return [
-        (long_path(settings.out_dir.joinpath(*out_rel.parent.parts)), out_rel, _tmp_name(record, "out")),
-        (long_path(settings.archive_dir.joinpath(*rel.parent.parts)), rel, _tmp_name(record, "orig")),
+        (_mirrored(settings.out_dir, out_rel, out_tmp), out_rel, out_tmp),
+        (_mirrored(settings.archive_dir, rel, orig_tmp), rel, orig_tmp),
     ]
+
+
+def _mirrored(root: Path, rel: PurePosixPath, tmp_name: str) -> Path:
+    """``root`` with ``rel``'s folders, in the long-path form when a file placed there could pass MAX_PATH:
+    the name with a suffix, or the temp file with its notes."""
+    folder = root.joinpath(*rel.parent.parts)
+    longest = max(len(rel.name) + len(MAX_SUFFIX), len(tmp_name) + len(".partial.placed"))
+    return long_path(folder, always=len(str(folder)) + 1 + longest > MAX_PATH_CHARS)
 
 
 def drop_publish_temps(settings: Settings, record: dict[str, Any]) -> None:
