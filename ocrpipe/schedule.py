@@ -106,7 +106,7 @@ def _windows_command_line(args: list[str]) -> str:
     return subprocess.list2cmdline(args)
 
 
-def task_xml(action: Action, *, every: int, limit: int, start: datetime) -> str:
+def task_xml(action: Action, *, every: int, limit: int, start: datetime, name: str = "ocrpipe") -> str:
     """The task definition for ``schtasks /Create /XML``: repeats every ``every`` seconds from ``start``
     (local time), never two at once, catches up a start missed while the machine was off, runs on
     battery, and is stopped after ``limit`` seconds."""
@@ -127,13 +127,19 @@ def task_xml(action: Action, *, every: int, limit: int, start: datetime) -> str:
     repetition = sub(trigger, "Repetition")
     sub(repetition, "Interval", iso_duration(every))  # no Duration: repeat indefinitely
     sub(repetition, "StopAtDurationEnd", "false")
-    principal = sub(sub(task, "Principals"), "Principal")
+    principals = sub(task, "Principals")
+    principals.append(ET.Comment(
+        f" Runs only while you are logged on. To run it whether or not anyone is: schtasks /Change /TN {name} "
+        "/RU <DOMAIN\\user> /RP (it asks for the password and stores it with the task) "))
+    principal = sub(principals, "Principal")
     principal.set("id", "Author")
-    # Runs only while the user is logged on; `schtasks /Change /TN <name> /RU <user> /RP` makes it run
-    # whether or not anyone is (the operator's choice: it stores the password).
     sub(principal, "LogonType", "InteractiveToken")
     sub(principal, "RunLevel", "LeastPrivilege")
     settings = sub(task, "Settings")
+    settings.append(ET.Comment(
+        f" ExecutionTimeLimit: one document of {LARGEST_DOCUMENT_PAGES} pages through PREP and OCR at their time "
+        "limits (PREP_TIMEOUT_SECONDS + OCR_TIMEOUT_SECONDS + pages x OCR_TIMEOUT_PER_PAGE_SECONDS), their margins "
+        "and SHUTDOWN_GRACE_SECONDS, rounded up to the hour. A run stopped there resumes at the next start. "))
     sub(settings, "MultipleInstancesPolicy", "IgnoreNew")
     sub(settings, "DisallowStartIfOnBatteries", "false")
     sub(settings, "StopIfGoingOnBatteries", "false")
@@ -291,7 +297,7 @@ def schedule(verb: str, settings: Settings, *, every: str, name: str, fmt: str |
     if fmt == "systemd":
         return systemd_units(action, every=seconds, limit=time_limit(settings),
                              grace=settings.shutdown_grace_seconds, name=name)
-    xml = task_xml(action, every=seconds, limit=time_limit(settings), start=now or datetime.now())
+    xml = task_xml(action, every=seconds, limit=time_limit(settings), start=now or datetime.now(), name=name)
     if verb == "show":
         return xml
     said = install_task(xml, name)

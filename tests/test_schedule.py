@@ -59,6 +59,13 @@ def test_task_xml_has_every_element_with_its_value() -> None:
     assert text_of(root, "t:Actions/t:Exec/t:Command") == f'"{WIN_PYTHON}"'
 
 
+def test_task_xml_says_how_to_run_logged_off_and_how_the_limit_is_chosen() -> None:
+    comments = ET.fromstring(windows_xml(), parser=ET.XMLParser(target=ET.TreeBuilder(insert_comments=True)))
+    text = " ".join(e.text or "" for e in comments.iter() if e.tag is ET.Comment)
+    assert "schtasks /Change /TN ocrpipe /RU <DOMAIN\\user> /RP" in text
+    assert "500 pages" in text and "SHUTDOWN_GRACE_SECONDS" in text
+
+
 def test_task_xml_trigger_children_follow_the_schema_sequence() -> None:
     # triggerBaseType is an xs:sequence: Task Scheduler refuses the elements in another order.
     trigger = ET.fromstring(windows_xml()).find("t:Triggers/t:TimeTrigger", NS)
