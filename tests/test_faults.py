@@ -152,7 +152,7 @@ def test_a_job_whose_original_is_missing_goes_to_error_without_a_crash_loop(
     drop(data_dir, "a.pdf", make_pdf(1))
     driven = Driven(make_settings(MAX_ATTEMPTS_PREP="1"))
     driven.scheduler.tick(0.0)
-    [job_dir] = (data_dir / "work").glob("*__*")
+    [job_dir] = [state.parent for state in (data_dir / "work").glob("*/state.json")]
     shutil.rmtree(job_dir / "input")  # lost by hand, say
     driven.run_all(1.0)
     assert len(error_reasons(data_dir)) == 1
