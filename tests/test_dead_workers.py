@@ -20,6 +20,7 @@ from ocrpipe.config import Settings
 from ocrpipe.heartbeat import heartbeat_path, read_heartbeat
 from ocrpipe.model import Stage
 from ocrpipe.scheduler import Scheduler
+from ocrpipe.store import read_state
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
@@ -64,7 +65,7 @@ def test_one_of_two_ocr_workers_killed_mid_run_charges_only_its_own_job(
     drive(scheduler, until=lambda: len([c for c in read_calls(tool_log)
                                         if c["tool"] == "ocrmypdf" and c["event"] == "start"]) >= 2)
     first_tools = [c["pid"] for c in read_calls(tool_log) if c["tool"] in ("ocrmypdf", "child")]
-    victim = next(j for j in scheduler.jobs.values() if "victim" in str(list((j.dir / "input").iterdir())))
+    victim = next(j for j in scheduler.jobs.values() if read_state(j.dir)["source"]["name"] == "victim.pdf")
     wait_for(lambda: read_heartbeat(heartbeat_path(victim.dir, Stage.OCR)))
     os.kill(read_heartbeat(heartbeat_path(victim.dir, Stage.OCR))["worker"]["pid"], signal.SIGKILL)
     drive(scheduler, until=lambda: not any(j.in_stage and j.attempts["OCR"] == 1 for j in scheduler.jobs.values()))
