@@ -32,10 +32,11 @@ from ocrpipe.store import new_state_record, write_new_state
 data, source, env = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
 settings = load_settings({**env, "DATA_DIR": str(data)})
 job = settings.work_dir / "bench__p"
-write_new_state(job, new_state_record(job_key=job.name, run_id="r", file_hash="bench", profile_hash="p",
-                                      source_name=source.name, source_relpath=source.name, size=source.stat().st_size))
+record = new_state_record(job_key=job.name, run_id="r", file_hash="bench", profile_hash="p",
+                          source_name=source.name, source_relpath=source.name, size=source.stat().st_size)
+write_new_state(job, record)
 (job / "input").mkdir()
-source.rename(job / "input" / source.name)
+source.rename(job / record["input"])
 outcome = run_prep(settings, job, attempts={"PREP": 1, "OCR": 0})
 print(json.dumps({"ok": outcome.ok, "code": outcome.code, "reason": outcome.reason, "pages": outcome.fields.get("pages")}))
 """

@@ -17,6 +17,7 @@ from ocrpipe.errors import OcrpipeError
 from ocrpipe.fsutil import read_json
 from ocrpipe.health import check_health, disk_free_bytes
 from ocrpipe.history import History, open_history
+from ocrpipe.layout import find_folder
 from ocrpipe.metrics import load_metrics
 from ocrpipe.model import JobState
 from ocrpipe.snapshot import SnapshotHolder
@@ -149,8 +150,10 @@ class Api:
                               "64 lower-case hex digits each")
         snapshot = self.snapshots.latest()
         if snapshot is not None and any(v.jobKey == key for v in snapshot.jobs):
+            folder = find_folder(self.settings.work_dir, key, STATE_FILE)  # a short name, or the full key
             try:
-                return json_response(200, read_json(self.settings.work_dir / key / STATE_FILE))
+                if folder is not None:
+                    return json_response(200, read_json(folder / STATE_FILE))
             except (OSError, ValueError):
                 pass  # it ended since the snapshot: its folder is gone, its index record is there
         with self.history() as history:

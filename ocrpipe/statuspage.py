@@ -52,7 +52,7 @@ class PageData:
 def pending_duplicates(hold_dir: Path, limit: int = SHOWN_DUPLICATES) -> tuple[int, list[dict[str, Any]]]:
     """How many duplicates wait for a decision, and the status.json of the first ``limit``."""
     try:
-        folders = sorted(p for p in hold_dir.iterdir() if p.is_dir() and "__" in p.name)
+        folders = sorted(p for p in hold_dir.iterdir() if p.is_dir())  # short names, or full keys (older)
     except OSError:
         return 0, []
     shown = []

@@ -332,3 +332,10 @@ def test_show_prints_the_platforms_default(data_dir: Path, monkeypatch: pytest.M
     assert cli.main(["schedule", "show", "--data", str(data_dir), "--every", "15m"]) == 0
     root = ET.fromstring(capsys.readouterr().out)
     assert text_of(root, "t:Triggers/t:TimeTrigger/t:Repetition/t:Interval") == "PT15M"
+
+
+def test_the_scheduled_command_is_one_ocrpipe_run_accepts() -> None:
+    """The task's arguments parse with ocrpipe's own parser: run --once, the data folder, the log file."""
+    args = cli.build_parser().parse_args(posix_action().args[2:])
+    assert (args.command, args.once, str(args.data)) == ("run", True, POSIX_DATA)
+    assert str(args.LOG_FILE) == f"{POSIX_DATA}/index/ocrpipe.log"

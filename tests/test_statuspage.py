@@ -41,7 +41,7 @@ def test_pending_duplicates_lists_a_few_and_counts_all(tmp_path: Path) -> None:
     for n in range(3):
         source = tmp_path / f"scan{n}.pdf"
         source.write_bytes(b"%PDF")
-        hold_duplicate(source, relpath=f"May/scan{n}.pdf", job_key=f"{n:064x}__{'0' * 64}", hold_dir=hold,
+        hold_duplicate(source, relpath=f"May/scan{n}.pdf", job_key=f"{str(n) * 64}__{'0' * 64}", hold_dir=hold,
                        reason="the same file was already processed with the same settings")
     total, shown = pending_duplicates(hold, limit=2)
     assert total == 3 and [d["source"] for d in shown] == ["May/scan0.pdf", "May/scan1.pdf"]
