@@ -73,11 +73,11 @@ def alone(kind: str, settings: Settings) -> dict[str, Any]:
 def prepared(settings: Settings, name: str, data: bytes) -> Path:
     """A job through the real PREP stage (in this process), left in PREP_DONE as a restart finds it."""
     job_dir = settings.work_dir / f"{name}__profile"
-    write_new_state(job_dir, new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
-                                              source_name=f"{name}.pdf", source_relpath=f"{name}.pdf",
-                                              size=len(data)))
+    record = new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
+                              source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=len(data))
+    write_new_state(job_dir, record)
     (job_dir / "input").mkdir()
-    (job_dir / "input" / f"{name}.pdf").write_bytes(data)
+    (job_dir / record["input"]).write_bytes(data)
     outcome = run_prep(settings, job_dir, attempts={"PREP": 1, "OCR": 0})
     assert outcome.ok, outcome.reason
     return job_dir
