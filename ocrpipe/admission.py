@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from ocrpipe.config import Settings
 from ocrpipe.duplicates import hold_duplicate
@@ -22,8 +22,10 @@ log = logging.getLogger("ocrpipe.admission")
 
 
 class Admission:
-    def __init__(self, settings: Settings, profile: dict[str, Any], life: Lifecycle, held: set[str]) -> None:
+    def __init__(self, settings: Settings, profile: dict[str, Any], life: Lifecycle, held: set[str],
+                 on_held: Callable[[str], None]) -> None:
         self.settings = settings
+        self.on_held = on_held  # writes the report and status.json
         self.profile = profile
         self.life = life
         self.held = held
@@ -40,11 +42,10 @@ class Admission:
             self._finish_move(resumed, staged)
             return
         if self.known(key):
-            hold_duplicate(staged.path, relpath=staged.relpath, job_key=key, hold_dir=self.settings.hold_dir,
-                           reason="the same file was already processed with the same settings")
+            hold_duplicate(staged.path, relpath=staged.relpath, job_key=key, hold_dir=self.settings.hold_dir)
             unstage(staged)
-            self.held.add(key)
-            update_metrics(self.life.metrics, "duplicates_held")
+            update_metrics(self.life.metrics, "duplicates_detected")
+            self.on_held(key)
             log.info("duplicate held: %s", staged.relpath, extra=job_context(key))
             return
         job_dir = folder_for(self.settings.work_dir, key, STATE_FILE)

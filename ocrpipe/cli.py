@@ -1,4 +1,5 @@
-"""Command line: ``ocrpipe run | doctor | status | export | schedule``; the only place errors become exit codes."""
+"""Command line: ``ocrpipe run | doctor | status | export | schedule | duplicates | decide``; the only place
+errors become exit codes."""
 
 from __future__ import annotations
 
@@ -60,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--name", default="ocrpipe", help="the task's (or unit's) name, default ocrpipe")
     schedule.add_argument("--format", choices=FORMATS, dest="fmt",
                           help="xml (Task Scheduler; the default on Windows), cron (the default elsewhere) or systemd")
+    dups = sub.add_parser("duplicates", help="list the held duplicates waiting for a decision")
+    dups.add_argument("--data", type=Path)
+    dups.add_argument("--json", action="store_true", help="machine-readable output")
+    decide = sub.add_parser("decide", help="decide what happens to a held duplicate (writes decision.json)")
+    decide.add_argument("key", metavar="KEY", help="the job key, or a unique start of it")
+    decide.add_argument("verb", choices=["use-existing", "discard", "force"],
+                        help="use-existing: copy the earlier output and archive the file; discard: delete it; "
+                             "force: process it again")
+    decide.add_argument("--file", help="only this held file (its held name or its original name)")
+    decide.add_argument("--note", help="a note kept with the decision in the job index")
+    decide.add_argument("--data", type=Path)
     return parser
 
 
@@ -95,6 +107,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             count = export_to(index, args.out)
         if args.out != "-":
             print(f"ocrpipe: exported {count} finished jobs to {args.out}", file=sys.stderr)
+        return ExitCode.OK
+    if args.command in ("duplicates", "decide"):
+        from ocrpipe import dupcli
+
+        if args.command == "duplicates":
+            dupcli.print_pending(settings, as_json=args.json)
+            return ExitCode.OK
+        key = dupcli.decide(settings, args.key, args.verb, file=args.file, note=args.note)
+        from ocrpipe.duplicates import DECISION_FILE, hold_folder
+
+        print(f"ocrpipe: decision written to {hold_folder(settings.hold_dir, key) / DECISION_FILE}; "
+              "ocrpipe run (or the next run --once) carries it out")
         return ExitCode.OK
     from ocrpipe.status import print_status
 

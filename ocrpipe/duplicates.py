@@ -1,47 +1,161 @@
-"""Hold a file whose job key is already known, untouched, for a person to decide about."""
+"""Held duplicates: the move into ``hold/duplicates/<jobKey>/`` and what is known of each held arrival."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ocrpipe.fsutil import atomic_write_json, candidate_names, move_replacing, read_json
-from ocrpipe.layout import fit_name, folder_for
+from ocrpipe.layout import MAX_PATH_CHARS, fit_name, folder_for, short_name
+from ocrpipe.names import MAX_NAME_BYTES, fit, safe_name
 from ocrpipe.store import utc_now
 
 STATUS_FILE = "status.json"
+DECISION_FILE = "decision.json"
+ARRIVAL_SUFFIX = ".arrival.json"  # beside each held file: where it came from and, once decided, the intent
+# What a kill leaves of the scheduler's own writes here: atomic-write temps of sidecars and status.json,
+# and a cross-volume hold's partial copy (its source is still staged). decision.json's temps are a
+# person's (the CLI's) and are left alone.
+# Room for the sidecar's suffix, an atomic write's temp name around it and a numbered suffix.
+HELD_NAME_BYTES = MAX_NAME_BYTES - len(ARRIVAL_SUFFIX) - 40
+HELD_PATH_CHARS = MAX_PATH_CHARS - len(".") - len(ARRIVAL_SUFFIX) - len(".01234567.tmp")
+OWN_LEFTOVER = re.compile(r"^\.(.+\.arrival\.json|status\.json)\.[0-9a-f]{8}\.tmp$|^\..+\.partial$")
+
+
+@dataclass
+class Arrival:
+    """One held file of a key; ``meta`` is its sidecar (source, detectedAt, and a decided intent)."""
+
+    folder: Path
+    held_name: str
+    meta: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.held_name
+
+    @property
+    def sidecar(self) -> Path:
+        return self.folder / (self.held_name + ARRIVAL_SUFFIX)
+
+    @property
+    def file_name(self) -> str:
+        return PurePosixPath(self.meta["source"]).name
+
+    @property
+    def intent(self) -> dict[str, Any] | None:
+        return self.meta.get("decision")
+
+    def save(self) -> None:
+        atomic_write_json(self.sidecar, self.meta, pretty=True)
+
+    def forget(self) -> None:
+        self.sidecar.unlink(missing_ok=True)
+
+
+def held_folders(hold_dir: Path) -> dict[str, Path]:
+    """Held job key → its folder. The key is read from status.json, else from a sidecar (a hold a crash cut
+    short before status.json was written), else from the folder's name (an older layout: the full key)."""
+    if not hold_dir.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for folder in sorted(hold_dir.iterdir()):
+        if folder.is_dir():
+            key = folder_key(folder)
+            if key is not None:
+                found.setdefault(key, folder)
+    return found
+
+
+def folder_key(folder: Path) -> str | None:
+    """The full job key of a hold folder (short name or full key), or None when nothing says it."""
+    try:
+        key = read_json(folder / STATUS_FILE)["jobKey"]
+        if isinstance(key, str):
+            return key
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for sidecar in sorted(folder.glob("*" + ARRIVAL_SUFFIX)):
+        try:
+            key = read_json(sidecar).get("jobKey")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(key, str):
+            return key
+    return folder.name if "__" in folder.name else None
 
 
 def held_keys(hold_dir: Path) -> set[str]:
-    """The job keys held: from each folder's status.json, or the folder's name in an older layout."""
-    if not hold_dir.is_dir():
-        return set()
-    keys = set()
-    for folder in hold_dir.iterdir():
-        if folder.is_dir():
-            try:
-                keys.add(read_json(folder / STATUS_FILE)["jobKey"])
-            except (OSError, ValueError, KeyError, TypeError):
-                if "__" in folder.name:
-                    keys.add(folder.name)
-    return keys
+    """The job keys held."""
+    return set(held_folders(hold_dir))
 
 
-def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path, reason: str) -> Path:
-    """Move the file to ``hold/duplicates/<short job key>/<ts>__<name>`` and describe it in status.json
-    (with the full key and the original's path)."""
-    folder = folder_for(hold_dir, job_key, STATUS_FILE)
+def hold_folder(hold_dir: Path, job_key: str) -> Path:
+    """The hold folder of ``job_key``: the existing one (short name, or the full key of an older layout),
+    else where a new hold goes (:func:`ocrpipe.layout.folder_for`)."""
+    for folder in (hold_dir / short_name(job_key), hold_dir / job_key):
+        if folder.is_dir() and folder_key(folder) == job_key:
+            return folder
+    return folder_for(hold_dir, job_key, STATUS_FILE)
+
+
+def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path) -> Arrival:
+    """Move the file to ``hold/duplicates/<short job key>/<ts>__<name>``; its sidecar (with the full key)
+    is written first, so the held file's origin is never lost (a sidecar whose file never came is dropped
+    by :func:`arrivals`)."""
+    folder = hold_folder(hold_dir, job_key)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     folder.mkdir(parents=True, exist_ok=True)
-    original = PurePosixPath(relpath).name
-    name = next(c for c in candidate_names(fit_name(folder, f"{stamp}__{original}")) if not (folder / c).exists())
-    held = move_replacing(source, folder, name)  # one rename: the file is in staging or here, never between
-    atomic_write_json(folder / STATUS_FILE, pretty=True, obj={
-        "status": "DUPLICATE_PENDING",
-        "jobKey": job_key,
-        "heldFile": held.name,
-        "source": relpath,
-        "reason": reason,
-        "heldAt": utc_now(),
-    })
-    return held
+    original = safe_name(PurePosixPath(relpath).name)  # the original name stays in the sidecar
+    # Within MAX_PATH with its sidecar's atomic-write temp (".<name>.arrival.json.<8 hex>.tmp").
+    fitted = fit_name(folder, fit(f"{stamp}__{original}", HELD_NAME_BYTES), limit=HELD_PATH_CHARS)
+    name = next(c for c in candidate_names(fitted)
+                if not (folder / c).exists() and not (folder / (c + ARRIVAL_SUFFIX)).exists())
+    arrival = Arrival(folder, name, {"jobKey": job_key, "source": relpath, "detectedAt": utc_now(),
+                                     "sizeBytes": source.stat().st_size})
+    arrival.save()
+    move_replacing(source, folder, name)  # one rename: the file is in staging or here, never between
+    return arrival
+
+
+def arrivals(folder: Path, *, tidy: bool = True) -> list[Arrival]:
+    """The held files of one key, oldest first. A file held by an older version has no sidecar: its
+    origin is read from its name. A sidecar without file and without intent is a hold a crash cut short:
+    dropped when ``tidy`` (the scheduler; never a reader, which may see a hold under way)."""
+    found: dict[str, Arrival] = {}
+    if not folder.is_dir():
+        return []
+    for path in folder.iterdir():
+        name = path.name
+        if name.startswith(".") or not path.is_file():
+            if tidy and OWN_LEFTOVER.match(name):
+                path.unlink(missing_ok=True)
+            continue
+        if name.endswith(ARRIVAL_SUFFIX):
+            held = name[: -len(ARRIVAL_SUFFIX)]
+            try:
+                meta = read_json(path)
+            except (OSError, ValueError):
+                meta = {}
+            if not (folder / held).is_file() and not meta.get("decision"):
+                if tidy:
+                    path.unlink(missing_ok=True)
+                continue
+            found[held] = Arrival(folder, held, {**_from_name(folder / held), **meta})
+        elif not name.endswith(".json") and "__" in name and name not in found:
+            found[name] = Arrival(folder, name, _from_name(path))
+    return sorted(found.values(), key=lambda a: (a.meta.get("detectedAt") or "", a.held_name))
+
+
+def _from_name(path: Path) -> dict[str, Any]:
+    stamp, _, original = path.name.partition("__")
+    try:
+        detected = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
+        at = detected.isoformat(timespec="milliseconds")
+    except ValueError:
+        at = None
+    size = path.stat().st_size if path.is_file() else None
+    return {"source": original or path.name, "detectedAt": at, "sizeBytes": size}

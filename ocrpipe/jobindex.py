@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
 import threading
@@ -167,6 +168,26 @@ class JobIndex:
         """Many jobs in one transaction. ``replace=False`` keeps a run already recorded as it is (a
         rebuild: what the index had is more complete than what is found on disk)."""
         self.write(lambda conn: conn.executemany(INSERT if replace else INSERT_NEW, map(to_row, entries)))
+
+    def add_decision(self, job_key: str, decision: dict[str, Any]) -> bool:
+        """Append a person's decision about a held duplicate to the latest run of its key. Safe to
+        repeat after a crash: a decision already there (same file, same action) is not added twice.
+        False when the key has no run recorded."""
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT id, decision FROM jobs WHERE job_key = ? ORDER BY id DESC LIMIT 1",
+                               (job_key,)).fetchone()
+            if row is None:
+                return False
+            decisions = json.loads(row[1]) if row[1] else []
+            decisions = decisions if isinstance(decisions, list) else [decisions]
+            if not any(d.get("file") == decision.get("file") and d.get("action") == decision.get("action")
+                       for d in decisions):
+                decisions.append(decision)
+                conn.execute("UPDATE jobs SET decision = ? WHERE id = ?",
+                             (json.dumps(decisions, ensure_ascii=False), row[0]))
+            return True
+
+        return bool(self.write(work))
 
     # ----- reading ----------------------------------------------------------------------------
 

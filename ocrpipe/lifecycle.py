@@ -190,7 +190,8 @@ class Lifecycle:
             "attempts": record.get("attempts"), "timings": record.get("timings"),
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
             "code": (record.get("lastError") or {}).get("exitCode") if state == "ERROR" else None,  # issue 12
-            "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"], **extra,
+            "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"],
+            "decision": record.get("decision"), **extra,  # a FORCE_REPROCESS run carries the person's decision
             **{key: record.get(key) for key in RUN_FIDELITY_FIELDS},  # issue 10
             **({"reasonCode": (record.get("lastError") or {}).get("code")} if state == "ERROR" else {}),
             **{k: record[k] for k in ("signed", "signature") if record.get(k)},  # issue 15

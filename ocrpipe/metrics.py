@@ -13,11 +13,13 @@ METRICS_FILE = "metrics.json"
 # Jobs that ended in error/, one counter per family of reason codes (errors.Code: ARCHIVE_BOMB → archive).
 ERROR_FAMILY_COUNTERS = tuple(sorted({f"errors_{code.family.lower()}" for code in Code}))
 COUNTERS = (
-    "jobs_done", "jobs_error", "jobs_running", "jobs_queued", "pages_done", "duplicates_held", "retries",
+    "jobs_done", "jobs_error", "jobs_running", "jobs_queued", "pages_done", "duplicates_detected",
+    "duplicates_pending", "duplicates_used_existing", "duplicates_discarded", "duplicates_reprocessed", "retries",
     "timeouts", "disk_errors", *ERROR_FAMILY_COUNTERS,
 )
 # Gauges describe the present and are set each tick; the rest only ever grow.
-GAUGES = frozenset({"jobs_running", "jobs_queued"})
+GAUGES = frozenset({"jobs_running", "jobs_queued", "duplicates_pending"})
+RENAMED = {"duplicates_held": "duplicates_detected"}  # older metrics.json files carry on
 
 
 def make_empty_metrics() -> dict[str, Any]:
@@ -54,6 +56,9 @@ def load_metrics(index_dir: Path) -> dict[str, Any]:
         saved = read_json(index_dir / METRICS_FILE)
     except (OSError, ValueError):
         return metrics
+    for old, new in RENAMED.items():
+        if old in saved and new not in saved:
+            saved[new] = saved[old]
     for name in COUNTERS:
         if name not in GAUGES and isinstance(saved.get(name), int):
             metrics[name] = saved[name]

@@ -4,6 +4,7 @@ Idempotent: running it twice, or crashing inside it and running it again, gives 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ocrpipe.dispatcher import BATCH_PREFIX, kill_stage
@@ -35,6 +36,9 @@ def resume_work(life: Lifecycle) -> None:
         remove_tree(job_dir / TMP_DIR)
         try:
             record = read_state(job_dir)
+        except FileNotFoundError:
+            _drop_if_empty_shell(job_dir)
+            continue
         except (OSError, ValueError):
             log.error("cannot read %s; left as it is", job_dir / "state.json")
             continue
@@ -47,6 +51,16 @@ def resume_work(life: Lifecycle) -> None:
             _resume_job(life, job, record)
         except Exception as exc:  # noqa: BLE001 — one job's fault never stops the start
             life.fault(job, exc)
+
+
+def _drop_if_empty_shell(job_dir: Path) -> None:
+    """A job folder without state.json: a crash cut short its removal (the job was recorded first) or
+    its creation (the state is written before the file moves in). Without a file in input/ it holds no
+    original: removed. Otherwise it is left for a person, and said so."""
+    if any(p.is_file() for p in (job_dir / "input").glob("*")):
+        log.error("%s has no state.json but holds a file in input/; left as it is", job_dir)
+        return
+    remove_tree(job_dir)
 
 
 def _resume_job(life: Lifecycle, job: Job, record: dict[str, Any]) -> None:

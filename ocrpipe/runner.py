@@ -124,7 +124,7 @@ def log_summary(before: dict[str, Any], after: dict[str, Any], seconds: float) -
     def delta(name: str) -> int:
         return int(after.get(name) or 0) - int(before.get(name) or 0)
 
-    done, failed, held, pages = delta("jobs_done"), delta("jobs_error"), delta("duplicates_held"), delta("pages_done")
+    done, failed, held, pages = delta("jobs_done"), delta("jobs_error"), delta("duplicates_detected"), delta("pages_done")
     rate = pages / seconds * 60 if seconds > 0 else 0.0
     log.info("run finished: %d file(s) done, %d failed, %d held as duplicates; %d page(s) in %.1fs (%.1f pages/min)",
              done, failed, held, pages, seconds, rate,

@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable
 
 from ocrpipe.admission import Admission
 from ocrpipe.config import Settings
+from ocrpipe.decisions import Decisions
 from ocrpipe.dispatcher import Dispatcher, work_volume_free, work_volume_total
 from ocrpipe.duplicates import held_keys
 from ocrpipe.errors import Code, SchedulerFault
@@ -64,12 +65,14 @@ class Scheduler:
             folder.mkdir(parents=True, exist_ok=True)
         self.life = Lifecycle(s, open_run_index(s, self.profile), load_metrics(s.index_dir), self.jobs)
         self.index, self.metrics = self.life.index, self.life.metrics
-        self.admission = Admission(s, self.profile, self.life, held_keys(s.hold_dir))
+        self.decisions = Decisions(s, self.profile, self.life, held_keys(s.hold_dir))
+        self.admission = Admission(s, self.profile, self.life, self.decisions.held, self.decisions.held_one)
         self.reaper = Reaper(s, self.dispatcher, self.life)
         self._started = True
         resume_work(self.life)
         for staged in staged_leftovers(s.in_dir):
             self._take_in(staged)
+        self.decisions.start()  # before drop_lost_intakes: a reprocessing a crash cut short has its file held
         drop_lost_intakes(self.life)
 
     @property
@@ -140,6 +143,7 @@ class Scheduler:
         self._unsettled = []
         self.reaper.check(list(self.jobs.values()), self.settings.job_timeout_seconds, now=now)
         if self.admitting:
+            self.decisions.tick()  # after settling: a run that just ended frees the decisions waiting for it
             if now >= self._next_poll:
                 self._next_poll = now + self.settings.poll_seconds
                 self._admit(now)
@@ -161,6 +165,7 @@ class Scheduler:
         running = sum(len(unit.jobs) for unit in self.dispatcher.units.values())  # documents: a batch of 6 is 6
         set_gauge(self.metrics, "jobs_running", running)
         set_gauge(self.metrics, "jobs_queued", len(self.jobs) + self.intake.pending - running)
+        set_gauge(self.metrics, "duplicates_pending", self.decisions.pending_total)
         # Rewritten whenever a counter moved, and at least every POLL_SECONDS for a fresh updatedAt.
         counters = {k: v for k, v in self.metrics.items() if k != "updatedAt"}
         if counters != self._written_metrics or now >= self._next_metrics_write:

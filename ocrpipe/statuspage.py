@@ -17,7 +17,7 @@ CHART_HOURS = 3
 CHART_BUCKET_MINUTES = 5
 SHOWN_DUPLICATES = 20
 COUNTERS = (("jobs_done", "done"), ("jobs_error", "failed"), ("jobs_running", "running"), ("jobs_queued", "queued"),
-            ("pages_done", "pages"), ("duplicates_held", "duplicates held"), ("retries", "retries"),
+            ("pages_done", "pages"), ("duplicates_detected", "duplicates held"), ("retries", "retries"),
             ("timeouts", "timeouts"), ("disk_errors", "disk full"))
 
 STYLE = """
@@ -141,8 +141,14 @@ def _errors_table(errors: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _duplicates_table(held: Sequence[Mapping[str, Any]]) -> str:
-    rows = [f'<tr><td class="name">{escape(str(d.get("source")))}</td><td>{escape(str(d.get("status")))}</td>'
-            f'<td>{escape(_clock(d.get("heldAt")))}</td></tr>' for d in held]
+    """One row per held job key (status.json): its held files, its state, when the first arrived."""
+    rows = []
+    for d in held:
+        files = [f for f in d.get("files") or [] if isinstance(f, dict)]
+        names = ", ".join(str(f.get("source")) for f in files) or str(d.get("source"))
+        rows.append(f'<tr><td class="name" title="{escape(str(d.get("jobKey")))}">{escape(names)}</td>'
+                    f'<td>{escape(str(d.get("state") or d.get("status")))}</td>'
+                    f'<td>{escape(_clock(files[0].get("detectedAt") if files else d.get("heldAt")))}</td></tr>')
     return _table(["file", "status", "held at"], rows)
 
 

@@ -385,3 +385,19 @@ def test_a_job_index_fault_while_finishing_a_job_is_retried_and_the_job_still_en
     driven.run_all(1.0, rounds=100)
     assert files_under(data_dir / "out") == ["a.pdf"] and error_reasons(data_dir) == []
     assert [e["state"] for e in finished(data_dir)] == ["DONE"] and refusals == [0]
+
+
+def test_a_crash_while_a_finished_job_folder_is_removed_leaves_nothing_behind_at_restart(
+        data_dir: Path, make_settings: Callable[..., Settings]) -> None:
+    """rmtree killed after state.json went: the job was recorded; the rest of its folder goes at the next
+    start. A folder that still holds an original in input/ is never removed that way."""
+    settings = make_settings()
+    (data_dir / "in").mkdir(parents=True)
+    shell = data_dir / "work" / ("a" * 64 + "__" + "b" * 64)
+    (shell / "prep").mkdir(parents=True)
+    (shell / "raw.pdf").write_bytes(make_pdf(1))
+    kept = data_dir / "work" / ("c" * 64 + "__" + "b" * 64)
+    (kept / "input").mkdir(parents=True)
+    (kept / "input" / "scan.pdf").write_bytes(make_pdf(1))
+    Driven(settings).scheduler.tick(1.0)
+    assert not shell.exists() and (kept / "input" / "scan.pdf").is_file()

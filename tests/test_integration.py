@@ -319,7 +319,7 @@ def test_good_run_metrics(good_run: Run) -> None:
     metrics = good_run.metrics()
     assert metrics["jobs_done"] == len(GOOD)
     assert metrics["jobs_error"] == 0
-    assert metrics["duplicates_held"] == 0
+    assert metrics["duplicates_detected"] == 0
     assert metrics["pages_done"] == sum(case.pages for case in GOOD.values())
     assert metrics["jobs_running"] == 0 and metrics["jobs_queued"] == 0
 
@@ -430,9 +430,10 @@ def test_duplicate_is_held(bad: Run) -> None:
     folder = folders[0]
     status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
     assert status["jobKey"].startswith(bad.dropped[processed] + "__") and folder.name == short_name(status["jobKey"])
-    assert status["status"] == "DUPLICATE_PENDING"
-    assert status["source"] == held_name
-    held = folder / status["heldFile"]
+    assert status["state"] == "DUPLICATE_PENDING"
+    [entry] = status["files"]
+    assert entry["source"] == held_name
+    held = folder / entry["heldFile"]
     assert held.name.endswith("__" + held_name)
     assert sha256_of(held) == bad.dropped[held_name]
 
@@ -446,4 +447,4 @@ def test_bad_run_metrics(bad: Run) -> None:
     metrics = bad.metrics()
     assert metrics["jobs_done"] == 2  # the owner-password PDF and one of the duplicates
     assert metrics["jobs_error"] == len(BAD)
-    assert metrics["duplicates_held"] == 1
+    assert metrics["duplicates_detected"] == 1 and metrics["duplicates_pending"] == 1

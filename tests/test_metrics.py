@@ -46,3 +46,10 @@ def test_counters_survive_a_restart_but_gauges_do_not(tmp_path: Path) -> None:
     assert loaded["jobs_done"] == 3 and loaded["jobs_running"] == 0
     (tmp_path / "metrics.json").write_text("{broken")
     assert load_metrics(tmp_path) == make_empty_metrics()
+
+
+def test_an_older_duplicates_held_counter_carries_on_as_duplicates_detected(tmp_path: Path) -> None:
+    (tmp_path / "metrics.json").write_text(json.dumps({"duplicates_held": 4, "jobs_done": 9}))
+    metrics = load_metrics(tmp_path)
+    assert metrics["duplicates_detected"] == 4 and metrics["jobs_done"] == 9 and "duplicates_held" not in metrics
+    assert metrics["duplicates_pending"] == 0  # a gauge: set at every tick, never carried over

@@ -79,10 +79,10 @@ def test_duplicate_is_held_untouched(data_dir: Path, make_settings: Callable[...
     drive(scheduler_for(make_settings()))
     assert len(list((data_dir / "out").rglob("*.pdf"))) == 1
     [held_dir] = list((data_dir / "hold" / "duplicates").iterdir())
-    held = [p for p in held_dir.iterdir() if p.name != "status.json"]
+    held = [p for p in held_dir.iterdir() if not p.name.endswith(".json")]
     assert len(held) == 1 and held[0].read_bytes() == make_pdf(2)
     status = json.loads((held_dir / "status.json").read_text())
-    assert status["status"] == "DUPLICATE_PENDING" and held_dir.name == short_name(status["jobKey"])
+    assert status["state"] == "DUPLICATE_PENDING" and held_dir.name == short_name(status["jobKey"])
 
 
 def test_transient_failures_are_retried_until_done(data_dir: Path, make_settings: Callable[..., Settings],

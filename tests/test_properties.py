@@ -1,7 +1,8 @@
 """Property test of the whole scheduler: files dropped, duplicated, tools that succeed, fail, hang or
-die, workers that die after doing their work, pools that break while idle, and ocrpipe crashing
-between any two file moves (in the scheduler, in a worker, in its own restart) and restarting, once
-or twice in a row. Invariants: every dropped file is in exactly one place, nothing is published
+die, workers that die after doing their work, pools that break while idle, people deciding about held
+duplicates (well or badly), and ocrpipe crashing between any two file moves (in the scheduler, in a
+worker, in its own restart, in carrying out a decision) and restarting, once or twice in a row.
+Invariants: every dropped file is in exactly one place or deleted by a DISCARD, nothing is published
 twice, every state change is legal.
 
 The pools are replaced by an executor the test drives (the scheduler only knows the Executor
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -90,6 +92,7 @@ class PipelineMachine(RuleBasedStateMachine):
         assert not list((self.data / "work").iterdir())
         self.every_dropped_file_is_in_exactly_one_place()
         self.nothing_is_published_twice()
+        event(f"decided {sum(self.discarded().values())} discard(s), out {len(list((self.data / 'out').iterdir()))}")
         event(f"done {len(list((self.data / 'out').iterdir()))}, "
               f"errors {len(list((self.data / 'error').iterdir()))}")
 
@@ -161,6 +164,29 @@ class PipelineMachine(RuleBasedStateMachine):
         """A worker dies with no task: the next submit to that pool raises BrokenProcessPool."""
         data.draw(st.sampled_from(self.executors)).broken_submits = 1
 
+    def held_keys(self) -> list[str]:
+        root = self.data / "hold" / "duplicates"
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+    @precondition(lambda self: self.held_keys())
+    @rule(data=st.data(), action=st.sampled_from(["USE_EXISTING_RESULT", "DISCARD", "FORCE_REPROCESS"]),
+          one_file=st.booleans())
+    def decide(self, data: st.DataObject, action: str, one_file: bool) -> None:
+        """A person answers for a held key, for all its files or one of them."""
+        folder = self.data / "hold" / "duplicates" / data.draw(st.sampled_from(self.held_keys()))
+        decision: dict[str, str] = {"action": action}
+        files = sorted(p.name for p in folder.iterdir() if "__" in p.name and not p.name.endswith(".json"))
+        if one_file and files:
+            decision["file"] = data.draw(st.sampled_from(files))
+        (folder / "decision.json").write_text(json.dumps(decision), encoding="utf-8")
+
+    @precondition(lambda self: self.held_keys())
+    @rule(data=st.data(), text=st.sampled_from(["{", '{"action": "BURN"}', '{"action": "DISCARD", "file": "x"}']))
+    def decide_badly(self, data: st.DataObject, text: str) -> None:
+        """A malformed decision: it moves nothing (until a good one replaces it)."""
+        folder = self.data / "hold" / "duplicates" / data.draw(st.sampled_from(self.held_keys()))
+        (folder / "decision.json").write_text(text, encoding="utf-8")
+
     @rule()
     def crash_and_restart(self) -> None:
         """ocrpipe is killed: calls not collected are lost, whatever they had done on disk."""
@@ -219,10 +245,24 @@ class PipelineMachine(RuleBasedStateMachine):
                     found[digest(path)] += 1
         return found
 
+    def discarded(self) -> Counter[str]:
+        """Files a DISCARD deleted, by digest: the job index names each decision with its key (whose
+        first half is the file's sha256)."""
+        from ocrpipe.jobindex import JobIndex
+
+        gone: Counter[str] = Counter()
+        with JobIndex(self.data / "index", readonly=True) as index:
+            for run in index:
+                for decision in run.get("decision") or []:
+                    if decision["action"] == "DISCARD":
+                        gone[run["jobKey"].split("__")[0]] += 1
+        return gone
+
     @invariant()
     def every_dropped_file_is_in_exactly_one_place(self) -> None:
+        """In out/+archive/, error/, hold/ (or on its way: in/, work/), or deleted by a DISCARD."""
         if hasattr(self, "drops"):
-            assert self.places() == self.drops
+            assert self.places() + self.discarded() == self.drops
 
     @invariant()
     def nothing_is_published_twice(self) -> None:

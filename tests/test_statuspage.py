@@ -12,7 +12,8 @@ from ocrpipe import history
 from ocrpipe.duplicates import hold_duplicate
 from ocrpipe.history import open_history
 from ocrpipe.jobindex import JobIndex
-from ocrpipe.statuspage import pages_chart, pending_duplicates
+from ocrpipe.dupreport import refresh
+from ocrpipe.statuspage import _duplicates_table, pages_chart, pending_duplicates
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -41,11 +42,14 @@ def test_pending_duplicates_lists_a_few_and_counts_all(tmp_path: Path) -> None:
     for n in range(3):
         source = tmp_path / f"scan{n}.pdf"
         source.write_bytes(b"%PDF")
-        hold_duplicate(source, relpath=f"May/scan{n}.pdf", job_key=f"{str(n) * 64}__{'0' * 64}", hold_dir=hold,
-                       reason="the same file was already processed with the same settings")
+        key = f"{str(n) * 64}__{'0' * 64}"
+        arrival = hold_duplicate(source, relpath=f"May/scan{n}.pdf", job_key=key, hold_dir=hold)
+        refresh(arrival.folder, tmp_path / "reports", key=key, existing=None, profile={})
     total, shown = pending_duplicates(hold, limit=2)
-    assert total == 3 and [d["source"] for d in shown] == ["May/scan0.pdf", "May/scan1.pdf"]
-    assert {d["status"] for d in shown} == {"DUPLICATE_PENDING"}
+    assert total == 3 and [d["files"][0]["source"] for d in shown] == ["May/scan0.pdf", "May/scan1.pdf"]
+    assert {d["state"] for d in shown} == {"DUPLICATE_PENDING"}
+    table = _duplicates_table(shown)
+    assert "May/scan1.pdf" in table and "DUPLICATE_PENDING" in table
     assert pending_duplicates(tmp_path / "nowhere") == (0, [])
 
 

@@ -1,0 +1,322 @@
+"""A person's answer to a held duplicate: ``decision.json`` checked, written as one intent per held file
+(its sidecar), removed, then each intent carried out. A restart finds the intents and finishes them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ocrpipe.config import Settings
+from ocrpipe.duplicates import DECISION_FILE, STATUS_FILE, Arrival, arrivals, held_keys, hold_folder
+from ocrpipe.dupreport import ACTIONS, refresh, report_file, status_error
+from ocrpipe.fsutil import drop_temp, move_replacing, place_file, read_json
+from ocrpipe.jobs import Job
+from ocrpipe.layout import folder_for, plain_path
+from ocrpipe.lifecycle import Lifecycle
+from ocrpipe.logs import job_context
+from ocrpipe.metrics import update_metrics
+from ocrpipe.model import JobState
+from ocrpipe.names import safe_relpath
+from ocrpipe.publish import _mirrored, output_relpath
+from ocrpipe.store import STATE_FILE, new_state_record, read_state, utc_now, write_new_state
+
+log = logging.getLogger("ocrpipe.decisions")
+
+USE, DISCARD, FORCE = ACTIONS
+COUNTER = {USE: "duplicates_used_existing", DISCARD: "duplicates_discarded", FORCE: "duplicates_reprocessed"}
+WAITING = "a run of this file is in flight: the decision is carried out when it ends"
+
+
+class BadDecision(ValueError):
+    """decision.json cannot be carried out as written; nothing was moved."""
+
+
+class Decisions:
+    """The only code that moves held files after they were held."""
+
+    def __init__(self, settings: Settings, profile: dict[str, Any], life: Lifecycle, held: set[str]) -> None:
+        self.settings = settings
+        self.profile = profile
+        self.life = life
+        self.held = held  # shared with admission: a key held here holds its next arrivals too
+        self.pending: dict[str, int] = {}  # held files per key, for the gauge
+        self._busy: set[str] = set()  # keys with intents not carried out yet
+        self._shown: dict[str, tuple[Any, ...]] = {}  # what status.json shows: rewritten when it changes
+
+    # ----- entry points ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """At start: every held key is looked at once (intents a crash left are finished, old
+        status.json files rewritten in today's format)."""
+        reports = self.settings.reports_dir
+        for leftover in reports.glob(".*.tmp") if reports.is_dir() else []:  # a kill during a report's write
+            leftover.unlink(missing_ok=True)
+        for key in sorted(held_keys(self.settings.hold_dir)):
+            self._apply(key, force_refresh=not self._up_to_date(key))
+
+    def _up_to_date(self, key: str) -> bool:
+        """Are status.json and the report as this version writes them, about the earlier run as it
+        stands? Then a start rewrites nothing: many held keys cost a start no fsync each."""
+        folder = hold_folder(self.settings.hold_dir, key)
+        try:
+            status = read_json(folder / STATUS_FILE)
+        except (OSError, ValueError):
+            return False
+        in_flight = key in self.life.jobs
+        held = arrivals(folder)
+        if (not isinstance(status, dict) or status.get("state") != "DUPLICATE_PENDING"
+                or any(a.intent for a in held)
+                or sorted(a.held_name for a in held) != _held_names(status)
+                or bool((status.get("existing") or {}).get("inFlight")) != in_flight
+                or not report_file(self.settings.reports_dir, key).is_file()):
+            return False
+        self._shown[key] = (in_flight, status.get("error"), status.get("waiting"))
+        return True
+
+    def tick(self) -> None:
+        """At every tick: keys with a new decision.json, intents still waiting, reports of a run that ended."""
+        for key in sorted(self.held):
+            folder = hold_folder(self.settings.hold_dir, key)
+            shown = self._shown.get(key)
+            if key in self._busy or (folder / DECISION_FILE).exists() or (
+                    shown is not None and shown[0] and key not in self.life.jobs):
+                self._apply(key)
+
+    def held_one(self, key: str) -> None:
+        """A new arrival was held: its report and status.json."""
+        self.held.add(key)
+        self._apply(key, force_refresh=True)
+
+    @property
+    def pending_total(self) -> int:
+        return sum(self.pending.values())
+
+    # ----- one key -----------------------------------------------------------------------------------
+
+    def _apply(self, key: str, *, force_refresh: bool = False) -> None:
+        folder = hold_folder(self.settings.hold_dir, key)
+        try:
+            changed, error, waiting = self._decide(key, folder)
+        except OSError as exc:  # a file held by another program (Windows): tried again next tick
+            self._busy.add(key)
+            changed, error, waiting = False, f"could not carry out the decision yet: {exc}", None
+        in_flight = key in self.life.jobs
+        shown = (in_flight, error, waiting)
+        if error and error != status_error(folder):
+            log.warning("duplicate %s: %s", key[:12], error, extra=job_context(key))
+        if changed or force_refresh or self._shown.get(key) != shown:
+            held = refresh(folder, self.settings.reports_dir, key=key, existing=self.existing(key), profile=self.profile,
+                           error=error, waiting=waiting)
+            self._shown[key] = shown
+            self.pending[key] = len(held)
+            if not held:
+                self.held.discard(key)
+                self.pending.pop(key, None)
+                self._shown.pop(key, None)
+        elif key not in self.pending:  # at start, when nothing needed rewriting
+            self.pending[key] = len(arrivals(folder))
+
+    def _decide(self, key: str, folder: Path) -> tuple[bool, str | None, str | None]:
+        """(something changed, an error to show, why it waits)."""
+        changed, error, waiting = False, None, None
+        decision_path = folder / DECISION_FILE
+        if decision_path.exists():
+            try:
+                self._take_decision(decision_path, arrivals(folder))
+                changed = True
+            except BadDecision as exc:
+                error = str(exc)
+        self._busy.discard(key)
+        for arrival in arrivals(folder):
+            intent = arrival.intent
+            if not intent:
+                continue
+            job = self.life.jobs.get(key)
+            if intent["action"] == FORCE and job is not None and _run_id(job) == intent["runId"]:
+                self._finish_force(arrival, job)  # a crash cut its move into input/ short
+                changed = True
+            elif job is not None:
+                waiting = WAITING
+                self._busy.add(key)
+            else:
+                problem = self._carry_out(key, arrival)
+                error = problem or error
+                changed = True
+        return changed, error, waiting
+
+    def _take_decision(self, path: Path, held: list[Arrival]) -> None:
+        """Each chosen file's sidecar records the intent, then decision.json goes: one or the other
+        always says what to do."""
+        action, note, chosen = parse_decision(path, held)
+        at = utc_now()
+        for arrival in chosen:
+            arrival.meta["decision"] = {"action": action, "note": note, "decidedAt": at,
+                                        **({"runId": uuid.uuid4().hex} if action == FORCE else {})}
+            arrival.save()
+        path.unlink(missing_ok=True)
+        log.info("decision %s for %d held file(s)%s", action, len(chosen), f" ({note})" if note else "",
+                 extra=job_context(path.parent.name))
+
+    # ----- the three actions -------------------------------------------------------------------------
+
+    def _carry_out(self, key: str, arrival: Arrival) -> str | None:
+        """An error for status.json when the action cannot be done (nothing moved then)."""
+        intent = arrival.intent
+        assert intent is not None
+        if intent["action"] == FORCE:
+            return self._start_force(key, arrival)
+        if intent["action"] == USE and not intent.get("placed"):
+            problem = self._use_existing(key, arrival)
+            if problem:
+                return problem
+        elif intent["action"] == DISCARD:
+            arrival.path.unlink(missing_ok=True)
+        self.life.index.add_decision(key, self._entry(arrival))
+        if intent["action"] == USE:
+            for folder, tmp in self._use_temps(key, arrival):
+                drop_temp(folder, tmp)
+        self._done(key, arrival)
+        return None
+
+    def _use_existing(self, key: str, arrival: Arrival) -> str | None:
+        output = self._existing_output(key)
+        if output is None:
+            del arrival.meta["decision"]
+            arrival.save()
+            return ("USE_EXISTING_RESULT was not carried out: the earlier run's output is gone (or it has none); "
+                    "nothing was moved. Choose DISCARD or FORCE_REPROCESS")
+        rel = safe_relpath(arrival.meta["source"])  # placed under a name every OS accepts, as publish does
+        out_rel = output_relpath(arrival.meta["source"])
+        (out_folder, out_tmp), (archive_folder, orig_tmp) = self._use_temps(key, arrival)
+        placed_out = place_file(output, out_folder, out_rel.name, tmp_name=out_tmp, keep_source=True)
+        archived = place_file(arrival.path, archive_folder, rel.name, tmp_name=orig_tmp, keep_source=False)
+        arrival.meta["decision"]["placed"] = {"output": plain_path(placed_out), "archived": plain_path(archived)}
+        arrival.save()
+        return None
+
+    def _use_temps(self, key: str, arrival: Arrival) -> list[tuple[Path, str]]:
+        # Derived from the held file, so a restart finds the same temp files again.
+        tag = f".{key[:16]}-{hashlib.sha256(arrival.held_name.encode()).hexdigest()[:8]}"
+        # The folders as publish makes them: in the long-path form when a name placed there could pass MAX_PATH.
+        rel, out_rel = safe_relpath(arrival.meta["source"]), output_relpath(arrival.meta["source"])
+        out_tmp, orig_tmp = f"{tag}.use-out.ocrpipe-tmp", f"{tag}.use-orig.ocrpipe-tmp"
+        return [(_mirrored(self.settings.out_dir, out_rel, out_tmp), out_tmp),
+                (_mirrored(self.settings.archive_dir, rel, orig_tmp), orig_tmp)]
+
+    def _start_force(self, key: str, arrival: Arrival) -> str | None:
+        """Same job key, a new run id; the run's record carries the decision to the job index."""
+        intent = arrival.intent
+        assert intent is not None
+        job_dir = folder_for(self.settings.work_dir, key, STATE_FILE)  # as admission makes it
+        if (job_dir / STATE_FILE).exists():
+            return f"FORCE_REPROCESS waits: {job_dir} holds another run that could not be read"
+        if not arrival.path.is_file():
+            arrival.forget()  # nothing left to run (an older version moved it): nothing to record
+            return None
+        file_hash, _, profile_hash = key.partition("__")
+        record = new_state_record(job_key=key, run_id=intent["runId"], file_hash=file_hash, profile_hash=profile_hash,
+                                  source_name=arrival.file_name, source_relpath=arrival.meta["source"],
+                                  size=arrival.path.stat().st_size)
+        record.update(decision=[self._entry(arrival)], heldAs=arrival.held_name)
+        write_new_state(job_dir, record)  # the intent first, as admission does
+        job = Job(key, job_dir, JobState.DISCOVERED)
+        self.life.track(job)
+        self._finish_force(arrival, job)
+        return None
+
+    def _finish_force(self, arrival: Arrival, job: Job) -> None:
+        target = job.dir / read_state(job.dir)["input"]
+        if arrival.path.is_file():
+            if target.is_file():  # a cross-volume move had copied it, not yet deleted the source
+                arrival.path.unlink()
+            else:
+                move_replacing(arrival.path, target.parent, target.name)
+        log.info("reprocessing %s (same job key, a new run)", arrival.meta["source"], extra=job_context(job.key))
+        self._done(job.key, arrival)
+
+    def _done(self, key: str, arrival: Arrival) -> None:
+        action = arrival.intent["action"] if arrival.intent else ""
+        arrival.forget()
+        update_metrics(self.life.metrics, COUNTER.get(action, ""))
+        if action != FORCE:
+            log.info("%s: %s", action, arrival.meta["source"], extra=job_context(key))
+
+    def _entry(self, arrival: Arrival) -> dict[str, Any]:
+        intent = arrival.intent or {}
+        return {"action": intent.get("action"), "note": intent.get("note"), "decidedAt": intent.get("decidedAt"),
+                "file": arrival.held_name, "source": arrival.meta.get("source"), **(
+                    {"output": intent["placed"]["output"]} if intent.get("placed") else {})}
+
+    # ----- the earlier run ---------------------------------------------------------------------------
+
+    def existing(self, key: str) -> dict[str, Any] | None:
+        """The earlier run: the one in flight, else the latest that ended DONE, else the latest."""
+        job = self.life.jobs.get(key)
+        if job is not None:
+            try:
+                record = read_state(job.dir)
+            except (OSError, ValueError):
+                return {"state": job.state.value, "inFlight": True}
+            return {"state": record["state"], "runId": record["runId"], "source": record["source"]["relpath"],
+                    "output": None, "finishedAt": None, "inFlight": True}
+        runs = self.life.index.get(key)
+        done = [r for r in runs if r["state"] == "DONE"] or runs
+        if not done:
+            return None
+        run = done[-1]
+        return {"state": run["state"], "runId": run["runId"], "source": run.get("source"),
+                "output": run.get("output"), "finishedAt": run.get("finishedAt")}
+
+    def _existing_output(self, key: str) -> Path | None:
+        for run in reversed(self.life.index.get(key)):
+            if run["state"] == "DONE" and run.get("output") and Path(run["output"]).is_file():
+                return Path(run["output"])
+        return None
+
+
+def _held_names(status: dict[str, Any]) -> list[str]:
+    files = status.get("files")
+    return sorted(str(f.get("heldFile")) for f in files if isinstance(f, dict)) if isinstance(files, list) else []
+
+
+def _run_id(job: Job) -> str | None:
+    try:
+        return str(read_state(job.dir)["runId"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def parse_decision(path: Path, held: list[Arrival]) -> tuple[str, str | None, list[Arrival]]:
+    """(action, note, the held files it applies to); BadDecision says what is wrong."""
+    try:
+        raw = read_json(path)
+    except ValueError as exc:
+        raise BadDecision(f"decision.json is not valid JSON ({exc}); nothing was moved") from None
+    except OSError as exc:
+        raise BadDecision(f"decision.json cannot be read ({exc}); nothing was moved") from None
+    if not isinstance(raw, dict):
+        raise BadDecision('decision.json must be an object such as {"action": "DISCARD"}; nothing was moved')
+    action = raw.get("action")
+    if action not in ACTIONS:
+        raise BadDecision(f"unknown action {action!r} in decision.json: use one of {', '.join(ACTIONS)}; "
+                          "nothing was moved")
+    note = raw.get("note")
+    if note is not None and not isinstance(note, str):
+        raise BadDecision("the note in decision.json must be text; nothing was moved")
+    open_files = [a for a in held if not a.intent]
+    wanted = raw.get("file")
+    if wanted is None:
+        return action, note, open_files
+    chosen = [a for a in open_files if wanted == a.held_name] or [
+        a for a in open_files if wanted in (a.file_name, a.meta.get("source"))]
+    # The message names no list of files: it stays the same as more arrive, so it is logged once.
+    if not chosen:
+        raise BadDecision(f"unknown file {wanted!r} in decision.json: it is none of the undecided held files "
+                          "that status.json lists; nothing was moved")
+    if len(chosen) > 1:
+        raise BadDecision(f"file {wanted!r} in decision.json names several held files: give the held name "
+                          "(heldFile in status.json); nothing was moved")
+    return action, note, chosen
