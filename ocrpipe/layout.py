@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import ntpath
 import os
+import re
 from pathlib import Path, PurePath
 from typing import TypeVar
 
@@ -33,6 +34,14 @@ def short_name(job_key: str) -> str:
     """``<16 hex of the file hash>_<8 hex of the profile hash>``: 2^96 keys apart, 25 characters."""
     file_hash, _, profile_hash = job_key.partition("__")
     return f"{file_hash[:FILE_HASH_CHARS]}_{profile_hash[:PROFILE_HASH_CHARS]}"
+
+
+_JOB_FOLDER_NAME = re.compile(r"[0-9a-f]{16}_[0-9a-f]{8}|[0-9a-f]{64}__[0-9a-f]{64}")
+
+
+def is_job_folder_name(name: str) -> bool:
+    """Named as ocrpipe names a job's folder: a short name, or a full key (older data folders)."""
+    return _JOB_FOLDER_NAME.fullmatch(name) is not None
 
 
 def _key_in(folder: Path, record_file: str) -> str | None:

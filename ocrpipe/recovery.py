@@ -10,6 +10,7 @@ from typing import Any
 from ocrpipe.dispatcher import BATCH_PREFIX, kill_stage
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.jobs import Job
+from ocrpipe.layout import is_job_folder_name
 from ocrpipe.lifecycle import Lifecycle
 from ocrpipe.logs import job_context
 from ocrpipe.model import JobState, Stage, failure_state, stage_of
@@ -31,6 +32,10 @@ def resume_work(life: Lifecycle) -> None:
         remove_tree(batch_dir)  # its members retry from their own state
     # Job folders: short names, or full keys (older data folders); batch folders are hidden.
     for job_dir in sorted(p for p in work_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not is_job_folder_name(job_dir.name) and not (job_dir / "state.json").exists():
+            # Not ocrpipe's (someone put it in work/): nothing in it is touched.
+            log.warning("%s is not a job folder of ocrpipe (no state.json); left as it is", job_dir)
+            continue
         for stage in Stage:
             kill_stage(job_dir, stage, include_worker=True)
         remove_tree(job_dir / TMP_DIR)

@@ -399,5 +399,11 @@ def test_a_crash_while_a_finished_job_folder_is_removed_leaves_nothing_behind_at
     kept = data_dir / "work" / ("c" * 64 + "__" + "b" * 64)
     (kept / "input").mkdir(parents=True)
     (kept / "input" / "scan.pdf").write_bytes(make_pdf(1))
+    short_shell = data_dir / "work" / ("d" * 16 + "_" + "b" * 8)  # today's short folder name
+    (short_shell / "tmp").mkdir(parents=True)
+    stranger = data_dir / "work" / "notes"  # not ocrpipe's: never touched
+    (stranger / "tmp").mkdir(parents=True)
+    (stranger / "tmp" / "mine.txt").write_text("keep me")
     Driven(settings).scheduler.tick(1.0)
-    assert not shell.exists() and (kept / "input" / "scan.pdf").is_file()
+    assert not shell.exists() and not short_shell.exists() and (kept / "input" / "scan.pdf").is_file()
+    assert (stranger / "tmp" / "mine.txt").read_text() == "keep me"
