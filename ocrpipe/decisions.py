@@ -45,6 +45,7 @@ class Decisions:
         self.pending: dict[str, int] = {}  # held files per key, for the gauge
         self._busy: set[str] = set()  # keys with intents not carried out yet
         self._shown: dict[str, tuple[Any, ...]] = {}  # what status.json shows: rewritten when it changes
+        self._folders: dict[str, Path] = {}  # held key → its folder: found once, not by reading status.json each tick
 
     # ----- entry points ------------------------------------------------------------------------------
 
@@ -60,7 +61,7 @@ class Decisions:
     def _up_to_date(self, key: str) -> bool:
         """Are status.json and the report as this version writes them, about the earlier run as it
         stands? Then a start rewrites nothing: many held keys cost a start no fsync each."""
-        folder = hold_folder(self.settings.hold_dir, key)
+        folder = self._folder(key)
         try:
             status = read_json(folder / STATUS_FILE)
         except (OSError, ValueError):
@@ -79,7 +80,7 @@ class Decisions:
     def tick(self) -> None:
         """At every tick: keys with a new decision.json, intents still waiting, reports of a run that ended."""
         for key in sorted(self.held):
-            folder = hold_folder(self.settings.hold_dir, key)
+            folder = self._folder(key)
             shown = self._shown.get(key)
             if key in self._busy or (folder / DECISION_FILE).exists() or (
                     shown is not None and shown[0] and key not in self.life.jobs):
@@ -96,8 +97,14 @@ class Decisions:
 
     # ----- one key -----------------------------------------------------------------------------------
 
+    def _folder(self, key: str) -> Path:
+        folder = self._folders.get(key)
+        if folder is None:
+            folder = self._folders[key] = hold_folder(self.settings.hold_dir, key)
+        return folder
+
     def _apply(self, key: str, *, force_refresh: bool = False) -> None:
-        folder = hold_folder(self.settings.hold_dir, key)
+        folder = self._folder(key)
         try:
             changed, error, waiting = self._decide(key, folder)
         except OSError as exc:  # a file held by another program (Windows): tried again next tick
@@ -116,6 +123,7 @@ class Decisions:
                 self.held.discard(key)
                 self.pending.pop(key, None)
                 self._shown.pop(key, None)
+                self._folders.pop(key, None)  # a later hold of the key may get another folder
         elif key not in self.pending:  # at start, when nothing needed rewriting
             self.pending[key] = len(arrivals(folder))
 
