@@ -20,7 +20,7 @@ from ocrpipe.logs import job_context
 from ocrpipe.metrics import update_metrics
 from ocrpipe.model import JobState
 from ocrpipe.names import safe_relpath
-from ocrpipe.publish import _mirrored, output_relpath
+from ocrpipe.publish import mirrored_folder, output_relpath
 from ocrpipe.store import STATE_FILE, new_state_record, read_state, utc_now, write_new_state
 
 log = logging.getLogger("ocrpipe.decisions")
@@ -211,8 +211,8 @@ class Decisions:
         # The folders as publish makes them: in the long-path form when a name placed there could pass MAX_PATH.
         rel, out_rel = safe_relpath(arrival.meta["source"]), output_relpath(arrival.meta["source"])
         out_tmp, orig_tmp = f"{tag}.use-out.ocrpipe-tmp", f"{tag}.use-orig.ocrpipe-tmp"
-        return [(_mirrored(self.settings.out_dir, out_rel, out_tmp), out_tmp),
-                (_mirrored(self.settings.archive_dir, rel, orig_tmp), orig_tmp)]
+        return [(mirrored_folder(self.settings.out_dir, out_rel, out_tmp), out_tmp),
+                (mirrored_folder(self.settings.archive_dir, rel, orig_tmp), orig_tmp)]
 
     def _start_force(self, key: str, arrival: Arrival) -> str | None:
         """Same job key, a new run id; the run's record carries the decision to the job index."""

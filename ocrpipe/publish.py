@@ -55,12 +55,12 @@ def _placements(settings: Settings, record: dict[str, Any]) -> list[tuple[Path, 
     out_rel = output_relpath(record["source"]["relpath"])
     out_tmp, orig_tmp = _tmp_name(record, "out"), _tmp_name(record, "orig")
     return [
-        (_mirrored(settings.out_dir, out_rel, out_tmp), out_rel, out_tmp),
-        (_mirrored(settings.archive_dir, rel, orig_tmp), rel, orig_tmp),
+        (mirrored_folder(settings.out_dir, out_rel, out_tmp), out_rel, out_tmp),
+        (mirrored_folder(settings.archive_dir, rel, orig_tmp), rel, orig_tmp),
     ]
 
 
-def _mirrored(root: Path, rel: PurePosixPath, tmp_name: str) -> Path:
+def mirrored_folder(root: Path, rel: PurePosixPath, tmp_name: str) -> Path:
     """``root`` with ``rel``'s folders, in the long-path form when a file placed there could pass MAX_PATH:
     the name with a suffix, or the temp file with its notes."""
     folder = root.joinpath(*rel.parent.parts)

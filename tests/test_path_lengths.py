@@ -272,14 +272,14 @@ def test_a_job_folder_of_the_older_layout_resumes_and_finishes(data_dir: Path,
 
 @pytest.mark.parametrize("windows", [True, False])
 def test_outputs_and_archived_files_use_long_paths_when_a_file_there_could_pass_the_limit(windows: bool) -> None:
-    from ocrpipe.publish import _mirrored
+    from ocrpipe.publish import mirrored_folder
 
     root = PureWindowsPath("C:\\" + "d" * 76 + "\\archive") if windows else PurePosixPath("/" + "d" * 79 + "/archive")
     tmp = ".0123456789abcdef-01234567.orig.ocrpipe-tmp"
     fits = PurePosixPath("May/" + "n" * 100 + ".pdf")
     deep = PurePosixPath("Scanner-3/2026/Dezember/" + "n" * 150 + ".pdf")  # the folder fits, the file does not
     with mock.patch("ocrpipe.publish.long_path", lambda p, always=False: long_path(p, windows=windows, always=always)):
-        near = _mirrored(root, fits, tmp)  # type: ignore[arg-type]
-        far = _mirrored(root, deep, tmp)  # type: ignore[arg-type]
+        near = mirrored_folder(root, fits, tmp)  # type: ignore[arg-type]
+        far = mirrored_folder(root, deep, tmp)  # type: ignore[arg-type]
     assert str(near) == str(root / "May")
     assert str(far) == ("\\\\?\\" if windows else "") + str(root.joinpath(*deep.parent.parts))
