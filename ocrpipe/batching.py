@@ -67,6 +67,15 @@ def plan_ocr_units(ready: Sequence[Plannable], *, free_slots: int, max_batch_pag
     return [unit.jobs for unit in units]
 
 
+def split_parts(pages: int | None, *, spare_slots: int, cores: int, min_pages: int) -> int:
+    """Issue 17: into how many page ranges a lone long document is OCRed (1: whole). Only when slots
+    and cores would otherwise idle, at most one range per core, and no range shorter than half of
+    ``min_pages`` (each call costs about 1.5 s of CPU before its first page)."""
+    if not min_pages or not pages or pages < min_pages or spare_slots < 2 or cores < 2:
+        return 1
+    return max(1, min(spare_slots, cores, pages // max(1, math.ceil(min_pages / 2))))
+
+
 def page_workers(cores: int, slots: int, running: int) -> int:
     """``--jobs`` for an OCR call that starts while ``running`` calls (itself included) will run."""
     share_of_budget = math.ceil(2 * cores / max(1, slots))  # all slots busy: about 2 x cores in total

@@ -23,6 +23,8 @@ T = TypeVar("T")
 MB_PER_OCR_RUN = 512
 MB_PER_PAGE_WORKER = 128
 DEFAULT_BATCH_MAX_PAGES = 20
+# Issue 17: a lone document of at least this many pages is OCRed as page ranges (see README, Speed).
+DEFAULT_SPLIT_MIN_PAGES = 8
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SIGNED_PDF_CHOICES = ("KEEP", "OCR", "ERROR")  # what a digitally signed PDF gets: see the README
 # auto: PDF/A where ocrmypdf can make it, through Ghostscript (which re-encodes images) if need be;
@@ -72,6 +74,7 @@ class Settings:
     ocr_temp_mb_per_page: int = 100
     shutdown_grace_seconds: float = 30.0
     ocr_batch_max_pages: int = DEFAULT_BATCH_MAX_PAGES
+    ocr_split_min_pages: int = DEFAULT_SPLIT_MIN_PAGES  # 0: never split
     pdfa: str = "auto"  # auto | lossless | required: see PDFA_CHOICES
     cpu_count: int = 1
     # The HTTP API (httpapi.py): port 0 turns it off; 127.0.0.1 keeps it internal.
@@ -260,6 +263,9 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         shutdown_grace_seconds=read.number("SHUTDOWN_GRACE_SECONDS", 30.0, minimum=0),
         # Documents ready together share one ocrmypdf call, up to this many pages; 1 turns batches off.
         ocr_batch_max_pages=int(read.number("OCR_BATCH_MAX_PAGES", DEFAULT_BATCH_MAX_PAGES, minimum=1,
+                                            integer=True)),
+        # A lone document of this many pages or more is OCRed as page ranges in concurrent calls; 0: never.
+        ocr_split_min_pages=int(read.number("OCR_SPLIT_MIN_PAGES", DEFAULT_SPLIT_MIN_PAGES, minimum=0,
                                             integer=True)),
         pdfa=read.choice("PDFA", "AUTO", PDFA_CHOICES).lower(),
         cpu_count=cpu_count,

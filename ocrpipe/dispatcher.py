@@ -11,7 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from pathlib import Path
 from typing import Any, Callable
 
-from ocrpipe.batching import page_workers, plan_ocr_units
+from ocrpipe.batching import page_workers, plan_ocr_units, split_parts
 from ocrpipe.config import Settings
 from ocrpipe.heartbeat import heartbeat_path, kill_identity, kill_recorded, read_heartbeat
 from ocrpipe.jobs import Job, Unit
@@ -22,6 +22,7 @@ from ocrpipe.pools import ExecutorFactory, StagePool
 from ocrpipe.stages.batch import run_ocr_batch
 from ocrpipe.stages.ocr import run_ocr
 from ocrpipe.stages.prep import run_prep
+from ocrpipe.stages.split import run_ocr_split
 from ocrpipe.store import read_state
 
 log = logging.getLogger("ocrpipe.dispatcher")
@@ -80,7 +81,7 @@ class Dispatcher:
         return len(self.units)
 
     def busy(self, stage: Stage) -> int:
-        return sum(1 for unit in self.units.values() if unit.stage is stage)
+        return sum(unit.slots for unit in self.units.values() if unit.stage is stage)
 
     def wait(self, timeout: float) -> None:
         """Sleep until a stage finishes or ``timeout`` passes, whichever comes first."""
@@ -94,13 +95,21 @@ class Dispatcher:
 
     # ----- plan and submit ---------------------------------------------------------------------
 
-    def plan(self, stage: Stage, ready: list[Job]) -> list[list[Job]]:
+    def plan(self, stage: Stage, ready: list[Job]) -> list[Unit]:
         free = self.pools[stage].workers - self.busy(stage)
         if free <= 0:
             return []
-        if stage is Stage.OCR:
-            return plan_ocr_units(ready, free_slots=free, max_batch_pages=self.settings.ocr_batch_max_pages)
-        return [[job] for job in ready[:free]]
+        if stage is Stage.PREP:
+            return [Unit(stage, [job]) for job in ready[:free]]
+        units = [Unit(stage, jobs) for jobs in
+                 plan_ocr_units(ready, free_slots=free, max_batch_pages=self.settings.ocr_batch_max_pages)]
+        if len(units) == 1 and not units[0].batch and not units[0].jobs[0].whole:
+            # Issue 17: fewer documents than slots and cores: a long one is OCRed as page ranges.
+            busy_cores = self.busy(Stage.OCR)
+            units[0].parts = split_parts(units[0].jobs[0].pages, spare_slots=free,
+                                         cores=self.settings.cpu_count - busy_cores,
+                                         min_pages=self.settings.ocr_split_min_pages)
+        return units
 
     def room(self, unit: Unit, now: float) -> tuple[str, float]:
         """("now" | "later" | "never", MB the unit needs): room on the work volume beyond MIN_FREE_MB?"""
@@ -137,6 +146,11 @@ class Dispatcher:
             batch_dir = self.settings.work_dir / f"{BATCH_PREFIX}{uuid.uuid4().hex[:12]}"
             future = pool.submit(run_ocr_batch, self.settings, batch_dir,
                                  [(j.dir, j.pages or 1, attempts[j.key]) for j in unit.jobs], jobs=jobs)
+        elif unit.parts > 1:
+            # Each range's call gets the page workers of one of ``parts`` calls running together.
+            jobs = page_workers(self.settings.cpu_count, self.pools[Stage.OCR].workers, unit.parts)
+            future = pool.submit(run_ocr_split, self.settings, first.dir, pages=first.pages or 1, parts=unit.parts,
+                                 jobs=jobs, attempts=attempts[first.key])
         else:
             future = pool.submit(run_ocr, self.settings, first.dir, pages=first.pages or 1, jobs=jobs,
                                  attempts=attempts[first.key])
@@ -148,7 +162,8 @@ class Dispatcher:
             job.submitted_at = now
             job.future = future
             log.debug("submitted %s attempt %d%s", stage.value, job.attempts[stage.value],
-                      f" in a batch of {len(unit.jobs)}" if unit.batch else "",
+                      f" in a batch of {len(unit.jobs)}" if unit.batch else
+                      f" as {unit.parts} page ranges" if unit.parts > 1 else "",
                       extra=job_context(job.key, stage.value, job.attempts[stage.value]))
 
     # ----- collect and abandon -------------------------------------------------------------------

@@ -123,6 +123,11 @@ class RedoAlone(TransientError):
     changed): it is OCRed again alone, an attempt that does not count (as after a failed batch)."""
 
 
+class SplitFailed(TransientError):
+    """Issue 17: a document split into page ranges could not be OCRed or merged that way: it is
+    OCRed whole, an attempt that does not count."""
+
+
 class ToolTimeout(TransientError):
     """The tool ran past the stage's time limit and was killed with its children."""
 

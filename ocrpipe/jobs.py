@@ -24,6 +24,7 @@ class Job:
     grace_until: float = 0.0  # after a pause of the scheduler itself, staleness is not judged before this
     solo: bool = False  # never batched: its batch failed, or a batch would drop part of it (bookmarks…)
     batch_group: str | None = None  # issue 10: batched only with jobs of the same group (PREP's batchGroup)
+    whole: bool = False  # issue 17: never split into page ranges (a split of it failed)
     seq: int = 0
 
     @property
@@ -33,10 +34,15 @@ class Job:
 
 @dataclass
 class Unit:
-    """One submitted stage: a single job, or an OCR batch of several."""
+    """One submitted stage: a single job, an OCR batch of several, or one job split into page ranges."""
 
     stage: Stage
     jobs: list[Job]
+    parts: int = 1  # issue 17: a long document OCRed as this many page ranges, one OCR slot each
+
+    @property
+    def slots(self) -> int:
+        return self.parts
 
     @property
     def batch(self) -> bool:

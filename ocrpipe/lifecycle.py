@@ -76,6 +76,7 @@ class Lifecycle:
         job.state = JobState(record["state"])  # the stage's retry state, or its failure state
         job.attempts = dict(record["attempts"])
         job.solo = job.solo or bool(record.get("batchFailed"))
+        job.whole = job.whole or bool(record.get("splitFailed"))
         if outcome.timeout:
             update_metrics(self.metrics, "timeouts")
         if outcome.disk_full:
@@ -102,7 +103,7 @@ class Lifecycle:
                 stage, False, outcome.seconds, {}, reason="the worker reported success that its record lacks")
             mark_failed(record, failed, attempts=attempts)
         free = free_attempts(record)
-        if outcome.free or outcome.batch_failure or outcome.disk_full:
+        if outcome.free or outcome.batch_failure or outcome.split_failure or outcome.disk_full:
             if free[stage.value] < FREE_ATTEMPTS_LIMIT:
                 free[stage.value] += 1
                 record["freeAttempts"] = free
@@ -111,9 +112,11 @@ class Lifecycle:
                                                   "the file may need more space than the volume has)")
         if outcome.batch_failure:
             record["batchFailed"] = True  # OCRed alone from now on, across restarts too
+        if outcome.split_failure:
+            record["splitFailed"] = True  # OCRed whole from now on, across restarts too
         counted = record["attempts"][stage.value] - free[stage.value]
         if (record.get("lastError") or {}).get("transient", True) and counted < self.limit(stage):
-            delay = 0.0 if outcome.batch_failure or outcome.free else retry_delay(
+            delay = 0.0 if outcome.batch_failure or outcome.split_failure or outcome.free else retry_delay(
                 counted, self.settings.retry_backoff_seconds)
             apply_transition(record, retry_state(stage))
             return {"what": "retry", "delay": delay}

@@ -39,6 +39,7 @@ class StageOutcome:
     disk_full: bool = False
     code: str | None = None  # the reason code (errors.Code) of a failure
     batch_failure: bool = False  # a batch failed as a whole: each member is retried alone, for free
+    split_failure: bool = False  # a split into page ranges failed: the document runs whole, for free
     free: bool = False  # not this file's fault (another job's worker died): the attempt does not count
     started_at: str | None = None
     ended_at: str | None = None
@@ -81,6 +82,7 @@ def mark_prepared(record: dict[str, Any], outcome: StageOutcome) -> None:
 def mark_done(record: dict[str, Any], outcome: StageOutcome) -> None:
     add_attempt(record, outcome)
     record.update(pdfa=outcome.fields.get("pdfa"), batchSize=outcome.fields.get("batchSize", 1),
+                  splitInto=outcome.fields.get("splitInto"),
                   **{key: outcome.fields.get(key) for key in RUN_FIDELITY_FIELDS})
     if outcome.fields.get("signature"):
         record["signature"] = outcome.fields["signature"]  # "kept" (no OCR) or "invalidated" (OCRed anyway)

@@ -208,15 +208,14 @@ class Scheduler:
                        key=lambda j: j.seq)
         planned = self.dispatcher.plan(stage, ready)
         busy = self.dispatcher.busy(stage)
-        for jobs in planned:
-            unit = Unit(stage, jobs)
+        for unit in planned:
             fits, need = self.dispatcher.room(unit, now)
             if fits == "never":
                 self._never_fits(unit, need, now)
                 continue  # it blocks nothing behind it
             if fits == "later":
                 return  # in order: a big document is not overtaken for ever by small ones
-            self.dispatcher.submit(unit, now, running_together=busy + len(planned))
+            self.dispatcher.submit(unit, now, running_together=busy + sum(u.slots for u in planned))
 
     def _never_fits(self, unit: Unit, need_mb: float, now: float) -> None:
         """More than the whole volume holds: a batch is split up; a single document fails for good."""

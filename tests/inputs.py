@@ -450,3 +450,46 @@ def prose_page(seed: int, *, lines: int = 24, **page: object) -> Image.Image:
     """A full Letter page of prose at 300 DPI, with scanner-like noise on some seeds."""
     noisy = {"grey": 225, "noise": 0.3, "skew": 0.8, "seed": seed} if seed % 3 == 0 else {}
     return text_page(prose(seed, lines), size=LETTER_PX, font_px=44, **{**noisy, **page})  # type: ignore[arg-type]
+
+
+# Issue 17: page sizes and rotations a long document may mix (points), cycled over its pages.
+BOOK_PAGES = (((612, 792), 0), ((595, 842), 90), ((420, 595), 180), ((792, 612), 270), ((612, 1008), 0))
+
+
+def book_pdf(path: Path, pages: int, *, marker: str = "", images: Sequence[Path] = ()) -> Path:
+    """A document with what a split must carry over: mixed page sizes and rotations, an outline (nested,
+    to pages 2 and the last), a named destination (page 3), links between pages (page 1 to the last,
+    by page; page 2 to the named destination) and page labels (i, ii, then 1, 2, …). Each page shows
+    ``% page N <marker>`` in its content, or ``images[N]`` (cycled) scaled to the page."""
+    with pikepdf.new() as pdf:
+        for n in range(pages):
+            (width, height), rotate = BOOK_PAGES[n % len(BOOK_PAGES)]
+            pdf.add_blank_page(page_size=(width, height))
+            page = pdf.pages[n]
+            page.Rotate = rotate
+            content = f"% page {n + 1} {marker}\n".encode()
+            if images:
+                scratch = image_pdf(path.with_name(f".{path.stem}-{n}.pdf"), [images[n % len(images)]])
+                with pikepdf.open(scratch) as one:
+                    image = pdf.copy_foreign(next(iter(one.pages[0].images.values())).obj)
+                scratch.unlink()
+                page.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image))
+                content += f"q {width} 0 0 {height} 0 0 cm /Im0 Do Q\n".encode()
+            page.Contents = pdf.make_stream(content)
+        last = pdf.pages[pages - 1].obj
+        with pdf.open_outline() as outline:
+            chapter = pikepdf.OutlineItem("Chapter 1", 1)
+            chapter.children.append(pikepdf.OutlineItem("The end", pages - 1))
+            outline.root.append(chapter)
+        pdf.Root.Names = pdf.make_indirect(pikepdf.Dictionary(Dests=pikepdf.Dictionary(
+            Names=pikepdf.Array([pikepdf.String("third"), pikepdf.Array([pdf.pages[2].obj, pikepdf.Name.Fit])]))))
+        to_last = pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 0, 50, 50],
+                                     Dest=pikepdf.Array([last, pikepdf.Name.Fit]))
+        to_named = pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 0, 50, 50],
+                                      A=pikepdf.Dictionary(S=pikepdf.Name.GoTo, D=pikepdf.String("third")))
+        pdf.pages[0].obj.Annots = pdf.make_indirect(pikepdf.Array([pdf.make_indirect(to_last)]))
+        pdf.pages[1].obj.Annots = pdf.make_indirect(pikepdf.Array([pdf.make_indirect(to_named)]))
+        pdf.Root.PageLabels = pikepdf.Dictionary(Nums=[0, pikepdf.Dictionary(S=pikepdf.Name.r),
+                                                       2, pikepdf.Dictionary(S=pikepdf.Name.D)])
+        pdf.save(path, compress_streams=False, static_id=True)
+    return path

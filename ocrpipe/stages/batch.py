@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Sequence
 
 import pikepdf
-from pikepdf.pdfa import PdfaError, prepare, resolve_save_kwargs
-from pikepdf.pdfa import save as save_pdfa
 
 from ocrpipe.config import Settings
 from ocrpipe.model import Stage, normalise_languages
@@ -18,7 +16,7 @@ from ocrpipe.outcome import StageOutcome
 from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, Member, run_members, tool_env
 from ocrpipe.stages.docmeta import give_own_metadata
 from ocrpipe.stages.fidelity import has_deflatable_jpeg
-from ocrpipe.stages.pdfa import batch_spoiled, images_changed, optimizer_unused
+from ocrpipe.stages.pdfa import batch_spoiled, images_changed, optimizer_unused, save_as_pdfa
 from ocrpipe.stages.ocr import publish, verify_output
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
@@ -27,7 +25,7 @@ from ocrpipe.tools.run import run_tool
 # bookmarks, form fields, page labels, named destinations and attachments, tags, layers, articles,
 # signature permissions, a portfolio. ocrmypdf alone keeps them. (An open action is a viewer's hint, not
 # content: it does not keep a document out of a batch.)
-_DOCUMENT_LEVEL = {"/Outlines": "bookmarks", "/AcroForm": "form fields", "/PageLabels": "page labels",
+DOCUMENT_LEVEL = {"/Outlines": "bookmarks", "/AcroForm": "form fields", "/PageLabels": "page labels",
                    "/Names": "named destinations or attachments", "/Dests": "named destinations",
                    "/StructTreeRoot": "tags (structure tree)", "/OCProperties": "layers", "/Threads": "articles",
                    "/Perms": "signature permissions", "/Collection": "portfolio"}
@@ -39,15 +37,15 @@ def batch_would_drop(raw: Path) -> str | None:
     Page annotations (links, comments, widgets) count too: a link to another page of the document
     would point nowhere once the pages have been through the batch."""
     with pikepdf.open(raw) as pdf:
-        for key, what in _DOCUMENT_LEVEL.items():
-            if key in pdf.Root and _holds_something(key, pdf.Root[key]):
+        for key, what in DOCUMENT_LEVEL.items():
+            if key in pdf.Root and holds_something(key, pdf.Root[key]):
                 return what
         if any(len(page.obj.get("/Annots", ())) for page in pdf.pages):
             return "page annotations (links, comments or form widgets)"
     return None
 
 
-def _holds_something(key: str, value: pikepdf.Object) -> bool:
+def holds_something(key: str, value: pikepdf.Object) -> bool:
     """Scanners and converters often write empty ones: an outline without items, a form without fields."""
     if key == "/Outlines":
         return isinstance(value, pikepdf.Dictionary) and "/First" in value
@@ -168,16 +166,4 @@ def _write_part(batch: pikepdf.Pdf, pages: range, raw: Path, out: Path, flavour:
     with pikepdf.new() as part, pikepdf.open(raw) as original:
         part.pages.extend(batch.pages[pages.start:pages.stop])
         give_own_metadata(part, original, batch)
-        if flavour is None:
-            part.save(out)
-            return
-        if "/OutputIntents" in batch.Root:  # keep the batch's ICC profile (ocrmypdf's sRGB)
-            part.Root.OutputIntents = pikepdf.Array(
-                part.copy_foreign(intent) if intent.is_indirect else intent for intent in batch.Root.OutputIntents)
-        try:
-            save_pdfa(part, out, flavour, output_intent=None)
-        except PdfaError:
-            # pikepdf's validator cannot check some content (JPEG 2000): declare PDF/A as ocrmypdf's
-            # Ghostscript route did for the batch, without the validator's approval.
-            prepare(part, flavour, output_intent=None)
-            part.save(out, **resolve_save_kwargs(flavour))
+        save_as_pdfa(part, batch, out, flavour)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import psutil
 
 from ocrpipe.config import Settings
-from ocrpipe.errors import Code, DiskFullError, RedoAlone, StageError, ToolTimeout
+from ocrpipe.errors import Code, DiskFullError, RedoAlone, SplitFailed, StageError, ToolTimeout
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.heartbeat import HeartbeatWriter, heartbeat_path
 from ocrpipe.logs import job_log_context
@@ -46,7 +46,7 @@ def failure_fields(exc: BaseException) -> dict[str, Any]:
         return {"reason": exc.reason, "transient": exc.transient, "timeout": isinstance(exc, ToolTimeout),
                 "exit_code": exc.exit_code, "stderr_tail": exc.stderr_tail,
                 "disk_full": isinstance(exc, DiskFullError), "code": exc.code.value,
-                "batch_failure": isinstance(exc, RedoAlone)}
+                "batch_failure": isinstance(exc, RedoAlone), "split_failure": isinstance(exc, SplitFailed)}
     if isinstance(exc, OSError):
         disk_full = exc.errno == errno.ENOSPC
         return {"reason": "the disk is full" if disk_full else f"file access failed: {exc}", "disk_full": disk_full,

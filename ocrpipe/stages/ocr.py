@@ -28,7 +28,7 @@ log = logging.getLogger("ocrpipe.ocr")
 
 def run_ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int, attempts: dict[str, int]) -> StageOutcome:
     """Pool entry point: runs in a spawned worker; publishes the result itself."""
-    return run_stage(settings, Stage.OCR, job_dir, lambda: _ocr(settings, job_dir, pages=pages, jobs=jobs),
+    return run_stage(settings, Stage.OCR, job_dir, lambda: ocr_whole(settings, job_dir, pages=pages, jobs=jobs),
                      attempts=attempts, finish=lambda outcome: publish(settings, job_dir, outcome))
 
 
@@ -53,7 +53,8 @@ def clean_done_job(job_dir: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[str, Any]:
+def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[str, Any]:
+    """The whole document in one ocrmypdf call (or kept as it is, when signed and SIGNED_PDF=keep)."""
     partial = job_dir / "final.partial.pdf"  # ocrmypdf does not write its output atomically
     partial.unlink(missing_ok=True)
     record = read_state(job_dir)

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
+from pikepdf.pdfa import PdfaError, prepare, resolve_save_kwargs
+from pikepdf.pdfa import save as save_pdfa
 
 from ocrpipe.errors import Code, PermanentError
 from ocrpipe.stages.fidelity import image_changes, page_images
@@ -71,3 +73,21 @@ def run_fields(*, pdfa_setting: str, raw: Path, output: Path, pdfa: str | None, 
         fields["pdfaSkippedReason"] = f"a regular PDF, since only Ghostscript could make PDF/A ({predicted}), " \
                                       "re-encoding the images (PDFA=lossless)"
     return fields
+
+
+def save_as_pdfa(part: pikepdf.Pdf, ocred: pikepdf.Pdf, out: Path, flavour: str | None) -> None:
+    """Save a document made of ocrmypdf's pages (cut from a batch, merged from ranges): PDF/A
+    ``flavour`` with ``ocred``'s OutputIntent (ocrmypdf's sRGB), or a plain PDF when None."""
+    if flavour is None:
+        part.save(out)
+        return
+    if "/OutputIntents" in ocred.Root:
+        part.Root.OutputIntents = pikepdf.Array(
+            part.copy_foreign(intent) if intent.is_indirect else intent for intent in ocred.Root.OutputIntents)
+    try:
+        save_pdfa(part, out, flavour, output_intent=None)
+    except PdfaError:
+        # pikepdf's validator cannot check some content (JPEG 2000): declare PDF/A as ocrmypdf's
+        # Ghostscript route did, without the validator's approval.
+        prepare(part, flavour, output_intent=None)
+        part.save(out, **resolve_save_kwargs(flavour))

@@ -13,6 +13,10 @@ job in OCR for exactly as long as it needs to look at it.
 Run on a batch (its input in a ``.batch-*`` folder), ``reencode-batch`` marks every Flate image of the
 output as JPEG, ``ghostscript-batch`` logs that Ghostscript made the PDF/A, as ocrmypdf's fallback does,
 and ``unoptimised-batch`` that ocrmypdf's optimizer kept none of its work.
+Run on a page range of a split document (its input named ``range-N.pdf``), it adds a text layer to
+every page as ocrmypdf does (a Form XObject named ``/OCR-…`` showing text), so the merge's checks run;
+``fail-range`` then exits 7 on every range call (a whole run succeeds), ``flaky-range`` on the first
+call of each range only.
 """
 
 from __future__ import annotations
@@ -65,8 +69,8 @@ def hang() -> None:
     time.sleep(3600)
 
 
-def count_call(job_dir: str) -> int:
-    counter = os.path.join(job_dir, "fake-calls")
+def count_call(job_dir: str, name: str = "fake-calls") -> int:
+    counter = os.path.join(job_dir, name)
     n = int(read(counter)) + 1 if os.path.exists(counter) else 1
     with open(counter, "w") as handle:
         handle.write(str(n))
@@ -143,7 +147,14 @@ def fake_ocrmypdf(args: list[str]) -> int:
     scenarios = scenarios_of(source)
     for scenario in scenarios:
         apply_scenario("ocrmypdf", scenario, os.path.dirname(source))
-    if "nooutput" not in scenarios:
+    a_range = os.path.basename(source).startswith("range-")
+    if a_range and ("fail-range" in scenarios or (
+            "flaky-range" in scenarios and count_call(os.path.dirname(source), os.path.basename(source) + ".calls") == 1)):
+        print("fake ocrmypdf: this page range fails, as asked", file=sys.stderr)
+        return 7
+    if a_range and "nooutput" not in scenarios:
+        add_text_layer(source, output)
+    elif "nooutput" not in scenarios:
         data = read(source)
         in_batch = os.path.basename(os.path.dirname(source)).startswith(".batch-")
         if in_batch and "reencode-batch" in scenarios:
@@ -156,6 +167,26 @@ def fake_ocrmypdf(args: list[str]) -> int:
             handle.write(data)
     log("ocrmypdf", "end", input=source)
     return 0
+
+
+def add_text_layer(source: str, output: str) -> None:
+    """Every page of ``source`` with a text layer as ocrmypdf adds one: a Form XObject it draws."""
+    import site
+
+    site.main()  # the fake starts without site-packages (python -S), for speed; pikepdf lives there
+    import pikepdf
+
+    with pikepdf.open(source) as pdf:
+        for number, page in enumerate(pdf.pages, start=1):
+            layer = pdf.make_stream(f"BT /F1 1 Tf 3 Tr (fake OCR text {number}) Tj ET".encode(),
+                                    Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form, BBox=[0, 0, 1, 1])
+            resources = page.obj.get("/Resources", pikepdf.Dictionary())
+            xobjects = resources.get("/XObject", pikepdf.Dictionary())
+            xobjects["/OCR-fake"] = layer
+            resources["/XObject"] = xobjects
+            page.obj["/Resources"] = resources
+            page.contents_add(pdf.make_stream(b"q /OCR-fake Do Q"), prepend=False)
+        pdf.save(output)
 
 
 def main() -> int:

@@ -1,0 +1,168 @@
+"""OCR of one long document as page ranges in concurrent ocrmypdf calls, so one call's serial phases
+(start, text-layer graft, PDF/A) overlap another's page work; merged back and checked, then published.
+
+A range that fails is run again alone; should it fail again, or the merge not pass its checks, the
+split fails at no attempt's cost and the document is OCRed whole (lifecycle: ``splitFailed``).
+Range outputs are kept in ``split/`` beside a plan: a restart after a crash between the ranges and
+the merge finishes the merge from the ranges already done, never publishing a partial document."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+
+from ocrpipe.config import Settings
+from ocrpipe.errors import DiskFullError, SplitFailed, StageError
+from ocrpipe.fsutil import atomic_write_json, read_json, remove_tree
+from ocrpipe.model import Stage, normalise_languages
+from ocrpipe.outcome import StageOutcome
+from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, run_stage, tool_env
+from ocrpipe.stages.ocr import ocr_whole, publish, verify_output
+from ocrpipe.stages.pagemerge import check_merged, cut_range, even_ranges, graft, split_blocker
+from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, run_fields
+from ocrpipe.store import read_state
+from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
+from ocrpipe.tools.run import run_tool
+
+SPLIT_DIR = "split"
+PLAN_FILE = "plan.json"
+log = logging.getLogger("ocrpipe.ocr")
+
+
+def run_ocr_split(settings: Settings, job_dir: Path, *, pages: int, parts: int, jobs: int,
+                  attempts: dict[str, int]) -> StageOutcome:
+    """Pool entry point: runs in a spawned worker; publishes the merged result itself."""
+    return run_stage(settings, Stage.OCR, job_dir, lambda: _split_ocr(settings, job_dir, pages=pages, parts=parts,
+                                                                      jobs=jobs),
+                     attempts=attempts, finish=lambda outcome: publish(settings, job_dir, outcome))
+
+
+def _split_ocr(settings: Settings, job_dir: Path, *, pages: int, parts: int, jobs: int) -> dict[str, Any]:
+    record = read_state(job_dir)
+    blocker = ("it is signed" if record.get("signed") else
+               f"its PDF/A needs Ghostscript ({record['ghostscriptReason']})" if record.get("ghostscriptReason") else
+               split_blocker(job_dir / RAW_PDF))
+    if blocker:  # found here, in the worker: the scheduler reads no PDF
+        log.info("OCRed whole, not split: %s", blocker)
+        return ocr_whole(settings, job_dir, pages=pages, jobs=settings.cpu_count)
+    ranges = even_ranges(pages, parts)
+    folder = _prepared_folder(job_dir, ranges)
+    outputs = _ocr_ranges(settings, folder, ranges, jobs=jobs)
+    return _merge(settings, job_dir, folder, outputs, pages=pages, parts=parts, predicted=record.get("ghostscriptReason"))
+
+
+def _prepared_folder(job_dir: Path, ranges: list[tuple[int, int]]) -> Path:
+    """``split/`` for these ranges of this raw.pdf: kept from a crashed attempt with the same plan
+    (its finished ranges are reused), else made afresh."""
+    folder, raw = job_dir / SPLIT_DIR, (job_dir / RAW_PDF).stat()
+    plan = {"ranges": [list(r) for r in ranges], "raw": [raw.st_size, raw.st_mtime_ns]}
+    try:
+        if read_json(folder / PLAN_FILE) == plan:
+            return folder
+    except (OSError, ValueError):
+        pass
+    remove_tree(folder)
+    folder.mkdir()
+    atomic_write_json(folder / PLAN_FILE, plan)
+    return folder
+
+
+def _range_paths(folder: Path, n: int) -> tuple[Path, Path]:
+    return folder / f"range-{n}.pdf", folder / f"range-{n}.ocr.pdf"
+
+
+def _finished(output: Path, pages: int) -> bool:
+    try:
+        verify_output(output, expected_pages=pages)
+        return True
+    except StageError:
+        return False
+
+
+def _ocr_ranges(settings: Settings, folder: Path, ranges: list[tuple[int, int]], *, jobs: int) -> list[Path]:
+    """Each range's OCRed PDF: the ones not finished yet run together; one that fails runs again alone."""
+    todo = [n for n, (start, stop) in enumerate(ranges) if not _finished(_range_paths(folder, n)[1], stop - start)]
+    if len(todo) < len(ranges):
+        log.info("reusing %d OCRed range(s) of an interrupted attempt", len(ranges) - len(todo))
+
+    def one(n: int, page_workers: int) -> BaseException | None:
+        try:
+            _ocr_range(settings, folder, n, ranges[n], jobs=page_workers)
+            return None
+        except (StageError, OSError) as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, len(todo))) as threads:
+        # Each thread keeps this one's log context (job key, attempt).
+        failed = [(n, exc) for n, exc in zip(todo, threads.map(
+            lambda n: contextvars.copy_context().run(one, n, jobs), todo)) if exc is not None]
+    for n, first in failed:
+        log.warning("range %d-%d failed (%s); running it again alone", ranges[n][0] + 1, ranges[n][1], first)
+        again = one(n, settings.cpu_count)
+        if isinstance(again, DiskFullError):
+            raise again
+        if again is not None:
+            raise SplitFailed(f"pages {ranges[n][0] + 1}-{ranges[n][1]} failed twice ({again}); "
+                              "OCRing the document whole")
+    return [_range_paths(folder, n)[1] for n in range(len(ranges))]
+
+
+def _ocr_range(settings: Settings, folder: Path, n: int, pages: tuple[int, int], *, jobs: int) -> None:
+    source, output = _range_paths(folder, n)
+    partial = folder / f"range-{n}.partial.pdf"  # ocrmypdf does not write its output atomically
+    cut = folder / f"range-{n}.cut.pdf"
+    cut_range(folder.parent / RAW_PDF, pages[0], pages[1], cut)
+    os.replace(cut, source)
+    count = pages[1] - pages[0]
+    argv = build_argv(settings.ocrmypdf, source, partial, lang=normalise_languages(settings.ocr_lang), jobs=jobs,
+                      extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels, pdfa=settings.pdfa)
+    result = run_tool(argv, timeout=settings.ocr_timeout_for(count), env=tool_env(settings, folder),
+                      log_path=folder / f"range-{n}.log")
+    raise_for_exit(result)
+    verify_output(partial, expected_pages=count)
+    os.replace(partial, output)
+
+
+def _merge(settings: Settings, job_dir: Path, folder: Path, outputs: list[Path], *, pages: int, parts: int,
+           predicted: str | None) -> dict[str, Any]:
+    logs = [folder / f"range-{n}.log" for n in range(len(outputs))]
+    # ocrmypdf decides some things over a whole call; a range must have decided as the whole would.
+    for tool_log in logs:
+        spoiled = batch_spoiled(tool_log)
+        if spoiled:
+            raise SplitFailed(f"{spoiled} in one range; OCRing the document whole")
+    if len({optimizer_unused(tool_log) for tool_log in logs}) > 1:
+        raise SplitFailed("ocrmypdf's optimizer kept its work for some ranges only; OCRing the document whole")
+    flavours = set()
+    for output in outputs:
+        with pikepdf.open(output) as pdf:
+            status = (pdf.open_metadata().pdfa_status or "").lower()
+            flavours.add(status if status in ("1b", "2b", "3b") else None)
+    if len(flavours) > 1:
+        raise SplitFailed("the ranges came out as different kinds of PDF/A; OCRing the document whole")
+    flavour = flavours.pop()
+    tool_log = job_dir / "ocr.log"
+    tool_log.write_text("".join(path.read_text(errors="replace") for path in logs if path.is_file()))
+    partial = job_dir / "final.partial.pdf"
+    try:
+        graft(job_dir / RAW_PDF, outputs, partial, flavour)
+        problem = check_merged(partial, pages=pages, flavour=flavour)
+    except Exception as exc:  # noqa: BLE001 — the split is only a speed-up: any fault of it, the document runs whole
+        log.error("merging the page ranges failed", exc_info=True)
+        raise SplitFailed(f"the ranges could not be merged ({type(exc).__name__}: {exc}); "
+                          "OCRing the document whole") from None
+    if problem:
+        partial.unlink(missing_ok=True)
+        raise SplitFailed(f"{problem}; OCRing the document whole")
+    pdfa = verify_output(partial, expected_pages=pages)
+    fields = run_fields(pdfa_setting=settings.pdfa, raw=job_dir / RAW_PDF, output=partial, pdfa=pdfa,
+                        tool_log=tool_log, predicted=predicted)
+    os.replace(partial, job_dir / FINAL_PDF)
+    log.info("OCRed as %d page ranges in concurrent calls, merged and checked", parts)
+    return {"pdfa": pdfa, "splitInto": parts, **fields}

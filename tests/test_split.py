@@ -1,0 +1,193 @@
+"""Issue 17: a lone long document OCRed as page ranges and merged back (fake ocrmypdf): its structure,
+page order and text survive; a failing range is retried alone, then the document runs whole; a crash
+between the ranges and the merge is finished on restart, never published half."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+from typing import Any, Callable
+
+import pikepdf
+import pytest
+
+import inputs
+from conftest import drive, finished_jobs, job_ready_for_ocr, make_pdf, read_calls
+from ocrpipe.batching import split_parts
+from ocrpipe.config import Settings
+from ocrpipe.model import JobState
+from ocrpipe.stages import split as split_stage
+from ocrpipe.stages.pagemerge import even_ranges, has_text_layer, split_blocker
+from ocrpipe.store import read_state, transition, update_state
+
+PAGES = 10
+
+
+def test_a_document_is_split_only_when_slots_and_cores_would_idle() -> None:
+    assert split_parts(18, spare_slots=2, cores=2, min_pages=8) == 2
+    assert split_parts(7, spare_slots=2, cores=2, min_pages=8) == 1  # short: one call costs less
+    assert split_parts(18, spare_slots=1, cores=2, min_pages=8) == 1  # another call keeps a slot busy
+    assert split_parts(18, spare_slots=2, cores=1, min_pages=8) == 1  # one core: nothing to overlap
+    assert split_parts(48, spare_slots=8, cores=8, min_pages=8) == 8
+    assert split_parts(10, spare_slots=8, cores=8, min_pages=8) == 2  # no range under half the minimum
+    assert split_parts(48, spare_slots=2, cores=2, min_pages=0) == 1  # OCR_SPLIT_MIN_PAGES=0: never
+    assert even_ranges(10, 3) == [(0, 4), (4, 7), (7, 10)] and even_ranges(2, 2) == [(0, 1), (1, 2)]
+
+
+def pdf_with(tmp_path: Path, name: str, change: Callable[[pikepdf.Pdf], None]) -> Path:
+    path = tmp_path / name
+    with pikepdf.open(io.BytesIO(make_pdf(2))) as pdf:
+        change(pdf)
+        pdf.save(path)
+    return path
+
+
+def test_what_page_mapping_cannot_carry_over_keeps_a_document_whole(tmp_path: Path) -> None:
+    assert split_blocker(inputs.book_pdf(tmp_path / "book.pdf", 6)) is None  # outline, dests, links, labels
+    signed = inputs.signed(inputs.text_pdf(tmp_path / "t.pdf", ["signed"]), tmp_path / "signed.pdf")
+    assert split_blocker(signed) == "form fields"
+    form = inputs.with_structure(inputs.text_pdf(tmp_path / "f.pdf", ["form"]), tmp_path / "form.pdf",
+                                 form_field="name")
+    assert split_blocker(form) == "form fields"
+
+    def tagged(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.StructTreeRoot = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.StructTreeRoot, K=[]))
+        pdf.Root.StructTreeRoot.K.append(pikepdf.Dictionary(S=pikepdf.Name.P))
+
+    def attachment(pdf: pikepdf.Pdf) -> None:
+        pdf.attachments["note.txt"] = pikepdf.AttachedFileSpec(pdf, b"attached")
+
+    assert split_blocker(pdf_with(tmp_path, "tagged.pdf", tagged)) == "tags (structure tree)"
+    assert split_blocker(pdf_with(tmp_path, "attached.pdf", attachment)).startswith("named /EmbeddedFiles")
+
+
+def ready(settings: Settings, name: str, pdf: Path) -> Path:
+    """A job as PREP leaves it, with its page count (which decides the split)."""
+    job_dir = job_ready_for_ocr(settings.work_dir, name, pdf.read_bytes())
+    with pikepdf.open(pdf) as doc:
+        pages = len(doc.pages)
+    update_state(job_dir, lambda record: record.update(pages=pages))
+    return job_dir
+
+
+def ocr_calls(tool_log: Path) -> list[str]:
+    return [Path(c["input"]).name for c in read_calls(tool_log) if c["tool"] == "ocrmypdf" and c["event"] == "start"]
+
+
+def two_cores(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, cpu_count=2)  # the split does not depend on the machine's cores
+
+
+def assert_same_structure(original: Path, result: Path) -> None:
+    """Page order, sizes and rotations, a text layer on every page, outline, named destination,
+    links and page labels of ``result`` are ``original``'s."""
+    with pikepdf.open(original) as before, pikepdf.open(result) as after:
+        assert len(after.pages) == len(before.pages)
+        for old, new in zip(before.pages, after.pages):
+            assert list(new.mediabox) == list(old.mediabox) and int(new.obj.get("/Rotate", 0)) == int(old.Rotate)
+            # its own page, in its place (the OCR layer drawn after it)
+            assert new.obj.Contents[0].read_bytes() == old.Contents.read_bytes()
+            assert has_text_layer(new)
+        objgen = {page.obj.objgen: n for n, page in enumerate(after.pages)}
+        with after.open_outline() as outline:
+            [chapter] = outline.root
+            assert (chapter.title, objgen[chapter.destination[0].objgen]) == ("Chapter 1", 1)
+            assert [(c.title, objgen[c.destination[0].objgen]) for c in chapter.children] == [
+                ("The end", len(after.pages) - 1)]
+        names = after.Root.Names.Dests.Names
+        assert str(names[0]) == "third" and objgen[names[1][0].objgen] == 2
+        assert objgen[after.pages[0].obj.Annots[0].Dest[0].objgen] == len(after.pages) - 1
+        assert str(after.pages[1].obj.Annots[0].A.D) == "third"
+        assert after.Root.PageLabels == before.Root.PageLabels
+
+
+def test_long_document_is_ocred_in_ranges_and_merged_with_its_structure(
+        tmp_path: Path, data_dir: Path, tool_log: Path, make_settings: Callable[..., Settings],
+        scheduler_for: Callable[..., Any]) -> None:
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
+    book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:book")
+    ready(settings, "book", book)
+
+    drive(scheduler_for(settings))
+
+    [done] = finished_jobs(data_dir)
+    assert done["state"] == "DONE" and done["attempts"]["OCR"] == 1
+    assert sorted(ocr_calls(tool_log)) == ["range-0.pdf", "range-1.pdf"]
+    assert_same_structure(book, data_dir / "out" / "book.pdf")
+
+
+def test_short_or_whole_documents_are_not_split(tmp_path: Path, data_dir: Path, tool_log: Path,
+                                                make_settings: Callable[..., Settings],
+                                                scheduler_for: Callable[..., Any]) -> None:
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
+    (tmp_path / "short.pdf").write_bytes(make_pdf(7))
+    ready(settings, "short", tmp_path / "short.pdf")
+    drive(scheduler_for(settings))
+    assert ocr_calls(tool_log) == ["raw.pdf"]
+
+
+def test_a_range_that_fails_once_is_run_again_alone(tmp_path: Path, data_dir: Path, tool_log: Path,
+                                                     make_settings: Callable[..., Settings],
+                                                     scheduler_for: Callable[..., Any]) -> None:
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
+    book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:flaky-range")
+    ready(settings, "book", book)
+
+    drive(scheduler_for(settings))
+
+    [done] = finished_jobs(data_dir)
+    assert done["state"] == "DONE" and done["attempts"]["OCR"] == 1
+    assert sorted(ocr_calls(tool_log)) == ["range-0.pdf", "range-0.pdf", "range-1.pdf", "range-1.pdf"]
+    assert_same_structure(book, data_dir / "out" / "book.pdf")
+
+
+def test_a_split_whose_range_fails_again_runs_whole_at_no_attempts_cost(
+        tmp_path: Path, data_dir: Path, tool_log: Path, make_settings: Callable[..., Settings],
+        scheduler_for: Callable[..., Any]) -> None:
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8", MAX_ATTEMPTS_OCR="1"))
+    book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:fail-range")
+    job_dir = ready(settings, "book", book)
+    scheduler = scheduler_for(settings)
+
+    drive(scheduler, until=lambda: read_state(job_dir)["state"] == JobState.OCR_RETRY.value)
+
+    record = read_state(job_dir)
+    assert record["splitFailed"] is True and record["freeAttempts"]["OCR"] == 1
+    assert "failed twice" in record["lastError"]["reason"] and "whole" in record["lastError"]["reason"]
+    drive(scheduler)
+    [done] = finished_jobs(data_dir)  # MAX_ATTEMPTS_OCR=1: the failed split did not use it up
+    assert done["state"] == "DONE" and done["attempts"]["OCR"] == 2
+    calls = ocr_calls(tool_log)
+    # Both ranges together, the first failed one alone again (it fails too: the split gives up), then whole.
+    assert calls[-1] == "raw.pdf" and sorted(calls[:-1]) == ["range-0.pdf", "range-0.pdf", "range-1.pdf"]
+    with pikepdf.open(data_dir / "out" / "book.pdf") as pdf:
+        assert len(pdf.pages) == PAGES
+
+
+@pytest.mark.parametrize("interrupted", ["a range", "the merge"])
+def test_crash_between_ranges_and_merge_is_finished_on_restart(
+        interrupted: str, tmp_path: Path, data_dir: Path, tool_log: Path,
+        make_settings: Callable[..., Settings], scheduler_for: Callable[..., Any]) -> None:
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
+    book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:book")
+    job_dir = ready(settings, "book", book)
+    # What a worker killed mid-split leaves: OCR_RUNNING, range outputs in split/, a partial merge.
+    transition(job_dir, JobState.OCR_SUBMITTED, attempts={"PREP": 1, "OCR": 1})
+    transition(job_dir, JobState.OCR_RUNNING)
+    ranges = even_ranges(PAGES, 2)
+    folder = split_stage._prepared_folder(job_dir, ranges)
+    split_stage._ocr_ranges(settings, folder, ranges, jobs=1)
+    if interrupted == "a range":  # range 1's ocrmypdf was killed: its output half written
+        (folder / "range-1.ocr.pdf").unlink()
+        (folder / "range-1.partial.pdf").write_bytes(b"%PDF-1.7 half a file")
+    (job_dir / "final.partial.pdf").write_bytes(b"%PDF-1.7 half a merge")
+    calls_before = len(ocr_calls(tool_log))
+
+    drive(scheduler_for(settings))
+
+    [done] = finished_jobs(data_dir)
+    assert done["state"] == "DONE"
+    assert ocr_calls(tool_log)[calls_before:] == (["range-1.pdf"] if interrupted == "a range" else [])
+    assert [p.name for p in (data_dir / "out").iterdir()] == ["book.pdf"]
+    assert_same_structure(book, data_dir / "out" / "book.pdf")
