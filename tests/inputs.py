@@ -471,7 +471,7 @@ def book_pdf(path: Path, pages: int, *, marker: str = "", images: Sequence[Path]
             if images:
                 scratch = image_pdf(path.with_name(f".{path.stem}-{n}.pdf"), [images[n % len(images)]])
                 with pikepdf.open(scratch) as one:
-                    image = pdf.copy_foreign(next(iter(one.pages[0].images.values())).obj)
+                    image = pdf.copy_foreign(one.pages[0].Resources.XObject["/Im0"])
                 scratch.unlink()
                 page.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image))
                 content += f"q {width} 0 0 {height} 0 0 cm /Im0 Do Q\n".encode()
