@@ -876,7 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", type=Path, help="keep the work folder here (must be empty or new)")
     targets = parser.add_argument_group("single measurements (run instead of the sweep)")
     targets.add_argument("--single-doc", type=int, metavar="PAGES",
-                         help="one document of PAGES real scan pages against ocrmypdf --jobs <cores> (target 1.10x)")
+                         help="one document of PAGES real scan pages against ocrmypdf --jobs <cores> (target 0.95x, CPU at most 1.10x)")
     targets.add_argument("--tick-history", type=int, metavar="N",
                          help="duration of one scheduler tick with N finished jobs in the history (target 50 ms)")
     targets.add_argument("--index-history", type=int, metavar="N",
