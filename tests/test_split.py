@@ -20,7 +20,7 @@ from ocrpipe.model import JobState
 from ocrpipe.stages.fidelity import page_images
 from ocrpipe.stages import split as split_stage
 from ocrpipe.stages.pagemerge import even_ranges, has_text_layer, split_blocker
-from ocrpipe.store import read_state, transition, update_state
+from ocrpipe.store import transition, update_state
 
 PAGES = 10
 
@@ -146,25 +146,32 @@ def test_a_range_that_fails_once_is_run_again_alone(tmp_path: Path, data_dir: Pa
 
 def test_a_split_whose_range_fails_again_runs_whole_at_no_attempts_cost(
         tmp_path: Path, data_dir: Path, tool_log: Path, make_settings: Callable[..., Settings],
-        scheduler_for: Callable[..., Any]) -> None:
+        scheduler_for: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
     settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8", MAX_ATTEMPTS_OCR="1"))
     book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:fail-range")
-    job_dir = ready(settings, "book", book)
-    scheduler = scheduler_for(settings)
+    ready(settings, "book", book)
 
-    drive(scheduler, until=lambda: read_state(job_dir)["state"] == JobState.OCR_RETRY.value)
+    drive(scheduler_for(settings))
 
-    record = read_state(job_dir)
-    assert record["splitFailed"] is True and record["freeAttempts"]["OCR"] == 1
-    assert "failed twice" in record["lastError"]["reason"] and "whole" in record["lastError"]["reason"]
-    drive(scheduler)
     [done] = finished_jobs(data_dir)  # MAX_ATTEMPTS_OCR=1: the failed split did not use it up
     assert done["state"] == "DONE" and done["attempts"]["OCR"] == 2
+    [retry] = [r.getMessage() for r in caplog.records if r.name == "ocrpipe.lifecycle" and "retry" in r.getMessage()]
+    assert "pages 1-5 failed twice" in retry and "OCRing the document whole); retry in 0s" in retry
     calls = ocr_calls(tool_log)
     # Both ranges together, the first failed one alone again (it fails too: the split gives up), then whole.
     assert calls[-1] == "raw.pdf" and sorted(calls[:-1]) == ["range-0.pdf", "range-0.pdf", "range-1.pdf"]
     with pikepdf.open(data_dir / "out" / "book.pdf") as pdf:
         assert len(pdf.pages) == PAGES
+
+
+def test_a_failed_split_is_remembered_across_a_restart(data_dir: Path, tmp_path: Path, tool_log: Path,
+                                                        make_settings: Callable[..., Settings],
+                                                        scheduler_for: Callable[..., Any]) -> None:
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
+    job_dir = ready(settings, "book", inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:book"))
+    update_state(job_dir, lambda record: record.update(splitFailed=True))
+    drive(scheduler_for(settings))
+    assert ocr_calls(tool_log) == ["raw.pdf"]
 
 
 @pytest.mark.parametrize("interrupted", ["a range", "the merge"])

@@ -22,7 +22,7 @@ from ocrpipe.errors import DiskFullError, SplitFailed, StageError
 from ocrpipe.fsutil import atomic_write_json, read_json, remove_tree
 from ocrpipe.model import Stage, normalise_languages
 from ocrpipe.outcome import StageOutcome
-from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, run_stage, tool_env
+from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, TMP_DIR, run_stage, tool_env
 from ocrpipe.stages.ocr import ocr_whole, publish, verify_output
 from ocrpipe.stages.pagemerge import check_merged, cut_range, even_ranges, graft, split_blocker
 from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, run_fields
@@ -87,6 +87,7 @@ def _finished(output: Path, pages: int) -> bool:
 
 def _ocr_ranges(settings: Settings, folder: Path, ranges: list[tuple[int, int]], *, jobs: int) -> list[Path]:
     """Each range's OCRed PDF: the ones not finished yet run together; one that fails runs again alone."""
+    remove_tree(folder / TMP_DIR)  # what a killed attempt's ocrmypdf calls left behind
     todo = [n for n, (start, stop) in enumerate(ranges) if not _finished(_range_paths(folder, n)[1], stop - start)]
     if len(todo) < len(ranges):
         log.info("reusing %d OCRed range(s) of an interrupted attempt", len(ranges) - len(todo))
