@@ -104,18 +104,22 @@ def assert_same_structure(original: Path, result: Path) -> None:
         assert after.Root.PageLabels == before.Root.PageLabels
 
 
+@pytest.mark.parametrize(("scenario", "calls"), [
+    ("book", ["range-0.pdf", "range-1.pdf"]),
+    ("flaky-range", ["range-0.pdf", "range-0.pdf", "range-1.pdf", "range-1.pdf"]),  # each failed once: again alone
+])
 def test_long_document_is_ocred_in_ranges_and_merged_with_its_structure(
-        tmp_path: Path, data_dir: Path, tool_log: Path, make_settings: Callable[..., Settings],
-        scheduler_for: Callable[..., Any]) -> None:
+        scenario: str, calls: list[str], tmp_path: Path, data_dir: Path, tool_log: Path,
+        make_settings: Callable[..., Settings], scheduler_for: Callable[..., Any]) -> None:
     settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
-    book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:book")
+    book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker=f"FAKE-SCENARIO:{scenario}")
     ready(settings, "book", book)
 
     drive(scheduler_for(settings))
 
     [done] = finished_jobs(data_dir)
     assert done["state"] == "DONE" and done["attempts"]["OCR"] == 1
-    assert sorted(ocr_calls(tool_log)) == ["range-0.pdf", "range-1.pdf"]
+    assert sorted(ocr_calls(tool_log)) == calls
     assert_same_structure(book, data_dir / "out" / "book.pdf")
 
 
@@ -127,21 +131,6 @@ def test_short_or_whole_documents_are_not_split(tmp_path: Path, data_dir: Path, 
     ready(settings, "short", tmp_path / "short.pdf")
     drive(scheduler_for(settings))
     assert ocr_calls(tool_log) == ["raw.pdf"]
-
-
-def test_a_range_that_fails_once_is_run_again_alone(tmp_path: Path, data_dir: Path, tool_log: Path,
-                                                     make_settings: Callable[..., Settings],
-                                                     scheduler_for: Callable[..., Any]) -> None:
-    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
-    book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:flaky-range")
-    ready(settings, "book", book)
-
-    drive(scheduler_for(settings))
-
-    [done] = finished_jobs(data_dir)
-    assert done["state"] == "DONE" and done["attempts"]["OCR"] == 1
-    assert sorted(ocr_calls(tool_log)) == ["range-0.pdf", "range-0.pdf", "range-1.pdf", "range-1.pdf"]
-    assert_same_structure(book, data_dir / "out" / "book.pdf")
 
 
 def test_a_split_whose_range_fails_again_runs_whole_at_no_attempts_cost(
