@@ -13,16 +13,13 @@ from typing import Any, Callable
 
 from ocrpipe.batching import page_workers, plan_ocr_units, split_parts
 from ocrpipe.config import Settings
+from ocrpipe.entry import run_ocr, run_ocr_batch, run_ocr_split, run_prep  # issue 17: stages imported in workers
 from ocrpipe.heartbeat import heartbeat_path, kill_identity, kill_recorded, read_heartbeat
 from ocrpipe.jobs import Job, Unit
 from ocrpipe.logs import job_context
 from ocrpipe.model import Stage, submitted_state
 from ocrpipe.outcome import StageOutcome
 from ocrpipe.pools import ExecutorFactory, StagePool
-from ocrpipe.stages.batch import run_ocr_batch
-from ocrpipe.stages.ocr import run_ocr
-from ocrpipe.stages.prep import run_prep
-from ocrpipe.stages.split import run_ocr_split
 from ocrpipe.store import read_state
 
 log = logging.getLogger("ocrpipe.dispatcher")
