@@ -23,10 +23,11 @@ T = TypeVar("T")
 MB_PER_OCR_RUN = 512
 MB_PER_PAGE_WORKER = 128
 DEFAULT_BATCH_MAX_PAGES = 20
-# Issue 17: a lone document of at least this many pages is OCRed as page ranges (see README, Speed);
-# 0: never. Off by default: on 2 cores a 19-page scan split in two took 1.05-1.11 x the wall time of one
-# ``ocrmypdf --jobs 2`` call (4 interleaved runs) and 1.08 x its CPU. Turn it on where it measures faster.
-DEFAULT_SPLIT_MIN_PAGES = 0
+# Issue 17: a lone document of at least this many pages is OCRed as page ranges (README, Speed); 0: never.
+# Measured on 2 cores (bench --single-doc, real scans): 49 pages split in two 0.99 x the wall time of one
+# ``ocrmypdf --jobs 2`` call, whole 1.12 x; 19 pages split 1.02 x (median of 3; whole: 1.13 x), at 1.09 x its
+# CPU. Each extra call costs about 1.5-2 s of CPU, so below about 16 pages a split would cost over 10 % more.
+DEFAULT_SPLIT_MIN_PAGES = 16
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SIGNED_PDF_CHOICES = ("KEEP", "OCR", "ERROR")  # what a digitally signed PDF gets: see the README
 # auto: PDF/A where ocrmypdf can make it, through Ghostscript (which re-encodes images) if need be;
