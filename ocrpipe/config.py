@@ -33,6 +33,9 @@ SIGNED_PDF_CHOICES = ("KEEP", "OCR", "ERROR")  # what a digitally signed PDF get
 # auto: PDF/A where ocrmypdf can make it, through Ghostscript (which re-encodes images) if need be;
 # lossless: a regular PDF where only Ghostscript could make PDF/A; required: PDF/A or the job fails.
 PDFA_CHOICES = ("AUTO", "LOSSLESS", "REQUIRED")
+# auto: pages that read like turned ones are checked and turned; always: every page (ocrmypdf's
+# --rotate-pages); off: none. See the README's "Orientation" for what each costs.
+ROTATE_PAGES_CHOICES = ("AUTO", "ALWAYS", "OFF")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class Settings:
     ocr_batch_max_pages: int = DEFAULT_BATCH_MAX_PAGES
     ocr_split_min_pages: int = DEFAULT_SPLIT_MIN_PAGES  # 0: never split
     pdfa: str = "auto"  # auto | lossless | required: see PDFA_CHOICES
+    rotate_pages: str = "auto"  # auto | always | off: see ROTATE_PAGES_CHOICES
+    deskew: bool = False  # ocrmypdf's --deskew
     cpu_count: int = 1
     # The HTTP API (httpapi.py): port 0 turns it off; 127.0.0.1 keeps it internal.
     orchestrator_port: int = 8080
@@ -271,6 +276,8 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         ocr_split_min_pages=int(read.number("OCR_SPLIT_MIN_PAGES", DEFAULT_SPLIT_MIN_PAGES, minimum=0,
                                             integer=True)),
         pdfa=read.choice("PDFA", "AUTO", PDFA_CHOICES).lower(),
+        rotate_pages=read.choice("ROTATE_PAGES", "AUTO", ROTATE_PAGES_CHOICES).lower(),
+        deskew=read.choice("DESKEW", "OFF", ("ON", "OFF")) == "ON",
         cpu_count=cpu_count,
         orchestrator_port=int(read.get("ORCHESTRATOR_PORT", _port, 8080, "a port number from 0 (off) to 65535")),
         orchestrator_host=read.get("ORCHESTRATOR_HOST", _host, "127.0.0.1",

@@ -12,7 +12,8 @@ from ocrpipe.config import Settings
 from ocrpipe.errors import ExitCode
 from ocrpipe.model import normalise_languages
 from ocrpipe.stages.heic import INSTALL_HINT, heif_version
-from ocrpipe.toolcheck import INSTALL, language_install_hint, probe_tools, tesseract_languages, windows_tessdata
+from ocrpipe.toolcheck import (INSTALL, language_install_hint, osd_install_hint, probe_tools, tesseract_languages,
+                               windows_tessdata)
 
 
 def _writable(folder: os.PathLike[str]) -> bool:
@@ -46,6 +47,15 @@ def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
         else:
             print(f"  MISSING  {lang}", file=out)
             problems.append((f"tesseract language '{lang}'", language_install_hint(lang, tessdata)))
+    # Without it no page is turned (auto leaves them as read; ocrmypdf's --rotate-pages fails).
+    print(f"Page orientation (ROTATE_PAGES={settings.rotate_pages}):", file=out)
+    if installed is not None and "osd" in installed:
+        print(f"  ok       {'osd':<12} Tesseract's orientation data", file=out)
+    elif settings.rotate_pages == "off":
+        print(f"  MISSING  {'osd':<12} not needed while ROTATE_PAGES=off", file=out)
+    else:
+        print(f"  MISSING  {'osd':<12} Tesseract's orientation data: turned pages are not turned", file=out)
+        problems.append(("tesseract orientation data 'osd'", osd_install_hint(tessdata)))
     # Optional: without it HEIC photos go to error/ with this hint, and everything else works.
     print("Optional formats:", file=out)
     version = heif_version()

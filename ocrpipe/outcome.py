@@ -16,6 +16,7 @@ from ocrpipe.store import apply_transition
 
 # What became of the images and of PDF/A in the OCR run (stages/pdfa.py), kept in state.json and the index.
 RUN_FIDELITY_FIELDS = ("imagesReencoded", "reencodeReason", "pdfaSkippedReason")
+ORIENTATION_FIELDS = ("orientationChecked", "pagesTurned")
 
 READY_STATES = {
     Stage.PREP: frozenset({JobState.DISCOVERED, JobState.PREP_RETRY}),
@@ -84,6 +85,9 @@ def mark_done(record: dict[str, Any], outcome: StageOutcome) -> None:
     record.update(pdfa=outcome.fields.get("pdfa"), batchSize=outcome.fields.get("batchSize", 1),
                   splitInto=outcome.fields.get("splitInto"),
                   **{key: outcome.fields.get(key) for key in RUN_FIDELITY_FIELDS})
+    for key in ORIENTATION_FIELDS:  # ROTATE_PAGES=auto: pages checked, pages turned
+        if key in outcome.fields:
+            record[key] = outcome.fields[key]
     if outcome.fields.get("signature"):
         record["signature"] = outcome.fields["signature"]  # "kept" (no OCR) or "invalidated" (OCRed anyway)
     apply_transition(record, JobState.DONE)

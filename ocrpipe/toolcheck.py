@@ -101,10 +101,18 @@ def language_install_hint(lang: str, tessdata: PureWindowsPath = WINDOWS_TESSERA
             "(or run the UB-Mannheim installer again and tick the language)")
 
 
+def osd_install_hint(tessdata: PureWindowsPath = WINDOWS_TESSERACT_HOME / "tessdata") -> tuple[str, str]:
+    """Tesseract's orientation data (``osd``), which ROTATE_PAGES auto and always need."""
+    return ("sudo apt-get install -y tesseract-ocr-osd",
+            f"part of the UB-Mannheim Tesseract installer (run it again); or save {TESSDATA_URL}/osd.traineddata "
+            f"as {tessdata / 'osd.traineddata'}")
+
+
 def build_profile(settings: Settings, tools: list[ToolStatus]) -> dict[str, Any]:
     return canonical_profile(
         ocr_lang=settings.ocr_lang,
-        ocrmypdf_args=profile_args(settings.ocr_args, settings.pdfa),
+        ocrmypdf_args=profile_args(settings.ocr_args, settings.pdfa, rotate_pages=settings.rotate_pages,
+                                    deskew=settings.deskew),
         tool_versions={t.name: t.version or "missing" for t in tools},
         image_dpi=settings.image_dpi,
     )

@@ -69,6 +69,8 @@ missing_system_packages() {
     while read -r lang; do
         grep -qx -- "$lang" <<<"$installed" || need+=("$(lang_package "$lang")")
     done < <(wanted_languages)
+    # Orientation data: ROTATE_PAGES (auto by default) turns sideways and upside-down pages with it.
+    grep -qx -- osd <<<"$installed" || need+=(tesseract-ocr-osd)
     printf '%s\n' "${need[@]}"
 }
 
@@ -81,7 +83,7 @@ ensure_system_packages() {
         need+=("python$("$PY_FOR_VENV" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
     fi
     if [ "${#need[@]}" -eq 0 ]; then
-        say "system tools present: tesseract ($(wanted_languages | paste -sd+)), gs, 7z"
+        say "system tools present: tesseract ($(wanted_languages | paste -sd+), osd), gs, 7z"
         return 0
     fi
     if [ "${OCRPIPE_SKIP_APT:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -103,6 +105,7 @@ ensure_system_packages() {
     while read -r lang; do
         grep -qx -- "$lang" <<<"$installed" || die "Tesseract language '$lang' is still missing ($(lang_package "$lang"))"
     done < <(wanted_languages)
+    grep -qx -- osd <<<"$installed" || die "Tesseract's orientation data 'osd' is still missing (tesseract-ocr-osd)"
 }
 
 have_browser() {

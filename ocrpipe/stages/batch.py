@@ -4,6 +4,7 @@ once), then split back into one PDF/A per document, each checked like a single r
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +16,7 @@ from ocrpipe.errors import RedoAlone, TransientError
 from ocrpipe.outcome import StageOutcome
 from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, Member, run_members, tool_env
 from ocrpipe.stages.docmeta import give_own_metadata
+from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, orientation_fields, turn_reported_pages
 from ocrpipe.stages.fidelity import has_deflatable_jpeg
 from ocrpipe.stages.pdfa import batch_spoiled, images_changed, optimizer_unused, save_as_pdfa
 from ocrpipe.stages.ocr import publish, verify_output
@@ -70,9 +72,10 @@ def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[P
         return {**fields, "transient": True, "batch_failure": True}
 
     changed: dict[Path, str] = {}  # members whose images the batch changed: their final.pdf not written
+    turned: dict[Path, dict] = {}  # each member's pages checked and turned (ROTATE_PAGES=auto)
 
     def work() -> dict:
-        pdfa, spoiled = _ocr_and_split(settings, batch_dir, pages_of, jobs=jobs)
+        pdfa, spoiled = _ocr_and_split(settings, batch_dir, pages_of, jobs=jobs, turned=turned)
         changed.update(spoiled)
         return {"pdfa": pdfa, "batchSize": len(members), "imagesReencoded": False}
 
@@ -80,7 +83,7 @@ def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[P
         # One whose images the batch changed is OCRed again alone, at no attempt's cost.
         if job_dir in changed:
             raise RedoAlone(f"its images changed in a batch ({changed[job_dir]}); OCRing it alone")
-        return publish(settings, job_dir, outcome)
+        return publish(settings, job_dir, replace(outcome, fields={**outcome.fields, **turned.get(job_dir, {})}))
 
     return run_members(settings, Stage.OCR, [Member(job_dir, attempts, pages / total)
                                              for job_dir, pages, attempts in members],
@@ -88,17 +91,23 @@ def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[P
 
 
 def _ocr_and_split(settings: Settings, batch_dir: Path, members: Sequence[tuple[Path, int]], *,
-                   jobs: int) -> tuple[str | None, dict[Path, str]]:
-    """The batch's PDF/A flavour, and the members whose images changed (their final.pdf not written)."""
+                   jobs: int, turned: dict[Path, dict]) -> tuple[str | None, dict[Path, str]]:
+    """The batch's PDF/A flavour, and the members whose images changed (their final.pdf not written);
+    ``turned`` gets each member's pages checked and turned."""
     batch_dir.mkdir(parents=True, exist_ok=True)
     merged, output = batch_dir / RAW_PDF, batch_dir / "final.partial.pdf"
     total = merge(members, merged)
     argv = build_argv(settings.ocrmypdf, merged, output, lang=normalise_languages(settings.ocr_lang), jobs=jobs,
                       extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
-                      pdfa=settings.pdfa)
-    result = run_tool(argv, timeout=settings.ocr_timeout_for(total), env=tool_env(settings, batch_dir),
-                      log_path=batch_dir / "ocr.log")
+                      pdfa=settings.pdfa, orientation=ocrmypdf_options(settings))
+    env = orientation_env(tool_env(settings, batch_dir), settings.rotate_pages)
+    result = run_tool(argv, timeout=settings.ocr_timeout_for(total), env=env, log_path=batch_dir / "ocr.log")
     raise_for_exit(result)
+    reports, turns = turn_reported_pages(output, env)  # before the split: each part keeps its pages' /Rotate
+    first = 1
+    for job_dir, pages in members:
+        turned[job_dir] = orientation_fields(reports, turns, first, pages)
+        first += pages
     pdfa = verify_output(output, expected_pages=total)
     # PREP's prediction keeps such documents out of batches; should it miss one, nobody's output
     # may depend on it: every member is OCRed again alone.

@@ -17,6 +17,7 @@ from ocrpipe.model import Stage, normalise_languages
 from ocrpipe.outcome import StageOutcome, mark_done
 from ocrpipe.publish import publish_done
 from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, run_stage, tool_env
+from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, orientation_fields, turn_reported_pages
 from ocrpipe.stages.pdfa import run_fields
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.store import LOCK_FILE, STATE_FILE, read_state
@@ -68,10 +69,11 @@ def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> di
         return {"pdfa": None, "signature": "kept"}
     argv = build_argv(settings.ocrmypdf, job_dir / RAW_PDF, partial, lang=normalise_languages(settings.ocr_lang),
                       jobs=jobs, extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
-                      invalidate_signatures=signed, pdfa=settings.pdfa)
-    result = run_tool(argv, timeout=settings.ocr_timeout_for(pages), env=tool_env(settings, job_dir),
-                      log_path=job_dir / "ocr.log")
+                      invalidate_signatures=signed, pdfa=settings.pdfa, orientation=ocrmypdf_options(settings))
+    env = orientation_env(tool_env(settings, job_dir), settings.rotate_pages)
+    result = run_tool(argv, timeout=settings.ocr_timeout_for(pages), env=env, log_path=job_dir / "ocr.log")
     raise_for_exit(result)
+    turned = orientation_fields(*turn_reported_pages(partial, env))
     pdfa = verify_output(partial, expected_pages=pages)
     fields = run_fields(pdfa_setting=settings.pdfa, raw=job_dir / RAW_PDF, output=partial, pdfa=pdfa,
                         tool_log=job_dir / "ocr.log", predicted=record.get("ghostscriptReason"))
@@ -81,8 +83,8 @@ def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> di
     os.replace(partial, job_dir / FINAL_PDF)
     if signed:
         log.warning("signed PDF OCRed (SIGNED_PDF=ocr): its digital signature is no longer valid", extra=ctx)
-        return {"pdfa": pdfa, "signature": "invalidated", **fields}
-    return {"pdfa": pdfa, **fields}
+        return {"pdfa": pdfa, "signature": "invalidated", **fields, **turned}
+    return {"pdfa": pdfa, **fields, **turned}
 
 
 def verify_output(path: Path, *, expected_pages: int) -> str | None:

@@ -16,6 +16,11 @@ DEFAULT_ARGS: tuple[str, ...] = ("--output-type", "auto", "--skip-text")
 # PDFA=lossless: ocrmypdf writes PDF/A only through its own conversion, which keeps the images as
 # they are; where only Ghostscript could make PDF/A (re-encoding images), it writes a regular PDF.
 _PDFA_ARGS = {"auto": (), "lossless": ("--pdfa-backend", "internal"), "required": ()}
+# ROTATE_PAGES=always: ocrmypdf's --rotate-pages turns a page when Tesseract's orientation detection
+# is at least this sure. Its default, 14, left turned pages unturned here: right answers came with
+# confidences from 1.3 (a small page) to 35, and no upright page was given a turn (README "Orientation").
+ALWAYS_ROTATE_THRESHOLD = 1.0
+ROTATE_CHOICES = ("auto", "always", "off")
 # Options that choose what happens to pages with text: one of them in OCR_ARGS replaces --skip-text,
 # since ocrmypdf refuses two (exit 1).
 _MODE_OPTIONS = ("-f", "--force-ocr", "-s", "--skip-text", "--redo-ocr", "-m", "--mode")
@@ -72,23 +77,37 @@ def default_args(extra_args: Sequence[str], pdfa: str = "auto") -> list[str]:
     return args
 
 
+def orientation_args(rotate_pages: str, deskew: bool, plugin: Path | None = None) -> list[str]:
+    """ROTATE_PAGES and DESKEW as ocrmypdf options; ``auto`` loads ocrpipe's plugin (``plugin``: its
+    file; without it, as the job profile names it, machine-independent)."""
+    if rotate_pages not in ROTATE_CHOICES:
+        raise ValueError(f"rotate_pages={rotate_pages!r}")
+    turn = {"auto": ["--plugin", str(plugin)] if plugin else ["ROTATE_PAGES=auto"],
+            "always": ["--rotate-pages", "--rotate-pages-threshold", f"{ALWAYS_ROTATE_THRESHOLD:g}"],
+            "off": []}[rotate_pages]
+    return [*turn, *(["--deskew"] if deskew else [])]
+
+
 def build_argv(
     command: Sequence[str], input_pdf: Path, output_pdf: Path, *, lang: str, jobs: int,
     extra_args: Sequence[str] = (), max_image_mpixels: float | None = None, invalidate_signatures: bool = False,
-    pdfa: str = "auto",
+    pdfa: str = "auto", orientation: Sequence[str] = (),
 ) -> list[str]:
-    """Our defaults first, so the operator's OCR_ARGS can override them."""
+    """Our defaults first, so the operator's OCR_ARGS can override them; ``orientation`` is what
+    ``orientation_args`` gives for the plugin's file."""
     limits = ["--max-image-mpixels", f"{max_image_mpixels:g}"] if max_image_mpixels else []
     signed = ["--invalidate-digital-signatures"] if invalidate_signatures else []
     return [*command, *default_args(extra_args, pdfa), "-l", lang, "--jobs", str(jobs), *limits, *signed,
-            *extra_args, str(input_pdf), str(output_pdf)]
+            *orientation, *extra_args, str(input_pdf), str(output_pdf)]
 
 
-def profile_args(extra_args: Sequence[str], pdfa: str = "auto") -> list[str]:
+def profile_args(extra_args: Sequence[str], pdfa: str = "auto", *, rotate_pages: str = "off",
+                 deskew: bool = False) -> list[str]:
     """The options that decide the output (``--jobs`` does not), for the job profile. PDFA=required
-    adds no option but fails what is not PDF/A, so it is named; ``auto`` keeps the keys of old jobs."""
+    adds no option but fails what is not PDF/A, so it is named; ``auto`` keeps the keys of old jobs,
+    and so does ROTATE_PAGES=off (what ocrpipe did before it had the setting)."""
     named = ["PDFA=required"] if pdfa == "required" else []
-    return [*default_args(extra_args, pdfa), *extra_args, *named]
+    return [*default_args(extra_args, pdfa), *orientation_args(rotate_pages, deskew), *extra_args, *named]
 
 
 def diagnose(stderr: str) -> tuple[str, Code] | None:

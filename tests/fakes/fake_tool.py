@@ -196,7 +196,8 @@ def main() -> int:
     if tool == "ocrmypdf":
         return fake_ocrmypdf(args)
     if tool == "tesseract" and "--list-langs" in args:
-        print("List of available languages (3):\neng\nfra\nosd")
+        langs = os.environ.get("FAKE_TESSERACT_LANGS", "eng fra osd").split()
+        print(f"List of available languages ({len(langs)}):", *langs, sep="\n")
         return 0
     print(f"{tool} 99.0.0")  # tesseract / gs --version
     return 0

@@ -1,0 +1,81 @@
+"""ROTATE_PAGES=auto, ocrpipe's side: where the ocrmypdf plugin reports, and the /Rotate of the pages it turned."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+
+from ocrpipe.config import Settings
+from ocrpipe.tools.ocrmypdf import orientation_args
+from ocrpipe.tools.ocrpipe_orientation_plugin import ORIENTATION_DIR_ENV
+
+log = logging.getLogger("ocrpipe.ocr")
+
+PLUGIN = Path(__file__).resolve().parent.parent / "tools" / "ocrpipe_orientation_plugin.py"
+REPORTS = "orientation"  # inside the call's tmp/ folder: a killed attempt's reports go with it
+
+
+def orientation_env(env: dict[str, str], rotate_pages: str) -> dict[str, str]:
+    """The tool environment, with the folder the plugin reports into (made empty) under auto."""
+    if rotate_pages != "auto":
+        return env
+    folder = Path(env["TMPDIR"]) / REPORTS
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.iterdir():
+        stale.unlink()
+    return {**env, ORIENTATION_DIR_ENV: str(folder)}
+
+
+def read_reports(env: dict[str, str]) -> list[dict[str, Any]] | None:
+    """The plugin's report on each page it checked, by page number (1-based, in the call's input);
+    None when the plugin did not run (ROTATE_PAGES is not auto)."""
+    folder = env.get(ORIENTATION_DIR_ENV)
+    if not folder:
+        return None
+    return sorted((json.loads(path.read_text()) for path in Path(folder).glob("page-*.json")),
+                  key=lambda report: report["page"])
+
+
+def ocrmypdf_options(settings: Settings) -> list[str]:
+    """ROTATE_PAGES and DESKEW as ocrmypdf options, the plugin named by its file here."""
+    return orientation_args(settings.rotate_pages, settings.deskew, PLUGIN)
+
+
+def turn_reported_pages(output: Path, env: dict[str, str]) -> tuple[list[dict[str, Any]] | None, dict[int, int]]:
+    """After ocrmypdf: the plugin's reports (None without it), and the pages of ``output`` turned by them."""
+    reports = read_reports(env)
+    return reports, apply_turns(output, reports or [])
+
+
+def apply_turns(pdf_path: Path, reports: list[dict[str, Any]]) -> dict[int, int]:
+    """Turn the pages the plugin read turned (their /Rotate, clockwise, as ocrmypdf's own
+    --rotate-pages does), in place; returns {page: degrees} of the pages turned."""
+    turns = {int(r["page"]): int(r["turned"]) for r in reports if r.get("turned")}
+    if not turns:
+        return turns
+    turned = pdf_path.with_name(pdf_path.stem + ".turned.pdf")
+    with pikepdf.open(pdf_path) as pdf:
+        for page_number, degrees in turns.items():
+            page = pdf.pages[page_number - 1]
+            page.obj.Rotate = (int(page.obj.get("/Rotate", 0)) + degrees) % 360
+        pdf.save(turned)
+    os.replace(turned, pdf_path)
+    return turns
+
+
+def orientation_fields(reports: list[dict[str, Any]] | None, turns: dict[int, int], first: int = 1,
+                       pages: int | None = None) -> dict[str, Any]:
+    """What a document's record keeps: pages checked and pages turned (numbered in the document),
+    of the reports on its pages ``first`` … ``first + pages - 1`` of the call; nothing without the plugin."""
+    if reports is None:
+        return {}
+    last = first + pages - 1 if pages is not None else None
+    mine = [r for r in reports if r["page"] >= first and (last is None or r["page"] <= last)]
+    return {"orientationChecked": len(mine),
+            "pagesTurned": {str(page - first + 1): degrees for page, degrees in sorted(turns.items())
+                            if page >= first and (last is None or page <= last)}}

@@ -1,0 +1,164 @@
+"""ocrmypdf plugin for ROTATE_PAGES=auto: a page whose OCR reads like a turned page is turned and read again."""
+
+# ocrmypdf loads this file by its path (``--plugin``), in its own processes: it imports nothing of
+# ocrpipe, so it works with any ocrmypdf the OCRMYPDF setting names. ocrpipe reads what it decided
+# from the files it writes into $OCRPIPE_ORIENTATION_DIR and sets the turned pages' /Rotate.
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocrmypdf import hookimpl
+from ocrmypdf.builtin_plugins.tesseract_ocr import TesseractOcrEngine
+from PIL import Image
+
+log = logging.getLogger("ocrmypdf.ocrpipe_orientation")
+
+ORIENTATION_DIR_ENV = "OCRPIPE_ORIENTATION_DIR"
+# Measured (bench/orientation.py, README "Orientation"): upright pages read at a character-weighted
+# word confidence of 89-96, pages turned 90° or 180° at 26-53. 70 sits in the gap; a poor scan
+# below it only costs an orientation check, which then answers 0°.
+MIN_CONFIDENCE = 70.0
+# Tesseract reads a page turned 270° (and some turned 90°) correctly but along vertical lines: the
+# words are right, the page is sideways. Upright pages have no vertical lines of text.
+MAX_VERTICAL_SHARE = 0.5
+# Orientation detection is asked only about pages that already read wrong, and its answer is kept
+# only when the page then reads right, so any answer it is sure of at all is worth trying: on small
+# pages its right answers come with confidences as low as 1.3.
+MIN_OSD_CONFIDENCE = 0.5
+
+_WORD = re.compile(r"<span class=['\"]ocrx_word['\"][^>]*title=['\"][^'\"]*x_wconf (\d+)[^>]*>(.*?)</span>", re.S)
+_LINE = re.compile(r"<span class=['\"]ocr_(?:line|caption|header|textfloat)['\"][^>]*?title=\"bbox (\d+) (\d+) "
+                   r"(\d+) (\d+)[^\"]*\"[^>]*>(.*?)</span>\s*</span>", re.S)
+_TAG = re.compile(r"<[^>]+>")
+_BBOX = re.compile(r"bbox (\d+) (\d+) (\d+) (\d+)")
+_LINE_TITLE = re.compile(r"(class=['\"]ocr_(?:line|caption|header|textfloat)['\"][^>]*?title=\")([^\"]*)\"")
+_PAGE_NUMBER = re.compile(r"^(\d+)_")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the hOCR of one page says about how well it was read."""
+
+    chars: int  # characters in words
+    confidence: float  # Tesseract's word confidence, weighted by characters (0-100)
+    vertical: float  # share of the characters on lines taller than wide
+
+    @property
+    def suspicious(self) -> bool:
+        """Reads like a turned page; a page without text (blank, a photo) never does."""
+        return self.chars > 0 and (self.confidence < MIN_CONFIDENCE or self.vertical > MAX_VERTICAL_SHARE)
+
+
+def read_hocr(hocr: str) -> Reading:
+    words = [(int(conf), _TAG.sub("", text).strip()) for conf, text in _WORD.findall(hocr)]
+    words = [(conf, text) for conf, text in words if text]
+    chars = sum(len(text) for _, text in words)
+    if not chars:
+        return Reading(0, 0.0, 0.0)
+    confidence = sum(conf * len(text) for conf, text in words) / chars
+    vertical = total = 0
+    for x0, y0, x1, y1, body in _LINE.findall(hocr):
+        count = len(re.sub(r"\s", "", _TAG.sub("", body)))
+        total += count
+        if int(y1) - int(y0) > int(x1) - int(x0):
+            vertical += count
+    return Reading(chars, confidence, vertical / total if total else 0.0)
+
+
+def turn_hocr_back(hocr: str, angle: int, size: tuple[int, int]) -> str:
+    """hOCR of the page turned upright (its image rotated ``angle``° counter-clockwise) in the
+    coordinates of the page as it was (``size``: width, height), lines marked with the angle of their
+    text (hOCR's ``textangle``, counter-clockwise), so the text layer lies over the words it reads."""
+    width, height = size
+
+    def back(x: int, y: int) -> tuple[int, int]:
+        if angle == 90:
+            return width - y, x
+        if angle == 180:
+            return width - x, height - y
+        return y, height - x  # 270
+
+    def bbox(match: re.Match[str]) -> str:
+        x0, y0, x1, y1 = map(int, match.groups())
+        (ax, ay), (bx, by) = back(x0, y0), back(x1, y1)
+        return f"bbox {min(ax, bx)} {min(ay, by)} {max(ax, bx)} {max(ay, by)}"
+
+    def line_title(match: re.Match[str]) -> str:
+        # The baseline is measured along an upright line; ocrmypdf derives it from the font instead.
+        parts = [p.strip() for p in match.group(2).split(";")
+                 if p.strip() and not p.strip().startswith(("baseline", "textangle"))]
+        return f'{match.group(1)}{"; ".join([*parts, f"textangle {(360 - angle) % 360}"])}"'
+
+    return _BBOX.sub(bbox, _LINE_TITLE.sub(line_title, hocr))
+
+
+def upright_image(source: Path, angle: int, target: Path) -> tuple[int, int]:
+    """``source`` rotated ``angle``° counter-clockwise into ``target``; returns the source's size."""
+    turn = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    with Image.open(source) as image:
+        dpi = image.info.get("dpi")
+        turned = image.transpose(turn[angle])
+        turned.save(target, **({"dpi": (dpi[1], dpi[0]) if angle != 180 else dpi} if dpi else {}))
+        return image.size
+
+
+def _record(output_hocr: Path, decision: dict[str, object]) -> None:
+    folder = os.environ.get(ORIENTATION_DIR_ENV)
+    match = _PAGE_NUMBER.match(Path(output_hocr).name)
+    if folder and match:
+        page = int(match.group(1))
+        (Path(folder) / f"page-{page:06d}.json").write_text(json.dumps({"page": page, **decision}))
+
+
+class AdaptiveOrientationEngine(TesseractOcrEngine):
+    """Tesseract as ocrmypdf runs it, plus a look at each page's hOCR: a page that reads like a
+    turned one gets Tesseract's orientation detection and, when that names a turn, is read again
+    upright. Its reading is kept when it reads right; ocrpipe then turns the page (its /Rotate)."""
+
+    @staticmethod
+    def generate_hocr(input_file, output_hocr, output_text, options):  # type: ignore[no-untyped-def]
+        TesseractOcrEngine.generate_hocr(input_file, output_hocr, output_text, options)
+        first = read_hocr(Path(output_hocr).read_text(encoding="utf-8"))
+        if not first.suspicious:
+            return
+        found = TesseractOcrEngine.get_orientation(input_file, options)
+        # ocrmypdf's angle is how far the page is turned clockwise: turning it back counter-clockwise
+        # by as much sets it upright.
+        angle = found.angle % 360
+        decision: dict[str, object] = {"checked": True, "angle": angle, "confidence": found.confidence,
+                                       "turned": 0, "before": round(first.confidence, 1)}
+        if angle and found.confidence >= MIN_OSD_CONFIDENCE:
+            decision.update(_read_upright(Path(input_file), Path(output_hocr), Path(output_text), angle, options))
+        log.info("%s: read like a turned page (confidence %.0f); orientation %d° (confidence %.2f): %s",
+                 Path(input_file).name, first.confidence, angle, found.confidence,
+                 f"turned {decision['turned']}°" if decision["turned"] else "left as it is")
+        _record(Path(output_hocr), decision)
+
+
+def _read_upright(input_file: Path, output_hocr: Path, output_text: Path, angle: int,
+                  options: object) -> dict[str, object]:
+    stem = output_hocr.with_suffix("")
+    image, hocr, text = (Path(f"{stem}_upright{ext}") for ext in (".png", ".hocr", ".txt"))
+    size = upright_image(input_file, angle, image)
+    TesseractOcrEngine.generate_hocr(image, hocr, text, options)
+    upright_hocr = hocr.read_text(encoding="utf-8")
+    second = read_hocr(upright_hocr)
+    if second.chars == 0 or second.suspicious:  # turned, it reads no better: detection was wrong
+        return {"after": round(second.confidence, 1)}
+    output_hocr.write_text(turn_hocr_back(upright_hocr, angle, size), encoding="utf-8")
+    os.replace(text, output_text)
+    return {"turned": (360 - angle) % 360, "after": round(second.confidence, 1)}
+
+
+@hookimpl
+def get_ocr_engine(options):  # type: ignore[no-untyped-def]
+    """This engine wherever ocrmypdf's own Tesseract engine would run."""
+    if options is not None and getattr(options, "ocr_engine", "auto") not in ("auto", "tesseract"):
+        return None
+    return AdaptiveOrientationEngine()
