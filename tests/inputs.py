@@ -77,6 +77,35 @@ def multipage_tiff(path: Path, pages: Sequence[Sequence[str]], *, dpi: int | Non
     return save_image(frames[0], path, dpi=dpi, save_all=True, append_images=frames[1:], compression="tiff_lzw")
 
 
+def turned(page: Image.Image, degrees: int) -> Image.Image:
+    """``page`` as fed into a scanner the wrong way round: turned ``degrees`` counter-clockwise (a
+    viewer shows it upright once the page's /Rotate turns it that many degrees clockwise)."""
+    return page.rotate(degrees, expand=True, fillcolor=255) if degrees % 360 else page
+
+
+def photo_page(seed: int = 0, *, size: tuple[int, int] = PAGE_PX) -> Image.Image:
+    """A colour picture without text: a sky-like gradient with blurred discs."""
+    rng = random.Random(seed)
+    width, height = size
+    page = Image.new("RGB", size)
+    draw = ImageDraw.Draw(page)
+    for y in range(height):
+        draw.line([(0, y), (width, y)], fill=(40 + y * 150 // height, 90 + y * 80 // height, 160 - y * 100 // height))
+    for _ in range(40):
+        x, y, r = rng.randrange(width), rng.randrange(height), rng.randrange(20, 200)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    return page.filter(ImageFilter.GaussianBlur(3))
+
+
+def pages_pdf(path: Path, pages: Sequence[Image.Image]) -> Path:
+    """A scanned-looking PDF of these page images, in order."""
+    images = [save_image(page, path.with_name(f".{path.stem}-{n}.png")) for n, page in enumerate(pages)]
+    image_pdf(path, images)
+    for image in images:
+        image.unlink()
+    return path
+
+
 def bilevel(page: Image.Image) -> Image.Image:
     return page.point(lambda v: 255 if v > 128 else 0).convert("1")
 

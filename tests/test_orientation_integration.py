@@ -1,0 +1,122 @@
+"""ROTATE_PAGES=auto with the real tools: turned pages come out upright with their text, the others as they were."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pikepdf
+import pypdfium2
+import pytest
+from pdfminer.high_level import extract_text
+from pikepdf.pdfa import validate_written
+from PIL import Image
+
+import inputs
+from conftest import job_ready_for_ocr
+from ocrpipe.config import Settings, load_settings
+from ocrpipe.stages.batch import run_ocr_batch
+from ocrpipe.stages.ocr import run_ocr
+from ocrpipe.store import read_state
+
+pytestmark = pytest.mark.integration
+
+ATTEMPTS = {"PREP": 1, "OCR": 1}
+
+
+def _settings(tmp_path: Path, **env: str) -> Settings:
+    return load_settings({"DATA_DIR": str(tmp_path / "data"), "OCR_LANG": "eng",
+                          "PATH": "/usr/local/bin:/usr/bin:/bin", **env})
+
+
+def _page_text(pdf: Path, page: int) -> str:
+    return " ".join(extract_text(str(pdf), page_numbers=[page]).lower().split())
+
+
+def _rotations(pdf: Path) -> list[int]:
+    with pikepdf.open(pdf) as doc:
+        return [int(page.obj.get("/Rotate", 0)) for page in doc.pages]
+
+
+def _ink_under(pdf: Path, page: int, word: str, folder: Path) -> float:
+    """The share of dark pixels under ``word`` of the text layer, on the page drawn without its
+    /Rotate (both in the page's own coordinates): about a quarter over printed words, 1 % elsewhere."""
+    plain = folder / "plain.pdf"
+    with pikepdf.open(pdf) as doc:
+        doc.pages[page].obj.Rotate = 0
+        doc.save(plain)
+    doc = pypdfium2.PdfDocument(str(plain))
+    try:
+        drawn = doc[page]
+        height = drawn.get_size()[1]
+        text = drawn.get_textpage()
+        start = text.get_text_range().lower().index(word)
+        boxes = [text.get_charbox(start + n) for n in range(len(word))]
+        left, bottom = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        right, top = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        image = drawn.render(scale=1).to_pil().convert("L")
+        box = image.crop((int(left), int(height - top), int(right) + 1, int(height - bottom) + 1))
+        return sum(1 for value in box.tobytes() if value < 128) / (box.width * box.height)
+    finally:
+        doc.close()
+
+
+def test_turned_pages_come_out_upright_in_order_and_upright_blank_and_photo_pages_as_they_were(
+        tmp_path: Path) -> None:
+    """One document: an upright page, pages turned 90°, 180° (upside down) and 270°, a blank page
+    and a photo. Each turned page gets the /Rotate that shows it upright and its own text, in its
+    place; the others are not turned, and the blank page and the photo cost no orientation check."""
+    turns = [0, 90, 180, 270]
+    pages = [inputs.turned(inputs.text_page(inputs.numbered(n + 1, 6) + inputs.FOX), degrees)
+             for n, degrees in enumerate(turns)]
+    pages += [Image.new("L", inputs.PAGE_PX, 255), inputs.photo_page()]
+    raw = inputs.pages_pdf(tmp_path / "mixed.pdf", pages)
+    settings = _settings(tmp_path)
+    job_dir = job_ready_for_ocr(settings.work_dir, "mixed", raw.read_bytes())
+
+    outcome = run_ocr(settings, job_dir, pages=6, jobs=2, attempts=ATTEMPTS)
+
+    assert outcome.ok, outcome.reason
+    final = settings.out_dir / "mixed.pdf"
+    assert _rotations(final) == [0, 90, 180, 270, 0, 0]
+    for n in range(4):
+        text = _page_text(final, n)
+        assert f"page {n + 1} of a multi page document" in text and "quick brown fox" in text, (n, text)
+        assert _ink_under(final, n, "quick", tmp_path) > 0.1  # the text layer lies over the printed word
+    assert _page_text(final, 4) == _page_text(final, 5) == ""
+    record = read_state(job_dir)
+    assert record["pagesTurned"] == {"2": 90, "3": 180, "4": 270}
+    assert record["orientationChecked"] == 3  # the three turned pages; not the upright, blank or photo ones
+    assert validate_written(final, "2b").passed  # still PDF/A after the turn
+
+
+def test_a_batch_with_one_upside_down_page_turns_that_page_only(tmp_path: Path) -> None:
+    """Two documents in one ocrmypdf call; the second's middle page is upside down."""
+    first = inputs.pages_pdf(tmp_path / "first.pdf", [inputs.text_page(inputs.GOOSE)])
+    second = inputs.pages_pdf(tmp_path / "second.pdf", [
+        inputs.turned(inputs.text_page(inputs.numbered(n, 3)), 180 if n == 2 else 0) for n in (1, 2, 3)])
+    settings = _settings(tmp_path)
+    members = [(job_ready_for_ocr(settings.work_dir, name, src.read_bytes()), pages, ATTEMPTS)
+               for name, src, pages in (("first", first, 1), ("second", second, 3))]
+
+    outcomes = run_ocr_batch(settings, settings.work_dir / ".batch-turn", members, jobs=2)
+
+    assert [o.ok for o in outcomes] == [True, True], [o.reason for o in outcomes]
+    assert _rotations(settings.out_dir / "first.pdf") == [0]
+    assert _rotations(settings.out_dir / "second.pdf") == [0, 180, 0]
+    assert "goose ate my spam" in _page_text(settings.out_dir / "first.pdf", 0)
+    for n in range(3):
+        assert f"sheet number {n + 1} of 3" in _page_text(settings.out_dir / "second.pdf", n)
+    assert read_state(members[0][0])["pagesTurned"] == {}
+    assert read_state(members[1][0])["pagesTurned"] == {"2": 180}
+
+
+def test_rotate_pages_off_leaves_a_turned_page_as_it_was(tmp_path: Path) -> None:
+    raw = inputs.pages_pdf(tmp_path / "upside-down.pdf", [inputs.turned(inputs.text_page(inputs.MIDI), 180)])
+    settings = _settings(tmp_path, ROTATE_PAGES="off")
+    job_dir = job_ready_for_ocr(settings.work_dir, "upside-down", raw.read_bytes())
+
+    assert run_ocr(settings, job_dir, pages=1, jobs=1, attempts=ATTEMPTS).ok
+
+    assert _rotations(settings.out_dir / "upside-down.pdf") == [0]
+    assert "sequencer" not in _page_text(settings.out_dir / "upside-down.pdf", 0)  # what auto is for
+    assert "pagesTurned" not in read_state(job_dir)
