@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pikepdf
@@ -120,3 +122,24 @@ def test_rotate_pages_off_leaves_a_turned_page_as_it_was(tmp_path: Path) -> None
     assert _rotations(settings.out_dir / "upside-down.pdf") == [0]
     assert "sequencer" not in _page_text(settings.out_dir / "upside-down.pdf", 0)  # what auto is for
     assert "pagesTurned" not in read_state(job_dir)
+
+
+def test_without_orientation_data_a_turned_page_is_left_as_read_and_the_job_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Tesseract without its 'osd' data (TESSDATA_PREFIX names a folder with English only): the check
+    fails, the page stays as read, the document is done and the log says what to install."""
+    listed = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, check=True).stdout
+    tessdata = Path(re.search(r'"(.+?)/?"', listed).group(1))  # type: ignore[union-attr]
+    english_only = tmp_path / "tessdata"
+    english_only.mkdir()
+    (english_only / "eng.traineddata").symlink_to(tessdata / "eng.traineddata")
+    raw = inputs.pages_pdf(tmp_path / "upside-down.pdf", [inputs.turned(inputs.text_page(inputs.MIDI), 180)])
+    settings = _settings(tmp_path, TESSDATA_PREFIX=str(english_only))
+    job_dir = job_ready_for_ocr(settings.work_dir, "upside-down", raw.read_bytes())
+
+    outcome = run_ocr(settings, job_dir, pages=1, jobs=1, attempts=ATTEMPTS)
+
+    assert outcome.ok, outcome.reason
+    assert _rotations(settings.out_dir / "upside-down.pdf") == [0]
+    assert read_state(job_dir)["pagesTurned"] == {}
+    assert "orientation detection failed on page(s) 1, left as read: is its 'osd' data installed?" in caplog.text

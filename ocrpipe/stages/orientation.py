@@ -49,6 +49,10 @@ def ocrmypdf_options(settings: Settings) -> list[str]:
 def turn_reported_pages(output: Path, env: dict[str, str]) -> tuple[list[dict[str, Any]] | None, dict[int, int]]:
     """After ocrmypdf: the plugin's reports (None without it), and the pages of ``output`` turned by them."""
     reports = read_reports(env)
+    failed = [str(r["page"]) for r in reports or [] if r.get("failed")]
+    if failed:
+        log.warning("Tesseract's orientation detection failed on page(s) %s, left as read: is its 'osd' data "
+                    "installed? 'ocrpipe doctor' says how to install it", ", ".join(failed))
     return reports, apply_turns(output, reports or [])
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ocrmypdf import hookimpl
 from ocrmypdf.builtin_plugins.tesseract_ocr import TesseractOcrEngine
+from ocrmypdf.exceptions import SubprocessOutputError
 from PIL import Image
 
 log = logging.getLogger("ocrmypdf.ocrpipe_orientation")
@@ -127,7 +128,13 @@ class AdaptiveOrientationEngine(TesseractOcrEngine):
         first = read_hocr(Path(output_hocr).read_text(encoding="utf-8"))
         if not first.suspicious:
             return
-        found = TesseractOcrEngine.get_orientation(input_file, options)
+        try:
+            found = TesseractOcrEngine.get_orientation(input_file, options)
+        except SubprocessOutputError:  # no orientation data ('osd'), say: the page stays as it was read
+            log.warning("%s: Tesseract's orientation detection failed (is its 'osd' data installed? run "
+                        "'ocrpipe doctor'); the page is left as it is", Path(input_file).name)
+            _record(Path(output_hocr), {"checked": True, "angle": 0, "confidence": 0.0, "turned": 0, "failed": True})
+            return
         # ocrmypdf's angle is how far the page is turned clockwise: turning it back counter-clockwise
         # by as much sets it upright.
         angle = found.angle % 360
