@@ -36,6 +36,9 @@ def check_tools(settings: Settings) -> dict[str, object]:
     if missing:
         raise MissingToolError(f"missing tool(s): {', '.join(missing)}; run 'ocrpipe doctor' for install commands")
     langs = missing_languages(settings)
+    if "osd" in langs:
+        raise MissingToolError(f"Tesseract has no orientation data ('osd'), which ROTATE_PAGES={settings.rotate_pages} "
+                               "needs; run 'ocrpipe doctor' for the install command, or set ROTATE_PAGES=off")
     if langs:
         raise MissingToolError(f"Tesseract has no data for OCR_LANG language(s) {', '.join(langs)}; "
                                "run 'ocrpipe doctor' for install commands")

@@ -77,8 +77,9 @@ def tesseract_languages(settings: Settings) -> set[str] | None:
 
 
 def missing_languages(settings: Settings) -> list[str]:
+    """OCR_LANG's languages Tesseract lacks, and its orientation data ('osd') unless ROTATE_PAGES=off."""
     installed = tesseract_languages(settings)
-    wanted = normalise_languages(settings.ocr_lang).split("+")
+    wanted = normalise_languages(settings.ocr_lang).split("+") + (["osd"] if settings.rotate_pages != "off" else [])
     return wanted if installed is None else [lang for lang in wanted if lang not in installed]
 
 

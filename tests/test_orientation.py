@@ -12,7 +12,8 @@ import pytest
 
 from ocrpipe.config import ConfigError, Settings, load_settings
 from ocrpipe.doctor import doctor
-from ocrpipe.errors import ExitCode
+from ocrpipe.errors import ExitCode, MissingToolError
+from ocrpipe.runner import check_tools
 from ocrpipe.stages.orientation import (PLUGIN, apply_turns, ocrmypdf_options, orientation_env, orientation_fields,
                                         read_reports)
 from ocrpipe.tools.ocrmypdf import build_argv, profile_args
@@ -148,3 +149,12 @@ def test_doctor_names_the_osd_package_unless_rotation_is_off(make_settings: Call
     out = io.StringIO()
     doctor(make_settings(), out=out)
     assert "ok       osd" in out.getvalue()
+
+
+def test_run_refuses_to_start_without_orientation_data_unless_rotation_is_off(
+        make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(MissingToolError, match=r"no orientation data \('osd'\), which ROTATE_PAGES=auto needs"):
+        check_tools(make_settings(FAKE_TESSERACT_LANGS="eng fra", OCR_LANG="eng"))
+    profile = check_tools(make_settings(FAKE_TESSERACT_LANGS="eng fra", OCR_LANG="eng", ROTATE_PAGES="off"))
+    assert "ROTATE_PAGES=auto" not in profile["ocrmypdf_args"]
+    assert "ROTATE_PAGES=auto" in check_tools(make_settings(OCR_LANG="eng"))["ocrmypdf_args"]
