@@ -175,14 +175,19 @@ def accuracy(upright: Sequence[Path], variant: str, work: Path, *, by_rotate: bo
                      "osdConfidence": report.get("confidence") if variant == "auto" else
                      (float(osd[0][2]) if osd else None),
                      "checked": bool(report) if variant == "auto" else None})
+    # A page without text (a photo) has nothing to read: auto leaves it as it is; reported apart.
+    text_rows = [r for r in rows if r.get("words")]
+    blank_rows = [r for r in rows if not r.get("words") and r.get("turn")]
     by_turn = {}
     for turn in (90, 180, 270):
-        values = [r["recall"] for r in rows if r.get("turn") == turn and r.get("recall") is not None]
-        upright_again = sum(bool(r.get("shownUpright")) for r in rows if r.get("turn") == turn)
-        by_turn[str(turn)] = {"pages": sum(r.get("turn") == turn for r in rows), "uprightAfter": upright_again,
+        values = [r["recall"] for r in text_rows if r.get("turn") == turn and r.get("recall") is not None]
+        upright_again = sum(bool(r.get("shownUpright")) for r in text_rows if r.get("turn") == turn)
+        by_turn[str(turn)] = {"pages": sum(r.get("turn") == turn for r in text_rows), "uprightAfter": upright_again,
                               "recallMin": round(min(values), 3) if values else None,
                               "recallMedian": round(statistics.median(values), 3) if values else None}
+    left = sum(r["rotateAfter"] == (r["turn"] if by_rotate else 0) for r in blank_rows)
     return {"variant": variant, "byTurn": by_turn, "pages": rows,
+            "turnedPagesWithoutText": {"pages": len(blank_rows), "leftAsTheyWere": left},
             "uprightTurnedByMistake": sum(r.get("turn") == 0 and not r.get("shownUpright") for r in rows),
             "failed": sum("failed" in r for r in rows)}
 

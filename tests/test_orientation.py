@@ -17,7 +17,8 @@ from ocrpipe.runner import check_tools
 from ocrpipe.stages.orientation import (PLUGIN, apply_turns, ocrmypdf_options, orientation_env, orientation_fields,
                                         read_reports)
 from ocrpipe.tools.ocrmypdf import build_argv, profile_args
-from ocrpipe.tools.ocrpipe_orientation_plugin import ORIENTATION_DIR_ENV, read_hocr, turn_hocr_back
+from ocrpipe.tools.ocrpipe_orientation_plugin import (ORIENTATION_DIR_ENV, Reading, read_hocr, reads_better,
+                                                      turn_hocr_back)
 
 
 def _hocr(lines: list[tuple[tuple[int, int, int, int], list[tuple[str, int]]]], size: tuple[int, int] = (1000, 2000)
@@ -45,6 +46,20 @@ def test_upright_text_reads_right_and_turned_text_or_vertical_lines_read_suspici
     # Tesseract reads a page turned 270° right, along lines taller than wide: the page is sideways.
     sideways = read_hocr(_hocr([((100, 100, 150, 600), [("The", 96), ("quick", 95), ("brown", 93)])]))
     assert sideways.vertical == 1.0 and sideways.suspicious
+
+
+@pytest.mark.parametrize(("before", "after", "kept"), [
+    (Reading(100, 35.0, 0.0), Reading(100, 95.0, 0.0), True),  # upside down, then upright
+    (Reading(100, 95.0, 1.0), Reading(100, 95.0, 0.0), True),  # sideways: right words on vertical lines
+    (Reading(100, 22.5, 0.0), Reading(100, 15.7, 0.0), False),  # a poor upright scan wrongly detected turned
+    (Reading(100, 15.7, 0.0), Reading(100, 22.5, 0.0), True),  # the same scan upside down: upright reads better
+    (Reading(100, 40.0, 0.0), Reading(100, 43.0, 0.0), False),  # no clear gain
+    (Reading(100, 40.0, 0.0), Reading(0, 0.0, 0.0), False),
+    (Reading(100, 40.0, 0.0), Reading(100, 90.0, 1.0), False),  # still vertical
+])
+def test_a_page_read_again_turned_is_kept_only_when_it_reads_clearly_better(before: Reading, after: Reading,
+                                                                           kept: bool) -> None:
+    assert reads_better(before, after) is kept
 
 
 def test_a_page_without_words_is_never_suspicious() -> None:

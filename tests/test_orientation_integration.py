@@ -126,15 +126,17 @@ def test_rotate_pages_off_leaves_a_turned_page_as_it_was(tmp_path: Path) -> None
 
 def test_without_orientation_data_a_turned_page_is_left_as_read_and_the_job_goes_on(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Tesseract without its 'osd' data (TESSDATA_PREFIX names a folder with English only): the check
-    fails, the page stays as read, the document is done and the log says what to install."""
+    """Tesseract without its 'osd' data (TESSDATA_PREFIX names a copy of its folder without it): the
+    check fails, the page stays as read, the document is done and the log says what to install."""
     listed = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, check=True).stdout
     tessdata = Path(re.search(r'"(.+?)/?"', listed).group(1))  # type: ignore[union-attr]
-    english_only = tmp_path / "tessdata"
-    english_only.mkdir()
-    (english_only / "eng.traineddata").symlink_to(tessdata / "eng.traineddata")
+    without_osd = tmp_path / "tessdata"
+    without_osd.mkdir()
+    for item in tessdata.iterdir():  # the languages, and the configs that name hOCR and text output
+        if item.name != "osd.traineddata":
+            (without_osd / item.name).symlink_to(item)
     raw = inputs.pages_pdf(tmp_path / "upside-down.pdf", [inputs.turned(inputs.text_page(inputs.MIDI), 180)])
-    settings = _settings(tmp_path, TESSDATA_PREFIX=str(english_only))
+    settings = _settings(tmp_path, TESSDATA_PREFIX=str(without_osd))
     job_dir = job_ready_for_ocr(settings.work_dir, "upside-down", raw.read_bytes())
 
     outcome = run_ocr(settings, job_dir, pages=1, jobs=1, attempts=ATTEMPTS)
