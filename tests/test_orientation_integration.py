@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -18,7 +19,8 @@ from conftest import job_ready_for_ocr
 from ocrpipe.config import Settings, load_settings
 from ocrpipe.stages.batch import run_ocr_batch
 from ocrpipe.stages.ocr import run_ocr
-from ocrpipe.store import read_state
+from ocrpipe.stages.split import run_ocr_split
+from ocrpipe.store import read_state, update_state
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +112,25 @@ def test_a_batch_with_one_upside_down_page_turns_that_page_only(tmp_path: Path) 
         assert f"sheet number {n + 1} of 3" in _page_text(settings.out_dir / "second.pdf", n)
     assert read_state(members[0][0])["pagesTurned"] == {}
     assert read_state(members[1][0])["pagesTurned"] == {"2": 180}
+
+
+def test_a_document_split_into_page_ranges_turns_its_upside_down_page_in_its_place(tmp_path: Path) -> None:
+    """Four pages OCRed as two ranges in concurrent calls; the third is upside down."""
+    raw = inputs.pages_pdf(tmp_path / "long.pdf", [
+        inputs.turned(inputs.text_page(inputs.numbered(n, 4)), 180 if n == 3 else 0) for n in (1, 2, 3, 4)])
+    settings = dataclasses.replace(_settings(tmp_path), cpu_count=2)
+    job_dir = job_ready_for_ocr(settings.work_dir, "long", raw.read_bytes())
+    update_state(job_dir, lambda record: record.update(pages=4))
+
+    outcome = run_ocr_split(settings, job_dir, pages=4, parts=2, jobs=1, attempts=ATTEMPTS)
+
+    assert outcome.ok, outcome.reason
+    assert outcome.fields["splitInto"] == 2
+    final = settings.out_dir / "long.pdf"
+    assert _rotations(final) == [0, 0, 180, 0]
+    for n in range(4):
+        assert f"sheet number {n + 1} of 4" in _page_text(final, n)
+    assert read_state(job_dir)["pagesTurned"] == {"3": 180}
 
 
 def test_rotate_pages_off_leaves_a_turned_page_as_it_was(tmp_path: Path) -> None:

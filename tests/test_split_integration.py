@@ -25,8 +25,11 @@ def test_ten_pages_split_in_two_make_one_valid_pdfa_with_all_text_and_structure(
     images = [inputs.text_page_png(tmp_path / f"p{n}.png", [f"Chapter {n + 1} begins", inputs.prose(n, 1)[0]])
               for n in range(PAGES)]
     book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, images=images)
+    # ROTATE_PAGES=off: the book's turned pages keep their /Rotate, as the structure check expects
+    # (test_orientation_integration turns a split document's upside-down page).
     settings = dataclasses.replace(load_settings({"DATA_DIR": str(tmp_path / "data"), "OCR_LANG": "eng",
-                                                  "PATH": "/usr/local/bin:/usr/bin:/bin"}), cpu_count=2)
+                                                  "PATH": "/usr/local/bin:/usr/bin:/bin", "ROTATE_PAGES": "off"}),
+                                   cpu_count=2)
     job_dir = job_ready_for_ocr(settings.work_dir, "book", book.read_bytes())
     update_state(job_dir, lambda record: record.update(pages=PAGES))
 

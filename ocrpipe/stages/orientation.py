@@ -11,6 +11,7 @@ from typing import Any
 import pikepdf
 
 from ocrpipe.config import Settings
+from ocrpipe.fsutil import atomic_write_json, read_json
 from ocrpipe.tools.ocrmypdf import orientation_args
 from ocrpipe.tools.ocrpipe_orientation_plugin import ORIENTATION_DIR_ENV
 
@@ -20,11 +21,12 @@ PLUGIN = Path(__file__).resolve().parent.parent / "tools" / "ocrpipe_orientation
 REPORTS = "orientation"  # inside the call's tmp/ folder: a killed attempt's reports go with it
 
 
-def orientation_env(env: dict[str, str], rotate_pages: str) -> dict[str, str]:
-    """The tool environment, with the folder the plugin reports into (made empty) under auto."""
+def orientation_env(env: dict[str, str], rotate_pages: str, reports: str = REPORTS) -> dict[str, str]:
+    """The tool environment, with the folder the plugin reports into (made empty) under auto;
+    ``reports`` names it, one per ocrmypdf call running at the same time."""
     if rotate_pages != "auto":
         return env
-    folder = Path(env["TMPDIR"]) / REPORTS
+    folder = Path(env["TMPDIR"]) / reports
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.iterdir():
         stale.unlink()
@@ -83,3 +85,20 @@ def orientation_fields(reports: list[dict[str, Any]] | None, turns: dict[int, in
     return {"orientationChecked": len(mine),
             "pagesTurned": {str(page - first + 1): degrees for page, degrees in sorted(turns.items())
                             if page >= first and (last is None or page <= last)}}
+
+
+def save_range_fields(path: Path, first: int, reports: list[dict[str, Any]] | None, turns: dict[int, int]) -> None:
+    """A split document's range (starting at page index ``first``): its pages checked and turned,
+    kept beside its output, which a later attempt may reuse."""
+    if reports is not None:
+        atomic_write_json(path, {"first": first, **orientation_fields(reports, turns)})
+
+
+def merged_range_fields(paths: list[Path]) -> dict[str, Any]:
+    """The ranges' pages checked and turned, numbered in the whole document; nothing without the plugin."""
+    saved = [read_json(path) for path in paths if path.is_file()]
+    if not saved:
+        return {}
+    return {"orientationChecked": sum(s["orientationChecked"] for s in saved),
+            "pagesTurned": {str(s["first"] + int(page)): degrees for s in saved
+                            for page, degrees in s["pagesTurned"].items()}}

@@ -24,6 +24,8 @@ from ocrpipe.model import Stage, normalise_languages
 from ocrpipe.outcome import StageOutcome
 from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, TMP_DIR, run_stage, tool_env
 from ocrpipe.stages.ocr import ocr_whole, publish, verify_output
+from ocrpipe.stages.orientation import (merged_range_fields, ocrmypdf_options, orientation_env, save_range_fields,
+                                        turn_reported_pages)
 from ocrpipe.stages.pagemerge import check_merged, cut_range, even_ranges, graft, split_blocker
 from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, run_fields
 from ocrpipe.store import read_state
@@ -122,11 +124,14 @@ def _ocr_range(settings: Settings, folder: Path, n: int, pages: tuple[int, int],
     os.replace(cut, source)
     count = pages[1] - pages[0]
     argv = build_argv(settings.ocrmypdf, source, partial, lang=normalise_languages(settings.ocr_lang), jobs=jobs,
-                      extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels, pdfa=settings.pdfa)
-    result = run_tool(argv, timeout=settings.ocr_timeout_for(count), env=tool_env(settings, folder),
-                      log_path=folder / f"range-{n}.log")
+                      extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels, pdfa=settings.pdfa,
+                      orientation=ocrmypdf_options(settings))
+    env = orientation_env(tool_env(settings, folder), settings.rotate_pages, f"orientation-{n}")
+    result = run_tool(argv, timeout=settings.ocr_timeout_for(count), env=env, log_path=folder / f"range-{n}.log")
     raise_for_exit(result)
     verify_output(partial, expected_pages=count)
+    # The range's pages keep their /Rotate through the merge.
+    save_range_fields(folder / f"range-{n}.orientation.json", pages[0], *turn_reported_pages(partial, env))
     os.replace(partial, output)
 
 
@@ -166,4 +171,5 @@ def _merge(settings: Settings, job_dir: Path, folder: Path, outputs: list[Path],
                         tool_log=tool_log, predicted=predicted)
     os.replace(partial, job_dir / FINAL_PDF)
     log.info("OCRed as %d page ranges in concurrent calls, merged and checked", parts)
-    return {"pdfa": pdfa, "splitInto": parts, **fields}
+    turned = merged_range_fields([folder / f"range-{n}.orientation.json" for n in range(len(outputs))])
+    return {"pdfa": pdfa, "splitInto": parts, **fields, **turned}
