@@ -1,5 +1,5 @@
-"""Command line: ``ocrpipe run | doctor | status | export | schedule | duplicates | decide``; the only place
-errors become exit codes."""
+"""Command line: ``ocrpipe run | worker | doctor | status | export | schedule | duplicates | decide``; the only
+place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ocrpipe.errors import ExitCode, OcrpipeError
 from ocrpipe.schedule import FORMATS
 
 EPILOG = """exit codes: 0 all jobs ended well, 1 a file went to error/, 2 bad configuration or usage,
-3 a required tool is missing, 4 another ocrpipe runs on this data folder, 5 ocrpipe kept failing
+3 a required tool (or the Dask scheduler of OCR_EXECUTOR) is missing, 4 another ocrpipe runs on this data folder, 5 ocrpipe kept failing
 outside any job and stopped, 6 schtasks refused the scheduled task, 130 interrupted.
 Settings come from environment variables (DATA_DIR, OCR_LANG, OCR_CONCURRENCY…; see the README);
 flags win over them."""
@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", dest="OCR_LANG", help="Tesseract languages, e.g. fra+eng (OCR_LANG)")
     run.add_argument("--port", dest="ORCHESTRATOR_PORT", help="port of the HTTP API, 0 for none (ORCHESTRATOR_PORT)")
     run.add_argument("--log-file", dest="LOG_FILE", help="also log to this file, rotated by size (LOG_FILE)")
+    worker = sub.add_parser("worker", help="run stages for an ocrpipe on a Dask cluster (README: several machines)")
+    worker.add_argument("--scheduler", required=True, metavar="ADDR", help="the Dask scheduler, e.g. tcp://host:8786")
+    worker.add_argument("--data", type=Path, help="the shared data folder as this machine sees it (DATA_DIR)")
+    worker.add_argument("--nthreads", type=int, help="stages at a time (default: OCR_CONCURRENCY's default here)")
     doctor = sub.add_parser("doctor", help="check the tools, languages and folders")
     doctor.add_argument("--data", type=Path)
     doctor.add_argument("--lang", dest="OCR_LANG", help="Tesseract languages to check (OCR_LANG)")
@@ -83,6 +87,10 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "worker":
+        from ocrpipe.daskworker import worker_main
+
+        return worker_main(scheduler=args.scheduler, data=args.data, nthreads=args.nthreads)
     settings = load_settings(flags=_flags(args))
     if args.command == "run":
         from ocrpipe.runner import run

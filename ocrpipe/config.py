@@ -91,6 +91,14 @@ class Settings:
     health_stale_seconds: float = 30.0
     # The environment the tools start from (PATH, locale…), captured once here.
     tool_env: tuple[tuple[str, str], ...] = ()
+    # Issue 19: where each stage runs: "local" (the process pools) or a Dask scheduler's address.
+    prep_executor: str = "local"
+    ocr_executor: str = "local"
+    worker_data_dir: str | None = None  # DATA_DIR as the Dask workers see it (None: the same path)
+    executor_connect_seconds: float = 10.0  # how long `ocrpipe run` tries to reach the Dask scheduler
+    # The concurrency limits an operator set (None: not set): a cluster's size is bounded by them.
+    prep_concurrency_set: int | None = None
+    ocr_concurrency_set: int | None = None
 
     @property
     def work_dir(self) -> Path:
@@ -200,6 +208,15 @@ def _host(raw: str) -> str:
     return raw
 
 
+def _executor(raw: str) -> str:
+    """``local``, or a Dask scheduler address: ``tcp://host:8786`` (tls:// and inproc:// too)."""
+    if raw.lower() == "local":
+        return "local"
+    if not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/]+(:\d+)?/?", raw):
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
 def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
@@ -284,4 +301,12 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
                                    "an IP address or host name, e.g. 127.0.0.1"),
         health_stale_seconds=read.number("HEALTH_STALE_SECONDS", 30.0, minimum=1),
         tool_env=tuple(sorted(environ.items())),
+        prep_executor=read.get("PREP_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tcp://host:8786"),
+        ocr_executor=read.get("OCR_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tcp://host:8786"),
+        worker_data_dir=read.raw("WORKER_DATA_DIR"),
+        executor_connect_seconds=read.number("EXECUTOR_CONNECT_SECONDS", 10.0, minimum=0.1),
+        prep_concurrency_set=int(read.number("PREP_CONCURRENCY", 1, minimum=1, integer=True))
+        if read.raw("PREP_CONCURRENCY") else None,
+        ocr_concurrency_set=int(read.number("OCR_CONCURRENCY", 1, minimum=1, integer=True))
+        if read.raw("OCR_CONCURRENCY") else None,
     )

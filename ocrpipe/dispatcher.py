@@ -9,17 +9,19 @@ import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ocrpipe.batching import page_workers, plan_ocr_units, split_parts
+from ocrpipe.cancel import request_cancel
 from ocrpipe.config import Settings
 from ocrpipe.entry import run_ocr, run_ocr_batch, run_ocr_split, run_prep  # issue 17: stages imported in workers
+from ocrpipe.errors import WorkerSetupError
 from ocrpipe.heartbeat import heartbeat_path, kill_identity, kill_recorded, read_heartbeat
 from ocrpipe.jobs import Job, Unit
 from ocrpipe.logs import job_context
 from ocrpipe.model import Stage, submitted_state
 from ocrpipe.outcome import StageOutcome
-from ocrpipe.pools import ExecutorFactory, StagePool
+from ocrpipe.pools import ExecutorFactory, Pool, StagePool
 from ocrpipe.store import read_state
 
 log = logging.getLogger("ocrpipe.dispatcher")
@@ -63,11 +65,13 @@ class Dispatcher:
     """Owns the two pools and the units running on them."""
 
     def __init__(self, settings: Settings, executor_factory: ExecutorFactory, *,
-                 disk_free: Callable[[Path], int], disk_total: Callable[[Path], int]) -> None:
+                 disk_free: Callable[[Path], int], disk_total: Callable[[Path], int],
+                 stage_pools: Mapping[Stage, Pool] | None = None) -> None:
         self.settings = settings
-        self.pools = {
+        self.pools: dict[Stage, Pool] = {
             Stage.PREP: StagePool("PREP", settings.prep_concurrency, executor_factory),
             Stage.OCR: StagePool("OCR", settings.ocr_concurrency, executor_factory),
+            **(stage_pools or {}),  # issue 19: a stage on a Dask cluster
         }
         self.disk_free = disk_free
         self.disk_total = disk_total
@@ -133,8 +137,12 @@ class Dispatcher:
         stage, pool, first = unit.stage, self.pools[unit.stage], unit.jobs[0]
         attempts = {job.key: {**job.attempts, stage.value: job.attempts[stage.value] + 1} for job in unit.jobs}
         for job in unit.jobs:
-            # A previous attempt's heartbeat is not this one's: what it names goes with it.
-            kill_stage(job.dir, stage, include_worker=False)
+            # A previous attempt's heartbeat is not this one's: what it names goes with it, killed here
+            # when it runs here, else by its own worker, asked through the job folder.
+            if heartbeat_path(job.dir, stage).exists():
+                request_cancel(job.dir, stage, up_to_attempt=job.attempts[stage.value], reason="a new attempt starts")
+            if pool.local:
+                kill_stage(job.dir, stage, include_worker=False)
             heartbeat_path(job.dir, stage).unlink(missing_ok=True)
         jobs = page_workers(self.settings.cpu_count, self.pools[Stage.OCR].workers, running_together)
         if stage is Stage.PREP:
@@ -184,6 +192,9 @@ class Dispatcher:
         if exc is None:
             result = future.result()
             return result if unit.batch else [result]
+        if isinstance(exc, WorkerSetupError):  # a cluster worker set up wrong: not the file's fault
+            log.error("a %s worker cannot run stages: %s", unit.stage.value, exc)
+            return self._failed(unit, f"worker set-up: {exc}", free=True)
         if not isinstance(exc, BrokenExecutor):  # e.g. an unpicklable result: retried, then reported
             return self._failed(unit, f"worker failed: {type(exc).__name__}: {exc}")
         dead = culprits.get(unit.stage)
@@ -209,9 +220,18 @@ class Dispatcher:
         """A stalled job's unit: kill its worker and tools; returns the batch mates, to retry alone."""
         unit = self.units.pop(job.future, None) if job.future is not None else None
         members = unit.jobs if unit else [job]
+        pool = self.pools[stage]
+        for member in members:  # obeyed by the worker's heartbeat thread, on whichever machine it runs
+            request_cancel(member.dir, stage, up_to_attempt=member.attempts[stage.value], reason="stalled")
+        if not pool.local:  # another machine's processes are never reached from here
+            if job.future is not None:
+                job.future.cancel()
+            log.warning("abandoned a stalled %s stage; its worker was asked to stop it", stage.value,
+                        extra=job_context(job.key, stage.value, job.attempts[stage.value]))
+            return [mate for mate in members if mate is not job]
         killed = [pid for member in members for pid in kill_stage(member.dir, stage, include_worker=True)]
         if not killed:  # nothing of it runs that we can name: a wedged pool is replaced
-            self.pools[stage].rebuild()
+            pool.rebuild()
         log.warning("abandoned a stalled %s stage; killed %s", stage.value, killed or "nothing",
                     extra=job_context(job.key, stage.value, job.attempts[stage.value]))
         return [mate for mate in members if mate is not job]

@@ -43,6 +43,18 @@ class MissingToolError(OcrpipeError):
     exit_code = ExitCode.MISSING_TOOL
 
 
+class ClusterError(OcrpipeError):
+    """The Dask scheduler named by OCR_EXECUTOR / PREP_EXECUTOR cannot be used (unreachable, or Dask
+    is not installed): like a missing tool, nothing can run."""
+
+    exit_code = ExitCode.MISSING_TOOL
+
+
+class WorkerSetupError(Exception):
+    """A Dask worker cannot run a stage: its view of the data folder is not the scheduler's. Not the
+    file's fault: the attempt does not count. Pickles (one argument)."""
+
+
 class AlreadyRunningError(OcrpipeError):
     """Another ocrpipe instance holds the data folder's lock."""
 

@@ -1,10 +1,13 @@
 """Heartbeats: a worker thread rewrites ``<stage>.heartbeat`` while a stage runs; the scheduler
-reads its age to find lost workers, and the pids it names to kill what they left running."""
+reads its age to find lost workers, and the pids it names to kill what they left running. The writer
+also obeys cancel requests (cancel.py): it kills its own tools, on the machine that runs them."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -13,12 +16,16 @@ from typing import Any, Iterator, Sequence
 
 import psutil
 
+from ocrpipe.cancel import cancel_reason
 from ocrpipe.fsutil import atomic_write_json
 from ocrpipe.model import Stage
 from ocrpipe.proctree import kill_tree
 
 HEARTBEAT_FILES = {Stage.PREP: "prep.heartbeat", Stage.OCR: "ocr.heartbeat"}
-_active: "HeartbeatWriter | None" = None  # one stage runs per worker process at a time
+# The stage running in this thread: one per pool worker process, several in a Dask worker's threads.
+_active = threading.local()
+HOST = socket.gethostname()
+log = logging.getLogger("ocrpipe.worker")
 
 
 def heartbeat_path(job_dir: Path, stage: Stage) -> Path:
@@ -41,6 +48,7 @@ class HeartbeatWriter:
         self.interval = interval
         self.worker = _identity(os.getpid())
         self.tools: list[dict[str, Any]] = []
+        self.cancelled: str | None = None  # the scheduler's reason, once a cancel request was obeyed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{stage.value}", daemon=True)
 
@@ -48,7 +56,23 @@ class HeartbeatWriter:
         for path, attempt in self.targets:
             # No fsync: a heartbeat only matters while this machine is up.
             atomic_write_json(path, {"stage": self.stage.value, "attempt": attempt, "worker": self.worker,
-                                     "tools": list(self.tools), "at": time.time()}, durable=False)
+                                     "host": HOST, "tools": list(self.tools), "at": time.time()}, durable=False)
+
+    def obey_cancel(self) -> None:
+        """A cancel request for this attempt: kill the tools here, where they run. The stage then fails
+        as a killed tool does; its record has moved on, so that end is dropped (common.py)."""
+        for path, attempt in self.targets:
+            reason = cancel_reason(path.parent, self.stage, attempt)
+            if reason is None:
+                continue
+            if self.cancelled is None:
+                log.warning("%s attempt %d cancelled by the scheduler (%s); stopping its tools",
+                            self.stage.value, attempt, reason)
+            self.cancelled = reason
+            for tool in list(self.tools):
+                if _same_process(tool):
+                    kill_tree(tool["pid"], grace=2.0)
+            return
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -56,17 +80,16 @@ class HeartbeatWriter:
                 self.beat()
             except OSError:
                 pass  # a full disk must not kill the stage; the scheduler sees the heartbeat age
+            self.obey_cancel()
 
     def __enter__(self) -> "HeartbeatWriter":
-        global _active
         self.beat()
         self._thread.start()
-        _active = self
+        _active.writer = self
         return self
 
     def __exit__(self, *exc: object) -> None:
-        global _active
-        _active = None
+        _active.writer = None
         self._stop.set()
         self._thread.join()
 
@@ -74,7 +97,7 @@ class HeartbeatWriter:
 @contextmanager
 def tool_running(pid: int) -> Iterator[None]:
     """Name a tool's process in the active heartbeat while it runs (no-op outside a stage)."""
-    writer = _active
+    writer: HeartbeatWriter | None = getattr(_active, "writer", None)
     identity = _identity(pid) if writer is not None else None
     if writer is None or identity is None:
         yield

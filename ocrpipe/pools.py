@@ -6,7 +6,7 @@ import multiprocessing
 import signal
 import time
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ocrpipe.worker import init_worker, warm_up
 
@@ -18,6 +18,21 @@ RETIRED_KEPT = 4
 EXIT_CODE_WAIT_SECONDS = 2.0  # broken executors whose workers' exit codes may still be asked about
 
 ExecutorFactory = Callable[[int], Executor]
+
+
+class Pool(Protocol):
+    """What the dispatcher needs of a stage's executor: StagePool here, DaskStagePool (cluster.py)."""
+
+    name: str
+    local: bool  # its workers run on this machine: the scheduler may kill their processes itself
+
+    @property
+    def workers(self) -> int: ...
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future: ...
+    def died_on_their_own(self) -> set[int] | None: ...
+    def warm(self) -> None: ...
+    def rebuild(self) -> None: ...
+    def shutdown(self, *, wait: bool) -> None: ...
 
 
 def spawn_context() -> Any:
@@ -38,6 +53,8 @@ def process_pool_factory(log_queue: Any, log_level: str) -> ExecutorFactory:
 
 class StagePool:
     """One stage's executor behind the plain Executor interface, with a rebuild for broken ones."""
+
+    local = True
 
     def __init__(self, name: str, workers: int, factory: ExecutorFactory) -> None:
         self.name = name

@@ -10,6 +10,7 @@ from typing import Iterable
 
 from ocrpipe.config import Settings
 from ocrpipe.dispatcher import Dispatcher
+from ocrpipe.fileclock import FileClock
 from ocrpipe.heartbeat import heartbeat_path, is_heartbeat_stale
 from ocrpipe.jobs import Job
 from ocrpipe.lifecycle import Lifecycle
@@ -28,6 +29,9 @@ class Reaper:
         self.dispatcher = dispatcher
         self.life = life
         self._last_tick: tuple[float, float] | None = None  # (now, wall clock) of the previous tick
+        # Heartbeats are stamped by the volume holding work/ (a file server, for a cluster): their age
+        # is judged by its clock, so a skew between machines reaps nothing and hides nothing.
+        self.clock = FileClock(settings.work_dir)
 
     def grace_after_pause(self, now: float) -> None:
         """A PC waking from sleep, or a clock step, makes every heartbeat look old at once: running
@@ -50,11 +54,13 @@ class Reaper:
         (its worker finished, the outcome is on its way) is left alone."""
         now = time.monotonic() if now is None else now
         stale = []
+        server_now: float | None = None  # read once per step, and only when a stage runs
         for job in list(in_flight):
             stage = stage_of(job.state)
             if not job.in_stage or stage is None or now < job.grace_until:
                 continue
-            reason = self._stale_reason(job, stage, timeout_s, now)
+            server_now = self.clock.now() if server_now is None else server_now
+            reason = self._stale_reason(job, stage, timeout_s, now, server_now)
             if reason is None or not self._still_in_stage(job, stage):
                 continue
             mates = self.dispatcher.abandon(job, stage)
@@ -70,9 +76,9 @@ class Reaper:
             stale.append(job)
         return stale
 
-    def _stale_reason(self, job: Job, stage: Stage, timeout_s: float, now: float) -> str | None:
+    def _stale_reason(self, job: Job, stage: Stage, timeout_s: float, now: float, server_now: float) -> str | None:
         remaining = max(0.0, 2 * timeout_s - (now - job.submitted_at))
-        if is_heartbeat_stale(heartbeat_path(job.dir, stage), timeout_s, absent_timeout_s=remaining):
+        if is_heartbeat_stale(heartbeat_path(job.dir, stage), timeout_s, absent_timeout_s=remaining, now=server_now):
             return f"heartbeat stale after {timeout_s:g}s"
         limit = self._stage_limit(job, stage)
         if now - job.submitted_at > limit + STAGE_LIMIT_MARGIN:

@@ -14,6 +14,7 @@ import psutil
 from filelock import FileLock, Timeout
 
 from ocrpipe.api import Api
+from ocrpipe.cluster import dask_pools
 from ocrpipe.config import Settings
 from ocrpipe.errors import AlreadyRunningError, ExitCode, MissingToolError
 from ocrpipe.httpapi import HttpService, start_api
@@ -113,6 +114,10 @@ def _loop(scheduler: Scheduler, settings: Settings, signals: StopSignals, *, onc
         scheduler.wait(min(settings.poll_seconds, 0.5) if grace_ends else settings.poll_seconds)
 
 
+def where(executor: str, concurrency: int) -> str:
+    return str(concurrency) if executor == "local" else f"on {executor}"
+
+
 def start_http(settings: Settings, scheduler: Scheduler, profile: dict[str, Any]) -> HttpService | None:
     """The HTTP API over the scheduler's published snapshots, unless ORCHESTRATOR_PORT=0."""
     if settings.orchestrator_port == 0:
@@ -149,7 +154,13 @@ def run(settings: Settings, *, once: bool) -> ExitCode:
 
 def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], started: float) -> ExitCode:
     profile = check_tools(settings)
-    lock = take_instance_lock(settings)
+    stage_pools, clusters = dask_pools(settings)  # issue 19: connected now, or a clear error (exit 3)
+    try:
+        lock = take_instance_lock(settings)
+    except BaseException:
+        for cluster in clusters:
+            cluster.close()
+        raise
     before = load_metrics(settings.index_dir)
     queue = spawn_context().Queue()
     listener = logging.handlers.QueueListener(queue, *handlers, respect_handler_level=True)
@@ -157,11 +168,12 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
     signals = StopSignals()
     signals.install()
     scheduler = Scheduler(settings, profile=profile,
-                          executor_factory=process_pool_factory(queue, settings.log_level))
+                          executor_factory=process_pool_factory(queue, settings.log_level), stage_pools=stage_pools)
     http = start_http(settings, scheduler, profile)
     scheduler.warm_pools()
-    log.info("ocrpipe watching %s (PREP %d, OCR %d)%s", settings.in_dir, settings.prep_concurrency,
-             settings.ocr_concurrency, ", until in/ is empty" if once else "")
+    log.info("ocrpipe watching %s (PREP %s, OCR %s)%s", settings.in_dir, where(settings.prep_executor,
+             settings.prep_concurrency), where(settings.ocr_executor, settings.ocr_concurrency),
+             ", until in/ is empty" if once else "")
     stopped = True
     try:
         stopped = _loop(scheduler, settings, signals, once=once)
@@ -172,6 +184,8 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
             log.warning("stopped; unfinished jobs resume at the next start")
             kill_descendants()  # what is still running after the grace period
         scheduler.close(wait=not stopped)
+        for cluster in clusters:
+            cluster.close()
         if http is not None:
             http.close()
         log_summary(before, getattr(scheduler, "metrics", before), time.monotonic() - started)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from ocrpipe.admission import Admission
 from ocrpipe.config import Settings
@@ -21,7 +21,7 @@ from ocrpipe.lifecycle import Lifecycle
 from ocrpipe.metrics import load_metrics, set_gauge, write_metrics
 from ocrpipe.model import Stage
 from ocrpipe.outcome import READY_STATES, StageOutcome
-from ocrpipe.pools import ExecutorFactory
+from ocrpipe.pools import ExecutorFactory, Pool
 from ocrpipe.reaper import Reaper
 from ocrpipe.recovery import drop_lost_intakes, resume_work
 from ocrpipe.snapshot import SnapshotHolder
@@ -38,10 +38,12 @@ SWEEP_EVERY = 30.0  # seconds between looks at the emptied sub-folders of in/
 class Scheduler:
     def __init__(self, settings: Settings, *, profile: dict[str, Any], executor_factory: ExecutorFactory,
                  disk_free: Callable[[Path], int] = work_volume_free,
-                 disk_total: Callable[[Path], int] = work_volume_total) -> None:
+                 disk_total: Callable[[Path], int] = work_volume_total,
+                 stage_pools: Mapping[Stage, Pool] | None = None) -> None:
         self.settings = settings
         self.profile = profile
-        self.dispatcher = Dispatcher(settings, executor_factory, disk_free=disk_free, disk_total=disk_total)
+        self.dispatcher = Dispatcher(settings, executor_factory, disk_free=disk_free, disk_total=disk_total,
+                                     stage_pools=stage_pools)
         self.pools = self.dispatcher.pools
         self.intake = Intake(settings.in_dir, settings.stable_seconds)
         self.sweeper = EmptyFolderSweeper(settings.in_dir, empty_for=settings.empty_folder_seconds)  # issue 15

@@ -15,11 +15,11 @@ import psutil
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code, DiskFullError, RedoAlone, SplitFailed, StageError, ToolTimeout
 from ocrpipe.fsutil import remove_tree
-from ocrpipe.heartbeat import HeartbeatWriter, heartbeat_path
+from ocrpipe.heartbeat import HOST, HeartbeatWriter, heartbeat_path
 from ocrpipe.logs import job_log_context
-from ocrpipe.model import Stage
-from ocrpipe.outcome import StageOutcome, mark_failed, mark_started
-from ocrpipe.store import update_state, utc_now
+from ocrpipe.model import JobState, Stage, running_state, submitted_state
+from ocrpipe.outcome import READY_STATES, StageOutcome, mark_failed, mark_started
+from ocrpipe.store import read_state, update_state, utc_now
 
 RAW_PDF = "raw.pdf"
 FINAL_PDF = "final.pdf"
@@ -65,8 +65,35 @@ class Member:
 
 
 def worker_identity() -> dict[str, Any]:
-    """This worker process as state.json names it: pid and create time (pids are reused)."""
-    return {"workerPid": os.getpid(), "workerCreateTime": psutil.Process().create_time()}
+    """This worker process as state.json names it: pid and create time (pids are reused), and its
+    machine (a cluster's workers share the job folders)."""
+    return {"workerPid": os.getpid(), "workerCreateTime": psutil.Process().create_time(), "workerHost": HOST}
+
+
+class StaleAttempt(Exception):
+    """The record no longer waits for this attempt (or no longer belongs to it): nothing is written."""
+
+
+def check_start(record: dict[str, Any], stage: Stage, attempts: dict[str, int]) -> None:
+    """An attempt starts only from a record still waiting for it: a Dask worker re-running a task
+    whose first worker died, or a task that outlived its run, finds the record has moved on."""
+    state, attempt = JobState(record["state"]), attempts[stage.value]
+    if state is running_state(stage) and record["attempts"][stage.value] == attempt:
+        raise StaleAttempt(f"{DIED_ELSEWHERE} (on {record.get('workerHost') or 'another machine'})")
+    if state not in READY_STATES[stage] | {submitted_state(stage)} or record["attempts"][stage.value] >= attempt:
+        raise StaleAttempt(f"the job has moved on ({state.value}, attempt {record['attempts'][stage.value]})")
+
+
+def check_own(record: dict[str, Any], stage: Stage, attempts: dict[str, int], identity: dict[str, Any]) -> None:
+    """Every end a worker writes is checked against the record: still this attempt, still running, still
+    this worker. A late finisher (its stage was retried elsewhere) never writes over the retry."""
+    mine = all(record.get(k) == v for k, v in identity.items())
+    if not (mine and record["state"] == running_state(stage).value
+            and record["attempts"][stage.value] == attempts[stage.value]):
+        raise StaleAttempt(f"the record moved on to {record['state']} (attempt {record['attempts'][stage.value]})")
+
+
+DIED_ELSEWHERE = "the worker that started this attempt died or lost contact"
 
 
 def run_members(settings: Settings, stage: Stage, members: Sequence[Member], work: Callable[[], dict[str, Any]], *,
@@ -78,13 +105,39 @@ def run_members(settings: Settings, stage: Stage, members: Sequence[Member], wor
     Any failure becomes an outcome, never a traceback; ``scratch`` folders go before and after."""
     t0, started_at = time.monotonic(), utc_now()
     identity = worker_identity()
+    refused = _refused(stage, members)
+    if refused is not None:
+        return refused
     # Not fsynced: lost in a power cut, the stage simply runs again.
-    records = [update_state(m.job_dir, lambda r, m=m: mark_started(r, stage, m.attempts, **identity, **started),
+    records = [update_state(m.job_dir, lambda r, m=m: _start(r, stage, m.attempts, {**identity, **started}),
                             durable=False) for m in members]
     with job_log_context(**log_context(stage, members, records, started.get("batch"))):
         log.debug("%s attempt started for %d document(s)", stage.value, len(members))
         return _run_started(settings, stage, members, work, finish=finish, scratch=scratch, on_failure=on_failure,
-                            t0=t0, started_at=started_at)
+                            t0=t0, started_at=started_at, identity=identity)
+
+
+def _start(record: dict[str, Any], stage: Stage, attempts: dict[str, int], fields: dict[str, Any]) -> None:
+    check_start(record, stage, attempts)
+    mark_started(record, stage, attempts, **fields)
+
+
+def _refused(stage: Stage, members: Sequence[Member]) -> list[StageOutcome] | None:
+    """Outcomes without running, when a member's record does not wait for this attempt (checked again
+    under the lock as each starts). The scheduler settles them against the record as for any failure."""
+    reasons = []
+    for m in members:
+        try:
+            check_start(read_state(m.job_dir), stage, m.attempts)
+            reasons.append(None)
+        except (StaleAttempt, OSError, ValueError, KeyError) as exc:
+            reasons.append(str(exc))
+    if not any(reasons):
+        return None
+    log.warning("%s attempt not started: %s", stage.value, next(r for r in reasons if r))
+    return [StageOutcome(stage, False, 0.0, {}, reason=reason or "a document of the same batch had moved on",
+                         free=reason is None or not reason.startswith(DIED_ELSEWHERE), batch_failure=len(members) > 1)
+            for reason in reasons]
 
 
 def log_context(stage: Stage, members: Sequence[Member], records: Sequence[dict[str, Any]],
@@ -99,12 +152,12 @@ def log_context(stage: Stage, members: Sequence[Member], records: Sequence[dict[
 def _run_started(settings: Settings, stage: Stage, members: Sequence[Member], work: Callable[[], dict[str, Any]], *,
                  finish: Callable[[Path, StageOutcome], dict[str, Any] | None], scratch: Sequence[Path],
                  on_failure: Callable[[dict[str, Any]], dict[str, Any]], t0: float,
-                 started_at: str) -> list[StageOutcome]:
+                 started_at: str, identity: dict[str, Any]) -> list[StageOutcome]:
     targets = [(heartbeat_path(m.job_dir, stage), m.attempts[stage.value]) for m in members]
     # The heartbeat stays on disk after the stage: the scheduler drops it once it has the outcome,
     # so until then it still names the tools to kill should the worker die.
     try:
-        with HeartbeatWriter(targets, stage=stage, interval=settings.heartbeat_seconds):
+        with HeartbeatWriter(targets, stage=stage, interval=settings.heartbeat_seconds) as beat:
             for folder in scratch:
                 remove_tree(folder)  # what a killed attempt left behind
             try:
@@ -112,26 +165,49 @@ def _run_started(settings: Settings, stage: Stage, members: Sequence[Member], wo
             except Exception as exc:  # noqa: BLE001 — every failure becomes an outcome: retried or reported
                 failed = StageOutcome(stage, False, time.monotonic() - t0, {}, started_at=started_at,
                                       ended_at=utc_now(), **on_failure(failure_fields(exc)))
-                if not isinstance(exc, (StageError, OSError)):  # a bug, not the file's fault: keep where it was
+                if beat.cancelled:
+                    failed = replace(failed, reason=f"cancelled by the scheduler: {beat.cancelled}")
+                elif not isinstance(exc, (StageError, OSError)):  # a bug, not the file's fault: keep where it was
                     log.error("%s failed: %s", stage.value, failed.reason, exc_info=True)
                 for m in members:
-                    update_state(m.job_dir, lambda r: mark_failed(r, failed))
+                    _write_own(m, stage, identity, lambda r: mark_failed(r, failed))
                 return [failed for _ in members]
             seconds = time.monotonic() - t0
             return [_finish_member(m, StageOutcome(stage, True, seconds * m.share, fields, started_at=started_at,
-                                                   ended_at=utc_now()), finish) for m in members]
+                                                   ended_at=utc_now()), finish, identity) for m in members]
     finally:
         for folder in scratch:
             remove_tree(folder)
 
 
+def _write_own(member: Member, stage: Stage, identity: dict[str, Any], mutate: Callable[[dict[str, Any]], None]) -> None:
+    """Write this attempt's end, unless the record has moved on (then it is dropped, and said)."""
+    def checked(record: dict[str, Any]) -> None:
+        check_own(record, stage, member.attempts, identity)
+        mutate(record)
+
+    try:
+        update_state(member.job_dir, checked)
+    except StaleAttempt as exc:
+        log.warning("%s attempt %d ended late; its end is dropped: %s", stage.value,
+                    member.attempts[stage.value], exc)
+
+
 def _finish_member(member: Member, outcome: StageOutcome,
-                   finish: Callable[[Path, StageOutcome], dict[str, Any] | None]) -> StageOutcome:
+                   finish: Callable[[Path, StageOutcome], dict[str, Any] | None],
+                   identity: dict[str, Any]) -> StageOutcome:
+    try:
+        # Checked before anything is placed: a late finisher publishes nothing over its retry.
+        check_own(read_state(member.job_dir), outcome.stage, member.attempts, identity)
+    except StaleAttempt as exc:
+        log.warning("%s attempt %d ended late; nothing published: %s", outcome.stage.value,
+                    member.attempts[outcome.stage.value], exc)
+        return replace(outcome, ok=False, fields={}, reason=f"ended late: {exc}")
     try:
         record = finish(member.job_dir, outcome)
     except Exception as exc:  # noqa: BLE001 — this member alone failed; the others are finished
         failed = replace(outcome, ok=False, fields={}, **failure_fields(exc))
-        update_state(member.job_dir, lambda r: mark_failed(r, failed))
+        _write_own(member, outcome.stage, identity, lambda r: mark_failed(r, failed))
         return failed
     return outcome if record is None else replace(outcome, fields={**outcome.fields, "record": record})
 
