@@ -113,6 +113,12 @@ def tool_running(pid: int) -> Iterator[None]:
         writer.tools.remove(identity)
 
 
+def cancelled() -> str | None:
+    """Why the scheduler cancelled the stage running in this thread, if it did (its tools were killed)."""
+    writer: HeartbeatWriter | None = getattr(_active, "writer", None)
+    return writer.cancelled if writer is not None else None
+
+
 def is_heartbeat_stale(hb_path: Path, timeout_s: float, absent_timeout_s: float | None = None, *,
                        now: float | None = None) -> bool:
     """Present: stale once older than ``timeout_s``. Absent: stale only if ``absent_timeout_s == 0``

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ocrpipe.errors import ToolTimeout, TransientError
-from ocrpipe.heartbeat import tool_running
+from ocrpipe.heartbeat import cancelled, tool_running
 from ocrpipe.proctree import kill_tree
 
 STDERR_TAIL_CHARS = 2000
@@ -74,6 +74,9 @@ def run_tool(
         try:
             with tool_running(proc.pid):
                 returncode = _wait(proc, timeout, watch, watch_every)
+            if cancelled():  # killed on the scheduler's request: its exit code says nothing (it may read 0)
+                raise TransientError(f"{Path(argv[0]).name} was stopped: cancelled by the scheduler ({cancelled()})",
+                                     stderr_tail=_read_tail(err))
         except subprocess.TimeoutExpired:
             kill_tree(proc.pid)
             proc.wait()
