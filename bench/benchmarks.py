@@ -17,6 +17,8 @@ Usage::
     python bench/benchmarks.py --source ../shared/corpus            # your own files (a corpus: its scans)
     python bench/benchmarks.py --rounds 3                           # the same 3 times, median ratios
     python bench/benchmarks.py --fake-tools --files 1000            # the pipeline's own overhead
+    python bench/benchmarks.py --dask-local 2 --rounds 3            # OCR on a local Dask cluster vs the pool
+    python bench/benchmarks.py --executor tcp://host:8786           # ... on your cluster (bench/daskbench.py)
 
 Exit code: 0 when every ocrpipe run exited 0 and finished every job; 1 otherwise; 2 bad usage.
 Without ``--source`` the inputs are generated (tests/inputs.py): nothing outside the repository is read.
@@ -876,6 +878,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", type=Path, metavar="FILE.svg",
                         help="also draw the report as an SVG: wall time per round, ratios, concurrency sweep")
     parser.add_argument("--keep", type=Path, help="keep the work folder here (must be empty or new)")
+    cluster = parser.add_argument_group("the OCR stage on Dask against the local pool, same files, interleaved "
+                                        "(bench/daskbench.py)")
+    cluster.add_argument("--executor", metavar="ADDR", help="a Dask scheduler whose workers mount the data folder")
+    cluster.add_argument("--dask-local", type=int, metavar="N",
+                         help="start dask scheduler and N 'ocrpipe worker --nthreads 1' here")
     targets = parser.add_argument_group("single measurements (run instead of the sweep)")
     targets.add_argument("--single-doc", type=int, metavar="PAGES",
                          help="one document of PAGES real scan pages against ocrmypdf --jobs <cores> (target 0.95x, CPU at most 1.10x)")
@@ -1000,6 +1007,13 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    if args.executor or args.dask_local:
+        from daskbench import run_comparison
+
+        inputs = make_inputs(args, work)
+        env = ocrpipe_env(args.prep_concurrency[0], args.ocr_concurrency[0], args)
+        return {"benchmark": "ocrpipe-dask", "machine": machine_info(), "settings": settings_of(args),
+                **run_comparison(args, [i.path for i in inputs], env, work)}
     if (args.single_doc or args.tick_history or args.latency or args.index_history or args.hostile
             or args.http_jobs is not None):
         return run_targets(args, work)

@@ -127,7 +127,7 @@ def start_http(settings: Settings, scheduler: Scheduler, profile: dict[str, Any]
     return start_api(api, settings.orchestrator_host, settings.orchestrator_port)
 
 
-def log_summary(before: dict[str, Any], after: dict[str, Any], seconds: float) -> None:
+def log_summary(before: dict[str, Any], after: dict[str, Any], seconds: float, ticks: int = 0) -> None:
     """One line for the whole run: what a scheduled task's log is read for."""
     def delta(name: str) -> int:
         return int(after.get(name) or 0) - int(before.get(name) or 0)
@@ -137,7 +137,7 @@ def log_summary(before: dict[str, Any], after: dict[str, Any], seconds: float) -
     log.info("run finished: %d file(s) done, %d failed, %d held as duplicates; %d page(s) in %.1fs (%.1f pages/min)",
              done, failed, held, pages, seconds, rate,
              extra={"event": "run_summary", "filesDone": done, "filesFailed": failed, "filesHeld": held,
-                    "pages": pages, "seconds": round(seconds, 3), "pagesPerMinute": round(rate, 2)})
+                    "pages": pages, "seconds": round(seconds, 3), "pagesPerMinute": round(rate, 2), "ticks": ticks})
 
 
 def run(settings: Settings, *, once: bool) -> ExitCode:
@@ -188,7 +188,7 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
             cluster.close()
         if http is not None:
             http.close()
-        log_summary(before, getattr(scheduler, "metrics", before), time.monotonic() - started)
+        log_summary(before, getattr(scheduler, "metrics", before), time.monotonic() - started, scheduler.ticks)
         listener.stop()
         queue.close()
         (settings.index_dir / PID_FILE).unlink(missing_ok=True)

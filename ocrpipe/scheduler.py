@@ -56,6 +56,7 @@ class Scheduler:
         self._started = False
         self.snapshot = SnapshotHolder()  # issue 14: what the HTTP API reads, published at the end of each step
         self._faults = 0
+        self.ticks = 0  # steps taken: the run summary's ticks per second (issue 19's scheduler limit)
         self._paused_until = 0.0
         self._unsettled: list[tuple[Job, StageOutcome]] = []  # outcomes a fault outside the job interrupted
 
@@ -117,6 +118,7 @@ class Scheduler:
             self.start()  # a start that fails (the index cannot be opened, say) ends the run with its message
         if now < self._paused_until:
             return
+        self.ticks += 1
         try:
             self._step(now)
         except Exception as exc:  # noqa: BLE001 — judged here: retried a few times, then a clear stop

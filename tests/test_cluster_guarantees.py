@@ -57,25 +57,28 @@ def submitted_job(data_dir: Path, driven: Driven) -> Any:
     return job
 
 
-@pytest.mark.parametrize("skew", [-3600.0, 3600.0])
-def test_a_skewed_file_server_clock_reaps_nothing(data_dir: Path, make_settings: Callable[..., Settings],
-                                                  skew: float) -> None:
+def reaped_on_skewed_server(data_dir: Path, make_settings: Callable[..., Settings], *, skew: float,
+                            heartbeat_age: float) -> tuple[Any, list[Any]]:
+    """A stage whose heartbeat is ``heartbeat_age`` old by a file server ``skew`` off our clock; the reaper's verdict."""
     driven = Driven(make_settings(JOB_TIMEOUT_SECONDS="60"))
     job = submitted_job(data_dir, driven)
     driven.scheduler.reaper.clock = server = SkewedServer(driven.settings.work_dir, skew)
-    heartbeat_written_by(server, job.dir, age=5)
-    assert driven.scheduler.check_stale_jobs([job], 60, now=1.0) == []
-    assert job.state is JobState.PREP_SUBMITTED
+    heartbeat_written_by(server, job.dir, age=heartbeat_age)
+    return job, driven.scheduler.check_stale_jobs([job], 60, now=1.0)
+
+
+@pytest.mark.parametrize("skew", [-3600.0, 3600.0])
+def test_a_skewed_file_server_clock_reaps_nothing(data_dir: Path, make_settings: Callable[..., Settings],
+                                                  skew: float) -> None:
+    job, reaped = reaped_on_skewed_server(data_dir, make_settings, skew=skew, heartbeat_age=5)
+    assert reaped == [] and job.state is JobState.PREP_SUBMITTED
 
 
 @pytest.mark.parametrize("skew", [-3600.0, 3600.0])
 def test_a_skewed_file_server_clock_hides_no_stale_heartbeat(data_dir: Path, make_settings: Callable[..., Settings],
                                                              skew: float) -> None:
-    driven = Driven(make_settings(JOB_TIMEOUT_SECONDS="60"))
-    job = submitted_job(data_dir, driven)
-    driven.scheduler.reaper.clock = server = SkewedServer(driven.settings.work_dir, skew)
-    heartbeat_written_by(server, job.dir, age=90)
-    assert driven.scheduler.check_stale_jobs([job], 60, now=1.0) == [job]
+    job, reaped = reaped_on_skewed_server(data_dir, make_settings, skew=skew, heartbeat_age=90)
+    assert reaped == [job]
     assert read_state(job.dir)["state"] == JobState.PREP_RETRY.value
     assert "heartbeat stale" in read_state(job.dir)["lastError"]["reason"]
 
