@@ -187,6 +187,17 @@ def run_comparison(args: argparse.Namespace, inputs: Sequence[Path], base_env: d
     address = farm.address if farm else args.executor
     rounds = []
     try:
+        if farm:
+            # An empty first run writes the data folder's marker, which the workers check as they start.
+            dask_data.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, "-m", "ocrpipe", "run", "--once"],
+                           env={**common, "DATA_DIR": str(dask_data), "OCR_EXECUTOR": farm.address},
+                           cwd=work, capture_output=True, check=True, timeout=300)
+            farm.start_workers()
+            from distributed import Client
+
+            with Client(farm.address, timeout=30) as client:  # their start is not part of any round
+                client.wait_for_workers(farm.count, timeout=180)
         for n in range(args.rounds):
             order = ["local", "dask"] if n % 2 == 0 else ["dask", "local"]  # speed drifts: alternate who goes first
             results = {}
@@ -196,11 +207,6 @@ def run_comparison(args: argparse.Namespace, inputs: Sequence[Path], base_env: d
                 env = {**common, "DATA_DIR": str(data)}
                 if name == "dask":
                     env["OCR_EXECUTOR"] = address
-                    if farm and not farm.procs[1:]:
-                        subprocess.run([sys.executable, "-m", "ocrpipe", "run", "--once"], env={**env, "DATA_DIR": str(data)},
-                                       cwd=work, capture_output=True, check=True, timeout=300)  # writes the marker
-                        farm.start_workers()
-                        time.sleep(5)  # the workers' start (imports, tool check) is not part of any round
                 results[name] = one_run(f"{name}-round{n + 1}", data, env, logs, farm if name == "dask" else None,
                                         workers)
             ratio = results["dask"]["wallSeconds"] / results["local"]["wallSeconds"]

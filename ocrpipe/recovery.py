@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ocrpipe.cancel import request_cancel
+from ocrpipe.heartbeat import heartbeat_path, read_heartbeat
 from ocrpipe.dispatcher import BATCH_PREFIX, kill_stage
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.jobs import Job
@@ -37,6 +39,9 @@ def resume_work(life: Lifecycle) -> None:
             log.warning("%s is not a job folder of ocrpipe (no state.json); left as it is", job_dir)
             continue
         for stage in Stage:
+            beat = read_heartbeat(heartbeat_path(job_dir, stage))
+            if beat and beat.get("attempt"):  # issue 19: a cluster worker may still run it, elsewhere
+                request_cancel(job_dir, stage, up_to_attempt=int(beat["attempt"]), reason="ocrpipe restarted")
             kill_stage(job_dir, stage, include_worker=True)
         remove_tree(job_dir / TMP_DIR)
         try:

@@ -171,7 +171,7 @@ ensure_venv() {
     want="$(sha256_of pyproject.toml) [test]"
     [ -f "$STAMP" ] && have=$(cat "$STAMP")
     if [ "$want" = "$have" ] && [ -x "$VENV/bin/ocrpipe" ] \
-        && "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ("ocrpipe", "ocrmypdf", "psutil", "filelock", "pytest", "hypothesis")))' 2>/dev/null; then
+        && "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ("ocrpipe", "ocrmypdf", "psutil", "filelock", "pytest", "hypothesis", "distributed")))' 2>/dev/null; then
         say ".venv up to date (pyproject.toml unchanged since the last install)"
         return 0
     fi

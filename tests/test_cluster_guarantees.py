@@ -152,3 +152,15 @@ def test_paths_travel_relative_to_the_data_folder_and_land_in_the_workers_view(
     worker_settings, worker_job, members = from_wire(wire, view)
     assert worker_settings.data_dir == view and worker_settings.out_dir == view / "out"
     assert worker_job == view / "work" / "key" and members == [(view / "work" / "key", 2, {"OCR": 1})]
+
+
+def test_a_restart_asks_a_stage_still_running_on_another_machine_to_stop(
+        data_dir: Path, make_settings: Callable[..., Settings]) -> None:
+    settings, job_dir = ocr_running(make_settings, data_dir)
+    update_state(job_dir, lambda r: r.update(state="OCR_RUNNING", attempts={"PREP": 1, "OCR": 1},
+                                             workerHost="machine-a"))
+    heartbeat_path(job_dir, Stage.OCR).write_text(json.dumps(
+        {"stage": "OCR", "attempt": 1, "host": "machine-a", "worker": {"pid": 1, "createTime": 0.0}, "tools": []}))
+    Driven(settings).scheduler.start()  # resumes the job folders it finds
+    assert cancel_reason(job_dir, Stage.OCR, 1) == "ocrpipe restarted"
+    assert cancel_reason(job_dir, Stage.OCR, 2) is None

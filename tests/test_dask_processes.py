@@ -17,7 +17,6 @@ import pytest
 import inputs
 from ocrpipe.heartbeat import read_heartbeat
 
-pytest.importorskip("distributed")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from daskbench import BIN, LocalFarm  # noqa: E402  (the bench starts its farm the same way)
 
