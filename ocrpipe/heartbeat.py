@@ -25,6 +25,7 @@ HEARTBEAT_FILES = {Stage.PREP: "prep.heartbeat", Stage.OCR: "ocr.heartbeat"}
 # The stage running in this thread: one per pool worker process, several in a Dask worker's threads.
 _active = threading.local()
 HOST = socket.gethostname()
+CANCEL_CHECK_SECONDS = 1.0
 log = logging.getLogger("ocrpipe.worker")
 
 
@@ -75,11 +76,15 @@ class HeartbeatWriter:
             return
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.beat()
-            except OSError:
-                pass  # a full disk must not kill the stage; the scheduler sees the heartbeat age
+        next_beat = time.monotonic() + self.interval
+        # A cancel request is looked for at least every second, whatever the heartbeat interval.
+        while not self._stop.wait(min(self.interval, CANCEL_CHECK_SECONDS)):
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + self.interval
+                try:
+                    self.beat()
+                except OSError:
+                    pass  # a full disk must not kill the stage; the scheduler sees the heartbeat age
             self.obey_cancel()
 
     def __enter__(self) -> "HeartbeatWriter":

@@ -172,3 +172,31 @@ def test_a_worker_sees_the_data_folder_through_its_own_mapping(
     assert job["state"] == "DONE" and [p.name for p in (data_dir / "out").iterdir()] == ["doc.pdf"]
     inputs = [c["input"] for c in read_calls(tool_log) if c["tool"] == "ocrmypdf"]
     assert inputs and all(path.startswith(str(view) + os.sep) for path in inputs)
+
+
+def test_a_stalled_stage_on_the_cluster_is_stopped_by_its_own_worker_and_retried(
+        data_dir: Path, tmp_path: Path, tool_log: Path, cluster: Any, make_settings: Callable[..., Settings],
+        dask_scheduler_for: Callable[..., Scheduler]) -> None:
+    gate = tmp_path / "let-ocr-finish"
+    # Heartbeats rare enough that the test decides when one is stale; cancel requests are still read each second.
+    settings = make_settings(FAKE_OCR_WAIT_FOR=str(gate), HEARTBEAT_SECONDS="600", JOB_TIMEOUT_SECONDS="30",
+                             **on_cluster(cluster))
+    (data_dir / "in").mkdir(parents=True)
+    (data_dir / "in" / "doc.pdf").write_bytes(make_pdf(1))
+    scheduler = dask_scheduler_for(settings)
+    drive(scheduler, until=lambda: any(c["tool"] == "ocrmypdf" for c in read_calls(tool_log)))
+    job_dir = only_job_dir(data_dir)
+    beat = read_heartbeat(heartbeat_path(job_dir, Stage.OCR))
+    assert beat is not None and beat["tools"]
+    tools = [psutil.Process(t["pid"]) for t in beat["tools"]]
+    hb = heartbeat_path(job_dir, Stage.OCR)
+    os.utime(hb, (time.time() - 1000, time.time() - 1000))  # the worker went quiet
+    scheduler.tick(time.monotonic())
+    assert (job_dir / "ocr.cancel").is_file()
+    _, alive = psutil.wait_procs(tools, timeout=60)  # killed by the worker's heartbeat thread, not by us
+    assert alive == []
+    gate.touch()
+    drive(scheduler, timeout=120)
+    [job] = finished_jobs(data_dir)
+    assert job["state"] == "DONE" and job["attempts"]["OCR"] == 2
+    assert [p.name for p in (data_dir / "out").iterdir()] == ["doc.pdf"]
