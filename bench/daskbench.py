@@ -136,9 +136,8 @@ def admitted_per_second(data: Path) -> float | None:
     return round(len(created) / (created[-1] - created[0]), 1) if len(created) > 1 and created[-1] > created[0] else None
 
 
-def one_run(name: str, data: Path, env: dict[str, str], logs: Path, farm: LocalFarm | None,
+def one_run(name: str, data: Path, env: dict[str, str], log: Path, farm: LocalFarm | None,
             workers: int) -> dict[str, Any]:
-    log = logs / f"{name}.log"
     farm_procs = farm.processes() if farm else []
     farm_cpu0 = cpu_of(farm_procs)
     dask_cpu0 = cpu_of([psutil.Process(farm.scheduler.pid)]) if farm else 0.0
@@ -173,6 +172,7 @@ def one_run(name: str, data: Path, env: dict[str, str], logs: Path, farm: LocalF
             "daskSchedulerCpuShare": round(dask_cpu / total, 3) if total and farm else None,
             "ticks": summary.get("ticks"),
             "ticksPerSecond": round(summary["ticks"] / wall, 1) if summary.get("ticks") else None,
+            "schedulerCpuMsPerTick": round(own / summary["ticks"] * 1000, 2) if summary.get("ticks") else None,
             "filesAdmittedPerSecond": admitted_per_second(data)}
 
 
@@ -207,8 +207,8 @@ def run_comparison(args: argparse.Namespace, inputs: Sequence[Path], base_env: d
                 env = {**common, "DATA_DIR": str(data)}
                 if name == "dask":
                     env["OCR_EXECUTOR"] = address
-                results[name] = one_run(f"{name}-round{n + 1}", data, env, logs, farm if name == "dask" else None,
-                                        workers)
+                results[name] = one_run(name, data, env, logs / f"{name}-round{n + 1}.log",
+                                        farm if name == "dask" else None, workers)
             ratio = results["dask"]["wallSeconds"] / results["local"]["wallSeconds"]
             rounds.append({"round": n + 1, "order": order, **results, "daskVsLocalWall": round(ratio, 3)})
             print(f"round {n + 1}: local {results['local']['wallSeconds']}s, dask {results['dask']['wallSeconds']}s, "

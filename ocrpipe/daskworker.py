@@ -15,6 +15,7 @@ from ocrpipe.remote import MARKER_FILE, set_local
 
 log = logging.getLogger("ocrpipe.worker")
 LOG_FIELDS = (str, int, float, bool, type(None))
+QUIET_WORKER = {"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "2s"}
 
 
 def check_data_view(data_dir: Path) -> None:
@@ -38,6 +39,12 @@ def serve(settings: Settings, scheduler: str, *, nthreads: int | None) -> int:
     check_tools(settings)
     check_data_view(settings.data_dir)
     threads = nthreads or settings.ocr_concurrency
+
+    import dask
+
+    # A stage is one subprocess call: Dask's sampling profiler (every 10 ms) and its twice-a-second system
+    # monitor only cost CPU that the tools need on a small machine.
+    dask.config.set(QUIET_WORKER)
 
     async def run() -> None:
         # The Nanny restarts a worker process that died; the worker process watches the Nanny (dask_setup).

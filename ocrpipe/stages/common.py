@@ -16,7 +16,7 @@ from ocrpipe.config import Settings
 from ocrpipe.errors import Code, DiskFullError, RedoAlone, SplitFailed, StageError, ToolTimeout
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.heartbeat import HOST, HeartbeatWriter, heartbeat_path
-from ocrpipe.logs import job_log_context
+from ocrpipe.logs import job_context, job_log_context
 from ocrpipe.model import JobState, Stage, running_state, submitted_state
 from ocrpipe.outcome import READY_STATES, StageOutcome, mark_failed, mark_started
 from ocrpipe.store import read_state, update_state, utc_now
@@ -125,16 +125,20 @@ def _start(record: dict[str, Any], stage: Stage, attempts: dict[str, int], field
 def _refused(stage: Stage, members: Sequence[Member]) -> list[StageOutcome] | None:
     """Outcomes without running, when a member's record does not wait for this attempt (checked again
     under the lock as each starts). The scheduler settles them against the record as for any failure."""
-    reasons = []
+    reasons: list[str | None] = []
     for m in members:
+        key = m.job_dir.name
         try:
-            check_start(read_state(m.job_dir), stage, m.attempts)
+            record = read_state(m.job_dir)
+            key = record["jobKey"]
+            check_start(record, stage, m.attempts)
             reasons.append(None)
         except (StaleAttempt, OSError, ValueError, KeyError) as exc:
             reasons.append(str(exc))
+            log.warning("%s attempt %d not started: %s", stage.value, m.attempts[stage.value], exc,
+                        extra=job_context(key, stage.value, m.attempts[stage.value]))
     if not any(reasons):
         return None
-    log.warning("%s attempt not started: %s", stage.value, next(r for r in reasons if r))
     return [StageOutcome(stage, False, 0.0, {}, reason=reason or "a document of the same batch had moved on",
                          free=reason is None or not reason.startswith(DIED_ELSEWHERE), batch_failure=len(members) > 1)
             for reason in reasons]
