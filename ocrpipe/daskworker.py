@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,13 @@ def dask_setup(worker: Any) -> None:
     """Preload hook, in the worker process: its own data folder and tools, logging, a watch on the Nanny."""
     from ocrpipe.worker import watch_parent
 
+    import dask
+
     settings = load_settings()
+    # The Nanny sets MALLOC_TRIM_THRESHOLD_ and the like for Python workers; the tools get the machine's
+    # own environment, as with the local pools (a low trim threshold slows Tesseract down).
+    spawned = set(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    settings = replace(settings, tool_env=tuple((k, v) for k, v in settings.tool_env if k not in spawned))
     set_local(data_dir=settings.data_dir, settings=settings)
     root = logging.getLogger()
     root.addHandler(SchedulerLogHandler(worker))
