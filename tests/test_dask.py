@@ -200,3 +200,15 @@ def test_a_stalled_stage_on_the_cluster_is_stopped_by_its_own_worker_and_retried
     [job] = finished_jobs(data_dir)
     assert job["state"] == "DONE" and job["attempts"]["OCR"] == 2
     assert [p.name for p in (data_dir / "out").iterdir()] == ["doc.pdf"]
+
+
+def test_a_worker_whose_data_folder_lacks_the_marker_refuses_to_start(
+        fake_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for name, value in fake_env.items():
+        monkeypatch.setenv(name, value)
+    wrong = tmp_path / "not-the-share"
+    wrong.mkdir()
+    assert main(["worker", "--scheduler", "tcp://127.0.0.1:8786", "--data", str(wrong)]) == 2
+    err = capsys.readouterr().err
+    assert f"--data {wrong} has no .ocrpipe-cluster.json" in err and "Traceback" not in err
