@@ -111,19 +111,20 @@ def run_remote(call: RemoteCall) -> Any:
     check_view(base, call.token)
     args, kwargs = from_wire(call.args, base), from_wire(call.kwargs, base)
     if "jobs" in kwargs:
-        kwargs["jobs"] = own_page_workers(kwargs["jobs"])
+        kwargs["jobs"] = own_page_workers(kwargs["jobs"], calls=int(kwargs.get("parts") or 1))
     return call.fn(*args, **kwargs)
 
 
-def own_page_workers(default: int) -> int:
-    """``--jobs`` from this worker's cores and its task slots (the scheduler only knows its own)."""
+def own_page_workers(default: int, *, calls: int = 1) -> int:
+    """``--jobs`` from this worker's cores and its task slots (the scheduler only knows its own); a split
+    document's ``calls`` page ranges run together in this one task."""
     from ocrpipe.batching import page_workers
 
     try:
         from distributed import get_worker
 
         state = get_worker().state
-        return page_workers(os.cpu_count() or 1, state.nthreads, max(1, len(state.executing)))
+        return page_workers(os.cpu_count() or 1, state.nthreads, max(calls, len(state.executing)))
     except (ImportError, ValueError, AttributeError):
         return default
 

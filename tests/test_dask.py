@@ -4,6 +4,7 @@ through the tool commands, the same scheduler as with local pools."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -49,6 +50,20 @@ def dask_scheduler_for(cluster: Any) -> Iterator[Callable[..., Scheduler]]:
         scheduler.close(wait=True)
         for one in clusters:
             one.close()
+
+
+@pytest.fixture
+def own_logging() -> Iterator[None]:
+    """`main` installs ocrpipe's log handlers on the root logger: put the test's back, so the cluster's
+    own threads (its scheduler runs in this process) never write to a closed capture afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
 
 
 def _no_local_pool(workers: int) -> Any:
@@ -130,7 +145,7 @@ def test_a_killed_worker_process_has_its_stage_retried_elsewhere_and_the_job_end
 
 
 def test_an_unreachable_scheduler_stops_the_start_with_exit_3_naming_it(
-        fake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        fake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], own_logging: None) -> None:
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
@@ -142,7 +157,7 @@ def test_an_unreachable_scheduler_stops_the_start_with_exit_3_naming_it(
 
 
 def test_without_dask_installed_the_message_names_the_extra(
-        fake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        fake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], own_logging: None) -> None:
     for name, value in {**fake_env, "OCR_EXECUTOR": "tcp://127.0.0.1:8786"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed now raises ImportError
@@ -204,7 +219,7 @@ def test_a_stalled_stage_on_the_cluster_is_stopped_by_its_own_worker_and_retried
 
 def test_a_worker_whose_data_folder_lacks_the_marker_refuses_to_start(
         fake_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], own_logging: None) -> None:
     for name, value in fake_env.items():
         monkeypatch.setenv(name, value)
     wrong = tmp_path / "not-the-share"
