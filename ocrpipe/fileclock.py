@@ -15,6 +15,10 @@ class FileClock:
 
     def __init__(self, folder: Path) -> None:
         self.probe = folder / PROBE_FILE
+        try:
+            self.probe.unlink(missing_ok=True)  # left by a crash between its write and its removal
+        except OSError:
+            pass
 
     def now(self) -> float:
         """Touch the probe and read its mtime back; the local clock when the volume cannot be written
