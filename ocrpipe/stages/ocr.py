@@ -56,9 +56,11 @@ def clean_done_job(job_dir: Path) -> None:
 
 def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[str, Any]:
     """The whole document in one ocrmypdf call (or kept as it is, when signed and SIGNED_PDF=keep)."""
-    partial = job_dir / "final.partial.pdf"  # ocrmypdf does not write its output atomically
-    partial.unlink(missing_ok=True)
     record = read_state(job_dir)
+    # ocrmypdf does not write its output atomically, and the tool of an attempt whose worker died
+    # elsewhere may still be running: each attempt writes its own file, so a late tool spoils nothing.
+    partial = job_dir / f"final.partial-{record['attempts']['OCR']}.pdf"
+    partial.unlink(missing_ok=True)
     signed = bool(record.get("signed"))
     ctx = job_context(record["jobKey"], Stage.OCR.value, record["attempts"]["OCR"])
     if signed and settings.signed_pdf == "keep":
