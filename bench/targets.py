@@ -115,7 +115,9 @@ def single_document(parts: list[Path], pages: int, work: Path, env: dict[str, st
     ratio = statistics.median(r["ratio"] for r in per_round)
     cpu_ratio = statistics.median(r["cpuRatio"] for r in per_round)
     all_ran = all(r["ocrpipeExitCode"] == 0 and r["baselineExitCode"] == 0 for r in per_round)
+    # ROTATE_PAGES=auto (issue 18) checks and re-reads pages the baseline leaves as they are: say which ran.
     return {"pages": count, "baseline": f"ocrmypdf --jobs {cores}", "rounds": per_round,
+            "rotatePages": env.get("ROTATE_PAGES", "auto").lower(),
             "medianRatio": round(ratio, 3), "medianCpuRatio": round(cpu_ratio, 3), "target": SINGLE_DOC_TARGET,
             "cpuTarget": SPLIT_CPU_TARGET,
             "ok": all_ran and ratio <= SINGLE_DOC_TARGET and cpu_ratio <= SPLIT_CPU_TARGET}
