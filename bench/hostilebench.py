@@ -15,6 +15,8 @@ from typing import Any
 
 import psutil
 
+from ocrpipe.fsutil import tree_bytes
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import inputs  # noqa: E402  (tests/inputs.py: the generators the test suite uses too)
@@ -42,17 +44,6 @@ print(json.dumps({"ok": outcome.ok, "code": outcome.code, "reason": outcome.reas
 """
 
 
-def _usage(folder: Path) -> int:
-    total = 0
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def measure_prep(work: Path, source: Path, env: dict[str, str]) -> dict[str, Any]:
     """Run PREP on ``source`` in a child process; sample its tree's RSS and the work folder's size."""
     data = work / "data"
@@ -71,7 +62,7 @@ def measure_prep(work: Path, source: Path, env: dict[str, str]) -> dict[str, Any
             except psutil.Error:
                 rss = 0
             peak_rss = max(peak_rss, rss)
-            peak_disk = max(peak_disk, _usage(data / "work"))
+            peak_disk = max(peak_disk, tree_bytes(data / "work"))
             time.sleep(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -212,3 +212,16 @@ def drop_temp(folder: Path, tmp_name: str) -> None:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def tree_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` now; files that vanish while it counts (a worker is
+    deleting them) count as gone, never as an error in a sampling thread."""
+    total = 0
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total

@@ -20,6 +20,7 @@ import pytest
 import guard
 from inputs import InputSet
 from ocrpipe.config import Settings, load_settings
+from ocrpipe.fsutil import tree_bytes
 from ocrpipe.model import JobState
 from ocrpipe.pools import process_pool_factory
 from ocrpipe.scheduler import Scheduler
@@ -93,17 +94,7 @@ def finished_jobs(data_dir: Path) -> list[dict[str, Any]]:
         return list(index)
 
 
-def folder_usage(folder: Path) -> int:
-    """Bytes of the files under ``folder`` now; files that vanish while it counts (a worker is
-    deleting them) count as gone, never as an error in a sampling thread."""
-    total = 0
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
+folder_usage = tree_bytes  # the tests' name for it: disk use of a folder, sampled while a run goes on
 
 
 @pytest.fixture(scope="session")
