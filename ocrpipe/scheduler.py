@@ -83,9 +83,12 @@ class Scheduler:
         return self.life.errors_this_run if self._started else 0
 
     def warm_pools(self) -> None:
-        """Start the PREP workers now, so the first file does not wait for one; OCR workers start when
-        needed, so their start-up (pikepdf, Pillow) does not compete with the first OCR for the cores."""
+        """Start the PREP workers now, so the first file does not wait for one, and one OCR worker: its
+        start-up (pikepdf, Pillow) runs beside the first PREP, which no OCR can start before, instead of
+        after it (issue 17: about 0.6 s off a lone document's wall time). The other OCR workers start
+        when needed, so their start-up does not compete with the first OCR for the cores."""
         self.pools[Stage.PREP].warm()
+        self.pools[Stage.OCR].warm(1)
 
     def close(self, *, wait: bool = True) -> None:
         for pool in self.pools.values():

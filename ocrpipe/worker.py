@@ -64,3 +64,4 @@ def warm_up() -> None:
     """A task that only loads what the stages need."""
     import ocrpipe.stages.batch  # noqa: F401
     import ocrpipe.stages.prep  # noqa: F401
+    import ocrpipe.stages.split  # noqa: F401

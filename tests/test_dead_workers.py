@@ -43,14 +43,26 @@ def test_a_worker_killed_while_idle_does_not_stop_the_next_file(
     scheduler = scheduler_for(make_settings(PREP_CONCURRENCY="2"))
     scheduler.tick(time.monotonic())
     scheduler.warm_pools()
-    wait_for(lambda: len(workers()) >= 2)
-    os.kill(workers()[0].pid, signal.SIGKILL)  # the OOM killer, Task Manager…
+    wait_for(lambda: len(workers()) >= 3)  # two PREP workers and one OCR worker
+    prep_workers = scheduler.pools[Stage.PREP].executor._processes  # type: ignore[attr-defined]
+    os.kill(next(iter(prep_workers)), signal.SIGKILL)  # the OOM killer, Task Manager…
     wait_for(lambda: getattr(scheduler.pools[Stage.PREP].executor, "_broken", False))
     (data_dir / "in" / "a.pdf").write_bytes(make_pdf(2))
     drive(scheduler, until=lambda: bool(finished(data_dir)))
     assert (data_dir / "out" / "a.pdf").is_file() and not list((data_dir / "error").iterdir())
     [entry] = finished(data_dir)
     assert entry["attempts"]["PREP"] == 1
+
+
+def test_the_pools_start_warm_with_every_prep_worker_and_one_ocr_worker(
+        make_settings: Callable[..., Settings], scheduler_for: Callable[..., Scheduler]) -> None:
+    """Issue 17: the first OCR worker starts beside the first PREP, not after it; the others when needed."""
+    scheduler = scheduler_for(make_settings(PREP_CONCURRENCY="2", OCR_CONCURRENCY="2"))
+    scheduler.warm_pools()
+    # A process pool starts its workers as tasks are submitted: what warm_pools started is there now.
+    processes = {stage: scheduler.pools[stage].executor._processes for stage in Stage}  # type: ignore[attr-defined]
+    assert (len(processes[Stage.PREP]), len(processes[Stage.OCR])) == (2, 1)
+    wait_for(lambda: len(workers()) == 3)
 
 
 def test_one_of_two_ocr_workers_killed_mid_run_charges_only_its_own_job(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +16,7 @@ from ocrpipe.config import ConfigError, Settings, load_settings
 from ocrpipe.doctor import doctor
 from ocrpipe.errors import ExitCode, MissingToolError
 from ocrpipe.runner import check_tools
+from ocrpipe.stages import orientation
 from ocrpipe.stages.orientation import (PLUGIN, apply_turns, ocrmypdf_options, orientation_env, orientation_fields,
                                         read_reports)
 from ocrpipe.tools.ocrmypdf import build_argv, profile_args
@@ -32,6 +35,14 @@ def _hocr(lines: list[tuple[tuple[int, int, int, int], list[tuple[str, int]]]], 
                      f"baseline 0 -11; x_size 54\">{inner}</span>\n      </span>")
     return (f"<div class='ocr_page' id='page_1' title='image \"x.png\"; bbox 0 0 {size[0]} {size[1]}; ppageno 0'>"
             "<span class='ocr_par'>" + "".join(spans) + "</div>")
+
+
+def test_pool_workers_name_the_plugins_folder_variable_without_importing_ocrmypdf() -> None:
+    """Issue 17: importing the plugin (hence ocrmypdf) cost every PREP and OCR worker 0.3 s of CPU."""
+    assert orientation.ORIENTATION_DIR_ENV == ORIENTATION_DIR_ENV
+    probe = "import sys, ocrpipe.worker; ocrpipe.worker.warm_up(); print(sorted(m for m in sys.modules if m == 'ocrmypdf'))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
 
 
 UPRIGHT = _hocr([((100, 100, 600, 150), [("The", 96), ("quick", 95), ("brown", 93)])])

@@ -19,7 +19,8 @@ from ocrpipe.config import Settings
 from ocrpipe.model import JobState
 from ocrpipe.stages.fidelity import page_images
 from ocrpipe.stages import split as split_stage
-from ocrpipe.stages.pagemerge import even_ranges, has_text_layer, split_blocker
+from ocrpipe.stages.common import RAW_PDF
+from ocrpipe.stages.pagemerge import check_merged, has_text_layer, split_blocker
 from ocrpipe.store import transition, update_state
 
 PAGES = 10
@@ -33,7 +34,6 @@ def test_a_document_is_split_only_when_slots_and_cores_would_idle() -> None:
     assert split_parts(48, spare_slots=8, cores=8, min_pages=8) == 8
     assert split_parts(10, spare_slots=8, cores=8, min_pages=8) == 2  # no range under half the minimum
     assert split_parts(48, spare_slots=2, cores=2, min_pages=0) == 1  # OCR_SPLIT_MIN_PAGES=0: never
-    assert even_ranges(10, 3) == [(0, 4), (4, 7), (7, 10)] and even_ranges(2, 2) == [(0, 1), (1, 2)]
 
 
 def pdf_with(tmp_path: Path, name: str, change: Callable[[pikepdf.Pdf], None]) -> Path:
@@ -61,6 +61,21 @@ def test_what_page_mapping_cannot_carry_over_keeps_a_document_whole(tmp_path: Pa
 
     assert split_blocker(pdf_with(tmp_path, "tagged.pdf", tagged)) == "tags (structure tree)"
     assert split_blocker(pdf_with(tmp_path, "attached.pdf", attachment)).startswith("named /EmbeddedFiles")
+
+
+def test_the_merged_files_pdfa_check_runs_unless_the_save_ran_it(tmp_path: Path) -> None:
+    """check_merged runs pikepdf's PDF/A check itself only when the save could not (graft says which):
+    a file claiming PDF/A 2b with an OutputIntent but an unembedded font fails it."""
+    claimed = tmp_path / "claimed.pdf"
+    with pikepdf.open(inputs.text_pdf(tmp_path / "t.pdf", ["text"])) as pdf:
+        with pdf.open_metadata() as meta:
+            meta["pdfaid:part"], meta["pdfaid:conformance"] = "2", "B"
+        pdf.Root.OutputIntents = pikepdf.Array([pikepdf.Dictionary(Type=pikepdf.Name.OutputIntent)])
+        pdf.save(claimed)
+    assert check_merged(claimed, pages=1, flavour="2b").startswith("pikepdf's PDF/A check fails")
+    assert check_merged(claimed, pages=1, flavour="2b", pdfa_checked=True) is None
+    assert check_merged(claimed, pages=2, flavour="2b", pdfa_checked=True) == \
+        "the merged document has 1 pages instead of 2"
 
 
 def ready(settings: Settings, name: str, pdf: Path) -> Path:
@@ -173,7 +188,7 @@ def test_crash_between_ranges_and_merge_is_finished_on_restart(
     # What a worker killed mid-split leaves: OCR_RUNNING, range outputs in split/, a partial merge.
     transition(job_dir, JobState.OCR_SUBMITTED, attempts={"PREP": 1, "OCR": 1})
     transition(job_dir, JobState.OCR_RUNNING)
-    ranges = even_ranges(PAGES, 2)
+    ranges = split_stage.plan_ranges(job_dir / RAW_PDF, 2)
     folder = split_stage._prepared_folder(job_dir, ranges)
     split_stage._ocr_ranges(settings, folder, ranges, jobs=1)
     if interrupted == "a range":  # range 1's ocrmypdf was killed: its output half written

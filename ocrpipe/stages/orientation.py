@@ -13,11 +13,13 @@ import pikepdf
 from ocrpipe.config import Settings
 from ocrpipe.fsutil import atomic_write_json, read_json
 from ocrpipe.tools.ocrmypdf import orientation_args
-from ocrpipe.tools.ocrpipe_orientation_plugin import ORIENTATION_DIR_ENV
 
 log = logging.getLogger("ocrpipe.ocr")
 
 PLUGIN = Path(__file__).resolve().parent.parent / "tools" / "ocrpipe_orientation_plugin.py"
+# The plugin's own constant (it imports nothing of ocrpipe); not imported from it, since importing the
+# plugin imports ocrmypdf, which costs every PREP and OCR worker about 0.3 s of CPU at its start.
+ORIENTATION_DIR_ENV = "OCRPIPE_ORIENTATION_DIR"
 REPORTS = "orientation"  # inside the call's tmp/ folder: a killed attempt's reports go with it
 
 

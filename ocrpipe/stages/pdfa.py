@@ -75,19 +75,22 @@ def run_fields(*, pdfa_setting: str, raw: Path, output: Path, pdfa: str | None, 
     return fields
 
 
-def save_as_pdfa(part: pikepdf.Pdf, ocred: pikepdf.Pdf, out: Path, flavour: str | None) -> None:
+def save_as_pdfa(part: pikepdf.Pdf, ocred: pikepdf.Pdf, out: Path, flavour: str | None) -> bool:
     """Save a document made of ocrmypdf's pages (cut from a batch, merged from ranges): PDF/A
-    ``flavour`` with ``ocred``'s OutputIntent (ocrmypdf's sRGB), or a plain PDF when None."""
+    ``flavour`` with ``ocred``'s OutputIntent (ocrmypdf's sRGB), or a plain PDF when None. True when
+    pikepdf's PDF/A check passed on the bytes written (its save re-opens and checks them)."""
     if flavour is None:
         part.save(out)
-        return
+        return False
     if "/OutputIntents" in ocred.Root:
         part.Root.OutputIntents = pikepdf.Array(
             part.copy_foreign(intent) if intent.is_indirect else intent for intent in ocred.Root.OutputIntents)
     try:
         save_pdfa(part, out, flavour, output_intent=None)
+        return True
     except PdfaError:
         # pikepdf's validator cannot check some content (JPEG 2000): declare PDF/A as ocrmypdf's
         # Ghostscript route did, without the validator's approval.
         prepare(part, flavour, output_intent=None)
         part.save(out, **resolve_save_kwargs(flavour))
+        return False

@@ -26,7 +26,8 @@ from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, TMP_DIR, run_stage, tool_e
 from ocrpipe.stages.ocr import ocr_whole, publish, verify_output
 from ocrpipe.stages.orientation import (merged_range_fields, ocrmypdf_options, orientation_env, save_range_fields,
                                         turn_reported_pages)
-from ocrpipe.stages.pagemerge import check_merged, cut_range, even_ranges, graft, split_blocker
+from ocrpipe.stages.pagemerge import check_merged, cut_range, graft, split_blocker
+from ocrpipe.stages.rangeplan import balanced_ranges, document_work
 from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, run_fields
 from ocrpipe.store import read_state
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
@@ -53,10 +54,19 @@ def _split_ocr(settings: Settings, job_dir: Path, *, pages: int, parts: int, job
     if blocker:  # found here, in the worker: the scheduler reads no PDF
         log.info("OCRed whole, not split: %s", blocker)
         return ocr_whole(settings, job_dir, pages=pages, jobs=settings.cpu_count)
-    ranges = even_ranges(pages, parts)
+    ranges = plan_ranges(job_dir / RAW_PDF, parts)
     folder = _prepared_folder(job_dir, ranges)
     outputs = _ocr_ranges(settings, folder, ranges, jobs=jobs)
-    return _merge(settings, job_dir, folder, outputs, pages=pages, parts=parts, predicted=record.get("ghostscriptReason"))
+    return _merge(settings, job_dir, folder, outputs, pages=pages, parts=len(ranges),
+                  predicted=record.get("ghostscriptReason"))
+
+
+def plan_ranges(raw: Path, parts: int) -> list[tuple[int, int]]:
+    """The page ranges of ``raw``, of about equal estimated work: the same ones on every attempt
+    (a restart finds the plan of the ranges it left in ``split/``)."""
+    with pikepdf.open(raw) as pdf:
+        work = document_work(pdf)
+    return balanced_ranges(work, min(parts, len(work)))
 
 
 def _prepared_folder(job_dir: Path, ranges: list[tuple[int, int]]) -> Path:
@@ -157,8 +167,8 @@ def _merge(settings: Settings, job_dir: Path, folder: Path, outputs: list[Path],
     tool_log.write_text("".join(path.read_text(errors="replace") for path in logs if path.is_file()))
     partial = job_dir / "final.partial.pdf"
     try:
-        graft(job_dir / RAW_PDF, outputs, partial, flavour)
-        problem = check_merged(partial, pages=pages, flavour=flavour)
+        checked = graft(job_dir / RAW_PDF, outputs, partial, flavour)
+        problem = check_merged(partial, pages=pages, flavour=flavour, pdfa_checked=checked)
     except Exception as exc:  # noqa: BLE001 — the split is only a speed-up: any fault of it, the document runs whole
         log.error("merging the page ranges failed", exc_info=True)
         raise SplitFailed(f"the ranges could not be merged ({type(exc).__name__}: {exc}); "
