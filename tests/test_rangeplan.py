@@ -3,7 +3,6 @@ cover every page once and in order, and the estimate reads only what the PDF dec
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pikepdf
@@ -12,39 +11,44 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import inputs
-from ocrpipe.stages.rangeplan import MAX_DPI, PAGE_OVERHEAD_MPX, VECTOR_DPI, balanced_ranges, document_work
+from ocrpipe.stages.rangeplan import (MAX_DPI, PAGE_OVERHEAD_MPX, VECTOR_DPI, balanced_ranges, describe_pages,
+                                      document_work)
 from ocrpipe.stages.split import plan_ranges
 
 LETTER = (612, 792)
 
 
-def heaviest(work: list[float], ranges: list[tuple[int, int]]) -> float:
-    return max(sum(work[start:stop]) for start, stop in ranges)
+def heaviest(work: list[float], ranges: list[list[int]]) -> float:
+    return max(sum(work[page] for page in pages) for pages in ranges)
 
 
 @settings(max_examples=300, deadline=None)
-@given(work=st.lists(st.floats(0.01, 100.0), min_size=1, max_size=12), data=st.data())
-def test_ranges_cover_every_page_once_in_order_and_none_is_heavier_than_needed(
+@given(work=st.lists(st.floats(0.01, 100.0), min_size=1, max_size=40), data=st.data())
+def test_ranges_hold_every_page_once_in_order_and_none_much_heavier_than_a_share(
         work: list[float], data: st.DataObject) -> None:
     parts = data.draw(st.integers(1, len(work)))
     ranges = balanced_ranges(work, parts)
-    assert len(ranges) == parts and ranges[0][0] == 0 and ranges[-1][1] == len(work)
-    assert all(start < stop for start, stop in ranges)  # none empty
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))  # consecutive: each page once, in order
-    # No cut into ``parts`` ranges has a lighter heaviest range (every cut tried).
-    best = min(heaviest(work, list(zip((0, *cuts), (*cuts, len(work)))))
-               for cuts in itertools.combinations(range(1, len(work)), parts - 1))
-    assert heaviest(work, ranges) <= best * (1 + 1e-9)
+    assert len(ranges) == parts and all(ranges)  # none empty
+    assert sorted(page for pages in ranges for page in pages) == list(range(len(work)))  # each page once
+    assert all(pages == sorted(pages) for pages in ranges)  # in the document's order
+    # Heaviest first, to the lightest range: no range exceeds an equal share by more than one page.
+    assert heaviest(work, ranges) <= sum(work) / parts + max(work) + 1e-9
 
 
 def test_heavier_pages_are_spread_rather_than_counted() -> None:
     # Four full scans, then eight small strips: equal page counts would give one call all the work.
     work = [10.0] * 4 + [1.0] * 8
-    assert balanced_ranges(work, 2) == [(0, 2), (2, 12)]
-    assert balanced_ranges([1.0] * 10, 3) in ([(0, 4), (4, 8), (8, 10)], [(0, 4), (4, 7), (7, 10)])
-    assert balanced_ranges([5.0], 1) == [(0, 1)]
+    assert balanced_ranges(work, 2) == [[0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9, 11]]
+    # The corpus' 19-page scan by its estimate: consecutive ranges could do no better than 65 against 56.
+    scan = [9.4, 9.4, 1.8, 1.4, 1.0, 4.5, 9.4, 9.4, 9.4, 9.4, 9.4, 9.4, 9.7, 9.4, 9.4, 1.8, 1.4, 1.0, 4.5]
+    assert heaviest(scan, balanced_ranges(scan, 2)) < 61.0
+    assert balanced_ranges([5.0], 1) == [[0]]
     with pytest.raises(ValueError, match="cannot cut 2 page"):
         balanced_ranges([1.0, 1.0], 3)
+
+
+def test_a_ranges_pages_are_named_as_a_reader_counts_them() -> None:
+    assert describe_pages([0, 1, 2, 4, 6, 7]) == "1-3, 5, 7-8" and describe_pages([3]) == "4"
 
 
 def declared_image_page(pdf: pikepdf.Pdf, page_size: tuple[float, float], image_size: tuple[int, int] | None) -> None:
@@ -78,9 +82,9 @@ def test_page_work_is_the_page_rasterised_at_its_images_resolution() -> None:
 
 def test_a_real_documents_plan_spreads_its_full_scans(tmp_path: Path) -> None:
     """Four full 300-dpi Letter scans, then ten small stamps: equal page counts would give the first
-    call the four scans and three stamps, the second call seven stamps; by work it gets three scans."""
+    call the four scans; by work each call gets two."""
     big = inputs.save_image(inputs.prose_page(1), tmp_path / "big.png")
     small = inputs.save_image(inputs.prose_page(2).resize((60, 80)), tmp_path / "small.png")
     pdf = inputs.image_pdf(tmp_path / "doc.pdf", [big] * 4 + [small] * 10)
-    assert plan_ranges(pdf, 2) == [(0, 3), (3, 14)]
-    assert plan_ranges(pdf, 99) == [(n, n + 1) for n in range(14)]  # never more ranges than pages
+    assert plan_ranges(pdf, 2) == [[0, 2, 4, 6, 8, 10, 12], [1, 3, 5, 7, 9, 11, 13]]
+    assert plan_ranges(pdf, 99) == [[n] for n in range(14)]  # never more ranges than pages

@@ -89,11 +89,12 @@ def orientation_fields(reports: list[dict[str, Any]] | None, turns: dict[int, in
                             if page >= first and (last is None or page <= last)}}
 
 
-def save_range_fields(path: Path, first: int, reports: list[dict[str, Any]] | None, turns: dict[int, int]) -> None:
-    """A split document's range (starting at page index ``first``): its pages checked and turned,
+def save_range_fields(path: Path, pages: list[int], reports: list[dict[str, Any]] | None,
+                      turns: dict[int, int]) -> None:
+    """A split document's range (the document's page indices ``pages``): its pages checked and turned,
     kept beside its output, which a later attempt may reuse."""
     if reports is not None:
-        atomic_write_json(path, {"first": first, **orientation_fields(reports, turns)})
+        atomic_write_json(path, {"pages": pages, **orientation_fields(reports, turns)})
 
 
 def merged_range_fields(paths: list[Path]) -> dict[str, Any]:
@@ -102,5 +103,5 @@ def merged_range_fields(paths: list[Path]) -> dict[str, Any]:
     if not saved:
         return {}
     return {"orientationChecked": sum(s["orientationChecked"] for s in saved),
-            "pagesTurned": {str(s["first"] + int(page)): degrees for s in saved
-                            for page, degrees in s["pagesTurned"].items()}}
+            "pagesTurned": {str(number): degrees for number, degrees in sorted(
+                (s["pages"][int(page) - 1] + 1, degrees) for s in saved for page, degrees in s["pagesTurned"].items())}}

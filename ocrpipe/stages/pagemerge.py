@@ -47,9 +47,10 @@ def split_blocker(raw: Path) -> str | None:
     return None
 
 
-def cut_range(raw: Path, start: int, stop: int, out: Path) -> None:
-    """Pages [start, stop) of ``raw`` as a document of their own, without what points at other
-    pages (annotations, outline, destinations): the merge takes those from ``raw`` itself."""
+def cut_range(raw: Path, pages: Sequence[int], out: Path) -> None:
+    """Pages ``pages`` (indices, ascending) of ``raw`` as a document of their own, without what points
+    at other pages (annotations, outline, destinations): the merge takes those from ``raw`` itself."""
+    keep = set(pages)
     with pikepdf.open(raw) as pdf:
         for key in (*CARRIED_OVER, "/OpenAction"):
             if key in pdf.Root:
@@ -57,8 +58,9 @@ def cut_range(raw: Path, start: int, stop: int, out: Path) -> None:
         for page in pdf.pages:
             if "/Annots" in page.obj:
                 del page.obj["/Annots"]
-        del pdf.pages[stop:]
-        del pdf.pages[:start]
+        for index in reversed(range(len(pdf.pages))):
+            if index not in keep:
+                del pdf.pages[index]
         pdf.save(out, compress_streams=False)  # a temp file: spend no time compressing it
 
 
@@ -71,18 +73,23 @@ def _effective(page: pikepdf.Object, key: str) -> pikepdf.Object | None:
     return None
 
 
-def graft(raw: Path, outputs: Sequence[Path], out: Path, flavour: str | None) -> bool:
-    """``raw`` with each page's content, resources and geometry replaced by its OCRed range's page,
-    in order; document information and XMP as ocrmypdf alone writes them; PDF/A when the ranges were.
-    True when pikepdf's PDF/A check passed on the file written (see save_as_pdfa)."""
+def graft(raw: Path, outputs: Sequence[Path], ranges: Sequence[Sequence[int]], out: Path, flavour: str | None) -> bool:
+    """``raw`` with each page's content, resources and geometry replaced by the same page OCRed in its
+    range (``outputs[n]`` holds the pages ``ranges[n]``, in that order); document information and XMP
+    as ocrmypdf alone writes them; PDF/A when the ranges were. True when pikepdf's PDF/A check passed
+    on the file written (see save_as_pdfa)."""
     with pikepdf.open(raw) as doc, pikepdf.open(raw) as original:
         sources = [pikepdf.open(path) for path in outputs]
         try:
-            ocred = [page for source in sources for page in source.pages]
-            if len(ocred) != len(doc.pages):
-                raise ValueError(f"the ranges hold {len(ocred)} pages, the document {len(doc.pages)}")
-            for own, new in zip(doc.pages, ocred):
-                _replace_page(doc, own.obj, new.obj)
+            ocred = {}
+            for source, pages in zip(sources, ranges, strict=True):
+                if len(source.pages) != len(pages):
+                    raise ValueError(f"a range holds {len(source.pages)} pages instead of {len(pages)}")
+                ocred.update(zip(pages, source.pages))
+            if sorted(ocred) != list(range(len(doc.pages))):
+                raise ValueError(f"the ranges hold {len(ocred)} of the document's {len(doc.pages)} pages")
+            for index, own in enumerate(doc.pages):
+                _replace_page(doc, own.obj, ocred[index].obj)
             for node in _page_tree_nodes(doc.Root.Pages):
                 for key in INHERITED:
                     if key in node:

@@ -27,7 +27,7 @@ from ocrpipe.stages.ocr import ocr_whole, publish, verify_output
 from ocrpipe.stages.orientation import (merged_range_fields, ocrmypdf_options, orientation_env, save_range_fields,
                                         turn_reported_pages)
 from ocrpipe.stages.pagemerge import check_merged, cut_range, graft, split_blocker
-from ocrpipe.stages.rangeplan import balanced_ranges, document_work
+from ocrpipe.stages.rangeplan import balanced_ranges, describe_pages, document_work
 from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, run_fields
 from ocrpipe.store import read_state
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
@@ -57,23 +57,22 @@ def _split_ocr(settings: Settings, job_dir: Path, *, pages: int, parts: int, job
     ranges = plan_ranges(job_dir / RAW_PDF, parts)
     folder = _prepared_folder(job_dir, ranges)
     outputs = _ocr_ranges(settings, folder, ranges, jobs=jobs)
-    return _merge(settings, job_dir, folder, outputs, pages=pages, parts=len(ranges),
-                  predicted=record.get("ghostscriptReason"))
+    return _merge(settings, job_dir, folder, outputs, ranges, pages=pages, predicted=record.get("ghostscriptReason"))
 
 
-def plan_ranges(raw: Path, parts: int) -> list[tuple[int, int]]:
-    """The page ranges of ``raw``, of about equal estimated work: the same ones on every attempt
-    (a restart finds the plan of the ranges it left in ``split/``)."""
+def plan_ranges(raw: Path, parts: int) -> list[list[int]]:
+    """The page ranges of ``raw`` (page indices), of about equal estimated work: the same ones on every
+    attempt (a restart finds the plan of the ranges it left in ``split/``)."""
     with pikepdf.open(raw) as pdf:
         work = document_work(pdf)
     return balanced_ranges(work, min(parts, len(work)))
 
 
-def _prepared_folder(job_dir: Path, ranges: list[tuple[int, int]]) -> Path:
+def _prepared_folder(job_dir: Path, ranges: list[list[int]]) -> Path:
     """``split/`` for these ranges of this raw.pdf: kept from a crashed attempt with the same plan
     (its finished ranges are reused), else made afresh."""
     folder, raw = job_dir / SPLIT_DIR, (job_dir / RAW_PDF).stat()
-    plan = {"ranges": [list(r) for r in ranges], "raw": [raw.st_size, raw.st_mtime_ns]}
+    plan = {"ranges": ranges, "raw": [raw.st_size, raw.st_mtime_ns]}
     try:
         if read_json(folder / PLAN_FILE) == plan:
             return folder
@@ -97,10 +96,10 @@ def _finished(output: Path, pages: int) -> bool:
         return False
 
 
-def _ocr_ranges(settings: Settings, folder: Path, ranges: list[tuple[int, int]], *, jobs: int) -> list[Path]:
+def _ocr_ranges(settings: Settings, folder: Path, ranges: list[list[int]], *, jobs: int) -> list[Path]:
     """Each range's OCRed PDF: the ones not finished yet run together; one that fails runs again alone."""
     remove_tree(folder / TMP_DIR)  # what a killed attempt's ocrmypdf calls left behind
-    todo = [n for n, (start, stop) in enumerate(ranges) if not _finished(_range_paths(folder, n)[1], stop - start)]
+    todo = [n for n, pages in enumerate(ranges) if not _finished(_range_paths(folder, n)[1], len(pages))]
     if len(todo) < len(ranges):
         log.info("reusing %d OCRed range(s) of an interrupted attempt", len(ranges) - len(todo))
 
@@ -116,23 +115,23 @@ def _ocr_ranges(settings: Settings, folder: Path, ranges: list[tuple[int, int]],
         failed = [(n, exc) for n, exc in zip(todo, threads.map(
             lambda n: contextvars.copy_context().run(one, n, jobs), todo)) if exc is not None]
     for n, first in failed:
-        log.warning("range %d-%d failed (%s); running it again alone", ranges[n][0] + 1, ranges[n][1], first)
+        log.warning("range of pages %s failed (%s); running it again alone", describe_pages(ranges[n]), first)
         again = one(n, settings.cpu_count)
         if isinstance(again, DiskFullError):
             raise again
         if again is not None:
-            raise SplitFailed(f"pages {ranges[n][0] + 1}-{ranges[n][1]} failed twice ({again}); "
+            raise SplitFailed(f"pages {describe_pages(ranges[n])} failed twice ({again}); "
                               "OCRing the document whole")
     return [_range_paths(folder, n)[1] for n in range(len(ranges))]
 
 
-def _ocr_range(settings: Settings, folder: Path, n: int, pages: tuple[int, int], *, jobs: int) -> None:
+def _ocr_range(settings: Settings, folder: Path, n: int, pages: list[int], *, jobs: int) -> None:
     source, output = _range_paths(folder, n)
     partial = folder / f"range-{n}.partial.pdf"  # ocrmypdf does not write its output atomically
     cut = folder / f"range-{n}.cut.pdf"
-    cut_range(folder.parent / RAW_PDF, pages[0], pages[1], cut)
+    cut_range(folder.parent / RAW_PDF, pages, cut)
     os.replace(cut, source)
-    count = pages[1] - pages[0]
+    count = len(pages)
     argv = build_argv(settings.ocrmypdf, source, partial, lang=normalise_languages(settings.ocr_lang), jobs=jobs,
                       extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels, pdfa=settings.pdfa,
                       orientation=ocrmypdf_options(settings))
@@ -141,12 +140,12 @@ def _ocr_range(settings: Settings, folder: Path, n: int, pages: tuple[int, int],
     raise_for_exit(result)
     verify_output(partial, expected_pages=count)
     # The range's pages keep their /Rotate through the merge.
-    save_range_fields(folder / f"range-{n}.orientation.json", pages[0], *turn_reported_pages(partial, env))
+    save_range_fields(folder / f"range-{n}.orientation.json", pages, *turn_reported_pages(partial, env))
     os.replace(partial, output)
 
 
-def _merge(settings: Settings, job_dir: Path, folder: Path, outputs: list[Path], *, pages: int, parts: int,
-           predicted: str | None) -> dict[str, Any]:
+def _merge(settings: Settings, job_dir: Path, folder: Path, outputs: list[Path], ranges: list[list[int]], *,
+           pages: int, predicted: str | None) -> dict[str, Any]:
     logs = [folder / f"range-{n}.log" for n in range(len(outputs))]
     # ocrmypdf decides some things over a whole call; a range must have decided as the whole would.
     for tool_log in logs:
@@ -167,7 +166,7 @@ def _merge(settings: Settings, job_dir: Path, folder: Path, outputs: list[Path],
     tool_log.write_text("".join(path.read_text(errors="replace") for path in logs if path.is_file()))
     partial = job_dir / "final.partial.pdf"
     try:
-        checked = graft(job_dir / RAW_PDF, outputs, partial, flavour)
+        checked = graft(job_dir / RAW_PDF, outputs, ranges, partial, flavour)
         problem = check_merged(partial, pages=pages, flavour=flavour, pdfa_checked=checked)
     except Exception as exc:  # noqa: BLE001 — the split is only a speed-up: any fault of it, the document runs whole
         log.error("merging the page ranges failed", exc_info=True)
@@ -180,6 +179,6 @@ def _merge(settings: Settings, job_dir: Path, folder: Path, outputs: list[Path],
     fields = run_fields(pdfa_setting=settings.pdfa, raw=job_dir / RAW_PDF, output=partial, pdfa=pdfa,
                         tool_log=tool_log, predicted=predicted)
     os.replace(partial, job_dir / FINAL_PDF)
-    log.info("OCRed as %d page ranges in concurrent calls, merged and checked", parts)
+    log.info("OCRed as %d page ranges in concurrent calls, merged and checked", len(ranges))
     turned = merged_range_fields([folder / f"range-{n}.orientation.json" for n in range(len(outputs))])
-    return {"pdfa": pdfa, "splitInto": parts, **fields, **turned}
+    return {"pdfa": pdfa, "splitInto": len(ranges), **fields, **turned}
