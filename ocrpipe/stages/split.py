@@ -1,5 +1,6 @@
 """OCR of one long document as page ranges in concurrent ocrmypdf calls, so one call's serial phases
 (start, text-layer graft, PDF/A) overlap another's page work; merged back and checked, then published.
+A range is the pages one call OCRs, chosen for equal estimated work (rangeplan), not always consecutive.
 
 A range that fails is run again alone; should it fail again, or the merge not pass its checks, the
 split fails at no attempt's cost and the document is OCRed whole (lifecycle: ``splitFailed``).
@@ -27,8 +28,8 @@ from ocrpipe.stages.ocr import ocr_whole, publish, verify_output
 from ocrpipe.stages.orientation import (merged_range_fields, ocrmypdf_options, orientation_env, save_range_fields,
                                         turn_reported_pages)
 from ocrpipe.stages.pagemerge import check_merged, cut_range, graft, split_blocker
-from ocrpipe.stages.rangeplan import balanced_ranges, describe_pages, document_work
 from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, run_fields
+from ocrpipe.stages.rangeplan import balanced_ranges, describe_pages, document_work
 from ocrpipe.store import read_state
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
