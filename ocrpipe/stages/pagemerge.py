@@ -81,7 +81,7 @@ def graft(raw: Path, outputs: Sequence[Path], ranges: Sequence[Sequence[int]], o
     with pikepdf.open(raw) as doc, pikepdf.open(raw) as original:
         sources = [pikepdf.open(path) for path in outputs]
         try:
-            ocred = {}
+            ocred: dict[int, pikepdf.Page] = {}
             for source, pages in zip(sources, ranges, strict=True):
                 if len(source.pages) != len(pages):
                     raise ValueError(f"a range holds {len(source.pages)} pages instead of {len(pages)}")
