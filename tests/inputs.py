@@ -475,6 +475,17 @@ def prose(seed: int, lines: int, *, width: int = 6) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(width)).capitalize() for _ in range(lines)]
 
 
+def partly_blurred_page(seed: int = 5) -> Image.Image:
+    """A page Tesseract reads poorly on the whole (confidence about 50) but well in part: a clean
+    heading over a body of prose blurred past reading, like a real page with a map or a smudge."""
+    heading = text_page(LETTER + FOX, size=(PAGE_PX[0], 550))
+    body = text_page(prose(seed, 12), size=(PAGE_PX[0], PAGE_PX[1] - heading.height), font_px=40)
+    page = Image.new("L", PAGE_PX, 255)
+    page.paste(heading, (0, 0))
+    page.paste(body.filter(ImageFilter.GaussianBlur(5)), (0, heading.height))
+    return page
+
+
 def prose_page(seed: int, *, lines: int = 24, **page: object) -> Image.Image:
     """A full Letter page of prose at 300 DPI, with scanner-like noise on some seeds."""
     noisy = {"grey": 225, "noise": 0.3, "skew": 0.8, "seed": seed} if seed % 3 == 0 else {}

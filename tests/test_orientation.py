@@ -184,3 +184,22 @@ def test_run_refuses_to_start_without_orientation_data_unless_rotation_is_off(
     profile = check_tools(make_settings(FAKE_TESSERACT_LANGS="eng fra", OCR_LANG="eng", ROTATE_PAGES="off"))
     assert "ROTATE_PAGES=auto" not in profile["ocrmypdf_args"]
     assert "ROTATE_PAGES=auto" in check_tools(make_settings(OCR_LANG="eng"))["ocrmypdf_args"]
+
+
+def _words(n: int, conf: int, text: str = "word") -> list[tuple[str, int]]:
+    return [(text, conf)] * n
+
+
+@pytest.mark.parametrize(("words", "suspicious"), [
+    # A turned page: garbage all over, a stray word read with confidence here and there.
+    (_words(18, 25, "Iiol") + _words(2, 92, "wa"), True),
+    # An upright page that reads poorly on the whole (a map, a smudge), but a third of it well.
+    (_words(14, 25, "Iiol") + _words(6, 93, "Bokale"), False),
+    # Poor all over, with nothing read well (a degraded print): checked, as a turned page would be.
+    (_words(20, 45, "tbe"), True),
+    (_words(20, 75, "tbe"), False),  # no word read with confidence, but above 70 on the whole
+])
+def test_a_page_reads_like_a_turned_one_when_it_reads_poorly_and_hardly_any_word_reads_well(
+        words: list[tuple[str, int]], suspicious: bool) -> None:
+    reading = read_hocr(_hocr([((100, 100 + 60 * n, 900, 150 + 60 * n), [word]) for n, word in enumerate(words)]))
+    assert reading.suspicious is suspicious, reading

@@ -6,10 +6,13 @@ import dataclasses
 import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pikepdf
 import pypdfium2
 import pytest
+from ocrmypdf.builtin_plugins import pypdfium
+from ocrmypdf.helpers import Resolution
 from pdfminer.high_level import extract_text
 from pikepdf.pdfa import validate_written
 from PIL import Image
@@ -21,6 +24,7 @@ from ocrpipe.stages.batch import run_ocr_batch
 from ocrpipe.stages.ocr import run_ocr
 from ocrpipe.stages.split import run_ocr_split
 from ocrpipe.store import read_state, update_state
+from ocrpipe.tools.ocrpipe_orientation_plugin import MIN_CONFIDENCE, Reading, read_hocr, upright_image
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +170,73 @@ def test_without_orientation_data_a_turned_page_is_left_as_read_and_the_job_goes
     assert _rotations(settings.out_dir / "upside-down.pdf") == [0]
     assert read_state(job_dir)["pagesTurned"] == {}
     assert "orientation detection failed on page(s) 1, left as read: is its 'osd' data installed?" in caplog.text
+
+
+def _tesseract_reading(page: Image.Image, folder: Path) -> Reading:
+    image = inputs.save_image(page, folder / "page.png")
+    subprocess.run(["tesseract", str(image), str(folder / "page"), "-l", "eng", "hocr"], check=True,
+                   capture_output=True, env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/local/bin:/usr/bin:/bin"})
+    return read_hocr((folder / "page.hocr").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", ["letter", "degraded scan", "partly blurred"])
+def test_tesseracts_reading_of_upright_pages_is_left_alone_and_of_the_same_pages_turned_checked(
+        tmp_path: Path, name: str) -> None:
+    """Generated pages of known text, read by Tesseract: upright, none reads like a turned page, not
+    even one that reads below 70 on the whole; turned 90°, 180° or 270°, each does."""
+    page = {"letter": inputs.text_page(inputs.LETTER),
+            "degraded scan": inputs.text_page(inputs.LETTER, grey=215, noise=0.4, skew=1.0),
+            "partly blurred": inputs.partly_blurred_page()}[name]
+    upright = _tesseract_reading(page, tmp_path)
+    assert upright.chars and not upright.suspicious, upright
+    if name == "partly blurred":  # what the page is for: a poor reading that is still upright
+        assert upright.confidence < MIN_CONFIDENCE, upright
+    for degrees in (90, 180, 270):
+        turned = _tesseract_reading(inputs.turned(page, degrees), tmp_path)
+        assert turned.suspicious, (degrees, turned)
+
+
+# (image turned counter-clockwise, /Rotate): the page as shown is turned; the plugin's angle sets it
+# upright. A page turned by its /Rotate has its raster turned (ocrmypdf's own rasterizer draws such a
+# page turned a pixel larger): read right, not pixel for pixel.
+TURNS = [(90, 0), (180, 0), (270, 0), (0, 90), (0, 180), (0, 270), (180, 90)]
+
+
+@pytest.mark.parametrize(("image_turn", "rotate"), TURNS)
+def test_a_page_read_again_upright_is_pixel_for_pixel_the_page_as_ocrmypdf_rasterizes_it_upright(
+        tmp_path: Path, image_turn: int, rotate: int) -> None:
+    """The plugin draws the page again turned from ocrmypdf's copy of the PDF (origin.pdf beside the
+    page's raster, as in ocrmypdf's work folder), so the page is read as if it had come in upright.
+    Turning the raster itself instead shifts it by a pixel on most of these turns (pdfium places the
+    image's pixels from the page's corner, and the corner differs), and a degraded page then reads a few
+    words differently."""
+    page = inputs.text_page(inputs.LETTER, grey=215, noise=0.4, skew=1.0)
+    dpi = Resolution(inputs.DPI, inputs.DPI)
+    options = SimpleNamespace(rasterizer="auto")
+
+    def raster(pdf: Path, out: Path, rotation: int = 0) -> Image.Image:
+        pypdfium.rasterize_pdf_page(input_file=pdf, output_file=out, raster_device="pnggray", raster_dpi=dpi,
+                                    pageno=1, page_dpi=dpi, rotation=rotation, filter_vector=False,
+                                    stop_on_soft_error=True, options=options, use_cropbox=False)
+        with Image.open(out) as image:
+            return image.copy()
+
+    expected = raster(inputs.pages_pdf(tmp_path / "upright.pdf", [page]), tmp_path / "upright.png")
+    work = tmp_path / "ocrmypdf.io"
+    work.mkdir()
+    origin = inputs.pages_pdf(work / "origin.pdf", [inputs.turned(page, image_turn)])
+    with pikepdf.open(origin, allow_overwriting_input=True) as pdf:
+        pdf.pages[0].obj.Rotate = rotate
+        pdf.save(origin)
+    shown = raster(origin, work / "000001_rasterize.png")
+    (work / "000001_ocr.png").symlink_to("000001_rasterize.png")
+    angle = (rotate - image_turn) % 360
+
+    size = upright_image(work / "000001_ocr.png", angle, tmp_path / "read-again.png", options)
+
+    assert size == shown.size
+    with Image.open(tmp_path / "read-again.png") as again:
+        again.load()
+    assert again.size == expected.size
+    if not rotate:
+        assert again.tobytes() == expected.tobytes()

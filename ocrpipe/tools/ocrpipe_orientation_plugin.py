@@ -13,18 +13,26 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pikepdf
 from ocrmypdf import hookimpl
+from ocrmypdf.builtin_plugins import pypdfium
 from ocrmypdf.builtin_plugins.tesseract_ocr import TesseractOcrEngine
 from ocrmypdf.exceptions import SubprocessOutputError
+from ocrmypdf.helpers import Resolution
 from PIL import Image
 
 log = logging.getLogger("ocrmypdf.ocrpipe_orientation")
 
 ORIENTATION_DIR_ENV = "OCRPIPE_ORIENTATION_DIR"
 # Measured on generated pages and real scans (README "Orientation"): upright pages read at a
-# character-weighted word confidence of 82-96, the same pages turned 90° or 180° at 26-53. 70 sits in
-# the gap. A badly degraded scan read upright (45) only costs an orientation check, which answers 0°.
+# character-weighted word confidence of 82-96, the same pages turned 90° or 180° at 11-48. 70 sits in
+# the gap. Below it, a page is read like a turned one only if hardly any word reads with confidence:
+# turned, at most 10 % of the characters lie in words read at 90 or more; degraded or small upright
+# real pages that read below 70 (a map, a small page, a poor print) still have 31-42 % of them. Pages
+# poor all over (a DIBCO page, Fraktur read as English: 0-17 %) cost an orientation check that answers 0°.
 MIN_CONFIDENCE = 70.0
+SURE_WORD = 90
+MIN_SURE_SHARE = 0.2
 # Tesseract reads a page turned 270° (and some turned 90°) correctly but along vertical lines: the
 # words are right, the page is sideways. Upright pages have no vertical lines of text.
 MAX_VERTICAL_SHARE = 0.5
@@ -54,11 +62,14 @@ class Reading:
     chars: int  # characters in words
     confidence: float  # Tesseract's word confidence, weighted by characters (0-100)
     vertical: float  # share of the characters on lines taller than wide
+    sure: float = 0.0  # share of the characters in words read with a confidence of SURE_WORD or more
 
     @property
     def suspicious(self) -> bool:
-        """Reads like a turned page; a page without text (blank, a photo) never does."""
-        return self.chars > 0 and (self.confidence < MIN_CONFIDENCE or self.vertical > MAX_VERTICAL_SHARE)
+        """Reads like a turned page: poorly all over, or along vertical lines; a page without text
+        (blank, a photo) never does."""
+        poor = self.confidence < MIN_CONFIDENCE and self.sure < MIN_SURE_SHARE
+        return self.chars > 0 and (poor or self.vertical > MAX_VERTICAL_SHARE)
 
     @property
     def score(self) -> float:
@@ -77,13 +88,14 @@ def read_hocr(hocr: str) -> Reading:
     if not chars:
         return Reading(0, 0.0, 0.0)
     confidence = sum(conf * len(text) for conf, text in words) / chars
+    sure = sum(len(text) for conf, text in words if conf >= SURE_WORD) / chars
     vertical = total = 0
     for x0, y0, x1, y1, body in _LINE.findall(hocr):
         count = len(re.sub(r"\s", "", _TAG.sub("", body)))
         total += count
         if int(y1) - int(y0) > int(x1) - int(x0):
             vertical += count
-    return Reading(chars, confidence, vertical / total if total else 0.0)
+    return Reading(chars, confidence, vertical / total if total else 0.0, sure)
 
 
 def turn_hocr_back(hocr: str, angle: int, size: tuple[int, int]) -> str:
@@ -113,14 +125,49 @@ def turn_hocr_back(hocr: str, angle: int, size: tuple[int, int]) -> str:
     return _BBOX.sub(bbox, _LINE_TITLE.sub(line_title, hocr))
 
 
-def upright_image(source: Path, angle: int, target: Path) -> tuple[int, int]:
-    """``source`` rotated ``angle``° counter-clockwise into ``target``; returns the source's size."""
-    turn = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+def upright_image(source: Path, angle: int, target: Path, options: object) -> tuple[int, int]:
+    """``source`` rotated ``angle``° counter-clockwise into ``target``; returns the source's size.
+    Rasterized again turned, as ocrmypdf's own --rotate-pages does, when ``source`` is ocrmypdf's plain
+    raster of a page; else (a preprocessed image, --deskew) the image itself is turned."""
     with Image.open(source) as image:
-        dpi = image.info.get("dpi")
-        turned = image.transpose(turn[angle])
-        turned.save(target, **({"dpi": (dpi[1], dpi[0]) if angle != 180 else dpi} if dpi else {}))
-        return image.size
+        size, dpi, mode = image.size, image.info.get("dpi"), image.mode
+        if not (dpi and _rasterize_upright(Path(source), angle, target, dpi, mode, options)):
+            turn = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
+                    270: Image.Transpose.ROTATE_270}
+            turned = image.transpose(turn[angle])
+            turned.save(target, **({"dpi": (dpi[1], dpi[0]) if angle != 180 else dpi} if dpi else {}))
+    return size
+
+
+_RASTER = re.compile(r"^(\d+)_rasterize\.png$")
+_DEVICE = {"1": "pngmono", "L": "pnggray", "P": "png256"}  # by the raster's image mode
+
+
+def _rasterize_upright(source: Path, angle: int, target: Path, dpi: tuple[float, float], mode: str,
+                       options: object) -> bool:
+    """The page of ``source`` (ocrmypdf's raster of it) drawn again from the PDF, turned ``angle``°
+    counter-clockwise, with ocrmypdf's own pdfium rasterizer: the raster of the page turned upright,
+    pixel for pixel what ocrmypdf reads of the page upright (turning the raster instead can shift it
+    a pixel, and a degraded page then reads a few words differently). False when ``source`` is not
+    such a raster, the page has a /Rotate, or ocrmypdf rasterizes with Ghostscript."""
+    match = _RASTER.match(source.resolve().name)
+    origin = source.resolve().parent / "origin.pdf"
+    if not match or not origin.is_file():
+        return False
+    page = int(match.group(1))
+    with pikepdf.open(origin) as pdf:
+        if int(pdf.pages[page - 1].obj.get("/Rotate", 0)) % 360:
+            # ocrmypdf's rotation replaces a page's /Rotate, and its raster of such a page turned comes
+            # out a pixel taller or wider than the page: turning the raster is closer.
+            return False
+    # A PNG keeps its resolution in pixels per metre: 300 comes back as 299.9994, a page then drawn
+    # at a slightly different scale.
+    resolution = Resolution(round(dpi[0], 2), round(dpi[1], 2))
+    done = pypdfium.rasterize_pdf_page(
+        input_file=origin, output_file=target, raster_device=_DEVICE.get(mode, "png16m"), raster_dpi=resolution,
+        pageno=page, page_dpi=resolution, rotation=angle, filter_vector=False,
+        stop_on_soft_error=False, options=options, use_cropbox=False)
+    return done is not None
 
 
 def _record(output_hocr: Path, decision: dict[str, object]) -> None:
@@ -153,7 +200,8 @@ class AdaptiveOrientationEngine(TesseractOcrEngine):
         # by as much sets it upright.
         angle = found.angle % 360
         decision: dict[str, object] = {"checked": True, "angle": angle, "confidence": found.confidence,
-                                       "turned": 0, "before": round(first.confidence, 1)}
+                                       "turned": 0, "before": round(first.confidence, 1),
+                                       "sureShare": round(first.sure, 2)}
         if angle and found.confidence >= MIN_OSD_CONFIDENCE:
             decision.update(_read_upright(Path(input_file), Path(output_hocr), Path(output_text), angle, options,
                                           first))
@@ -167,7 +215,7 @@ def _read_upright(input_file: Path, output_hocr: Path, output_text: Path, angle:
                   first: Reading) -> dict[str, object]:
     stem = output_hocr.with_suffix("")
     image, hocr, text = (Path(f"{stem}_upright{ext}") for ext in (".png", ".hocr", ".txt"))
-    size = upright_image(input_file, angle, image)
+    size = upright_image(input_file, angle, image, options)
     TesseractOcrEngine.generate_hocr(image, hocr, text, options)
     upright_hocr = hocr.read_text(encoding="utf-8")
     second = read_hocr(upright_hocr)
