@@ -174,7 +174,9 @@ def accuracy(upright: Sequence[Path], variant: str, work: Path, *, by_rotate: bo
                      "words": sum(originals[n].values()),
                      "osdConfidence": report.get("confidence") if variant == "auto" else
                      (float(osd[0][2]) if osd else None),
-                     "checked": bool(report) if variant == "auto" else None})
+                     "checked": bool(report) if variant == "auto" else None,
+                     # auto: confidence as read and upright again, share of characters in words read well
+                     **({key: report[key] for key in ("before", "after", "sureShare") if key in report})})
     # A page without text (a photo) has nothing to read: auto leaves it as it is; reported apart.
     text_rows = [r for r in rows if r.get("words")]
     blank_rows = [r for r in rows if not r.get("words") and r.get("turn")]
