@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import json
 import logging
 import os
@@ -139,7 +140,6 @@ def upright_image(source: Path, angle: int, target: Path, options: object) -> tu
     return size
 
 
-_RASTER = re.compile(r"^(\d+)_rasterize\.png$")
 _DEVICE = {"1": "pngmono", "L": "pnggray", "P": "png256"}  # by the raster's image mode
 
 
@@ -150,11 +150,15 @@ def _rasterize_upright(source: Path, angle: int, target: Path, dpi: tuple[float,
     pixel for pixel what ocrmypdf reads of the page upright (turning the raster instead can shift it
     a pixel, and a degraded page then reads a few words differently). False when ``source`` is not
     such a raster, the page has a /Rotate, or ocrmypdf rasterizes with Ghostscript."""
-    match = _RASTER.match(source.resolve().name)
-    origin = source.resolve().parent / "origin.pdf"
-    if not match or not origin.is_file():
+    match = _PAGE_NUMBER.match(source.name)
+    if not match:
         return False
     page = int(match.group(1))
+    raster, origin = source.with_name(f"{match.group(1)}_rasterize.png"), source.parent / "origin.pdf"
+    # The image OCRed is the raster itself: linked to it, or on Windows a copy of it.
+    if not (raster.is_file() and origin.is_file()
+            and (source.resolve() == raster.resolve() or filecmp.cmp(source, raster, shallow=False))):
+        return False
     with pikepdf.open(origin) as pdf:
         if int(pdf.pages[page - 1].obj.get("/Rotate", 0)) % 360:
             # ocrmypdf's rotation replaces a page's /Rotate, and its raster of such a page turned comes
