@@ -25,12 +25,12 @@ from PIL import Image
 log = logging.getLogger("ocrmypdf.ocrpipe_orientation")
 
 ORIENTATION_DIR_ENV = "OCRPIPE_ORIENTATION_DIR"
-# Measured on generated pages and real scans (README "Orientation"): upright pages read at a
-# character-weighted word confidence of 82-96, the same pages turned 90° or 180° at 11-48. 70 sits in
-# the gap. Below it, a page is read like a turned one only if hardly any word reads with confidence:
-# turned, at most 10 % of the characters lie in words read at 90 or more; degraded or small upright
-# real pages that read below 70 (a map, a small page, a poor print) still have 31-42 % of them. Pages
-# poor all over (a DIBCO page, Fraktur read as English: 0-17 %) cost an orientation check that answers 0°.
+# Measured on generated pages and real scans (README "Orientation"): most upright pages read at a
+# character-weighted word confidence of 82-96, the same pages turned 90° or 180° at 11-43. Below 70, a
+# page reads like a turned one only if hardly any of its words read well: turned, at most 10 % of the
+# characters lie in words read at 90 or more; the real upright pages that read below 70 because of a
+# map or a few words on a small page still had 31-42 % of them. Pages poor all over (a degraded DIBCO
+# print, Fraktur read as English: 0-17 %) cost an orientation check, which answers 0°.
 MIN_CONFIDENCE = 70.0
 SURE_WORD = 90
 MIN_SURE_SHARE = 0.2
