@@ -30,8 +30,7 @@ FAILED_STATES = frozenset(failure_state(stage, timeout=t) for stage in Stage for
 def resume_work(life: Lifecycle) -> None:
     """Kill what the previous run's stages left running, then finish, retry or resume each job."""
     work_dir = life.settings.work_dir
-    for batch_dir in work_dir.glob(f"{BATCH_PREFIX}*"):
-        remove_tree(batch_dir)  # its members retry from their own state
+    remove_batch_folders(work_dir)
     # Job folders: short names, or full keys (older data folders); batch folders are hidden.
     for job_dir in sorted(p for p in work_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not is_job_folder_name(job_dir.name) and not (job_dir / "state.json").exists():
@@ -62,6 +61,14 @@ def resume_work(life: Lifecycle) -> None:
             _resume_job(life, job, record)
         except Exception as exc:  # noqa: BLE001 — one job's fault never stops the start
             life.fault(job, exc)
+
+
+def remove_batch_folders(work_dir: Path) -> None:
+    """Batch folders are scratch: a batch's members retry from their own state. Called at start, and
+    at a drained shutdown, where a worker orphaned by an earlier run's crash may have made one after
+    the start cleared them (it runs up to a second before it notices its parent is gone)."""
+    for batch_dir in work_dir.glob(f"{BATCH_PREFIX}*"):
+        remove_tree(batch_dir)
 
 
 def _drop_if_empty_shell(job_dir: Path) -> None:

@@ -23,7 +23,7 @@ from ocrpipe.model import Stage
 from ocrpipe.outcome import READY_STATES, StageOutcome
 from ocrpipe.pools import ExecutorFactory, Pool
 from ocrpipe.reaper import Reaper
-from ocrpipe.recovery import drop_lost_intakes, resume_work
+from ocrpipe.recovery import drop_lost_intakes, remove_batch_folders, resume_work
 from ocrpipe.snapshot import SnapshotHolder
 from ocrpipe.sweep import EmptyFolderSweeper
 
@@ -93,6 +93,8 @@ class Scheduler:
     def close(self, *, wait: bool = True) -> None:
         for pool in self.pools.values():
             pool.shutdown(wait=wait)
+        if wait:  # every batch of this run has ended: a batch folder left now is an orphan's
+            remove_batch_folders(self.settings.work_dir)
         if self._started:
             self.index.close()  # issue 12
 

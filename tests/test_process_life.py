@@ -240,3 +240,21 @@ def test_second_ctrl_c_stops_at_once(data_dir: Path, tool_log: Path, fake_env: d
     assert proc.returncode == 130 and time.monotonic() - started < 10, err
     assert "Traceback" not in err
     assert_all_gone(children, timeout=5)
+
+
+def test_a_batch_folder_an_orphaned_worker_makes_after_the_start_is_gone_at_the_end(
+        data_dir: Path, fake_env: dict[str, str]) -> None:
+    """A worker of a killed run may still make its batch folder for up to a second after the next
+    run cleared work/ at its start (seen in the SIGKILL test above): the drained end clears it."""
+    (data_dir / "in").mkdir(parents=True, exist_ok=True)
+    (data_dir / "in" / "slow.pdf").write_bytes(make_pdf(2))
+    run = start({**fake_env, "FAKE_OCR_DELAY": "1.5"}, "--once")
+    # A job folder in work/: the start's clean-up is past.
+    wait_for(lambda: (data_dir / "work").is_dir() and any(p.is_dir() for p in (data_dir / "work").iterdir()))
+    orphan = data_dir / "work" / ".batch-0123456789ab"
+    orphan.mkdir()
+    (orphan / "raw.pdf").write_bytes(make_pdf(1))
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert list((data_dir / "work").iterdir()) == []
+    assert [p.name for p in (data_dir / "out").iterdir()] == ["slow.pdf"]
