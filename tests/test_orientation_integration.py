@@ -246,3 +246,23 @@ def test_a_page_read_again_upright_is_pixel_for_pixel_the_page_as_ocrmypdf_raste
     assert again.size == expected.size
     if not rotate:
         assert again.tobytes() == expected.tobytes()
+
+
+def test_with_ghostscript_as_rasterizer_the_raster_itself_is_turned(tmp_path: Path) -> None:
+    """OCR_ARGS may choose ocrmypdf's Ghostscript rasterizer: the page was not drawn by pdfium, so
+    drawing it again with pdfium would not be the same raster; the raster is turned instead."""
+    page = inputs.text_page(inputs.LETTER, grey=215, noise=0.4, skew=1.0)
+    dpi = Resolution(inputs.DPI, inputs.DPI)
+    work = tmp_path / "ocrmypdf.io"
+    work.mkdir()
+    origin = inputs.pages_pdf(work / "origin.pdf", [inputs.turned(page, 180)])
+    pypdfium.rasterize_pdf_page(input_file=origin, output_file=work / "000001_rasterize.png",
+                                raster_device="pnggray", raster_dpi=dpi, pageno=1, page_dpi=dpi, rotation=0,
+                                filter_vector=False, stop_on_soft_error=True,
+                                options=SimpleNamespace(rasterizer="auto"), use_cropbox=False)
+    shutil.copyfile(work / "000001_rasterize.png", work / "000001_ocr.png")
+
+    upright_image(work / "000001_ocr.png", 180, tmp_path / "read-again.png", SimpleNamespace(rasterizer="ghostscript"))
+
+    with Image.open(work / "000001_rasterize.png") as shown, Image.open(tmp_path / "read-again.png") as again:
+        assert again.tobytes() == shown.transpose(Image.Transpose.ROTATE_180).tobytes()

@@ -16,11 +16,15 @@ from pathlib import Path
 
 import pikepdf
 from ocrmypdf import hookimpl
-from ocrmypdf.builtin_plugins import pypdfium
 from ocrmypdf.builtin_plugins.tesseract_ocr import TesseractOcrEngine
 from ocrmypdf.exceptions import SubprocessOutputError
 from ocrmypdf.helpers import Resolution
 from PIL import Image
+
+try:  # ocrmypdf 17's pdfium rasterizer; with an older ocrmypdf (>= 16 is allowed) the raster is turned instead
+    from ocrmypdf.builtin_plugins import pypdfium
+except ImportError:
+    pypdfium = None
 
 log = logging.getLogger("ocrmypdf.ocrpipe_orientation")
 
@@ -149,9 +153,10 @@ def _rasterize_upright(source: Path, angle: int, target: Path, dpi: tuple[float,
     counter-clockwise, with ocrmypdf's own pdfium rasterizer: the raster of the page turned upright,
     pixel for pixel what ocrmypdf reads of the page upright (turning the raster instead can shift it
     a pixel, and a degraded page then reads a few words differently). False when ``source`` is not
-    such a raster, the page has a /Rotate, or ocrmypdf rasterizes with Ghostscript."""
+    such a raster, the page has a /Rotate, or ocrmypdf rasterizes with Ghostscript (pdfium's hook then
+    declines)."""
     match = _PAGE_NUMBER.match(source.name)
-    if not match:
+    if not match or pypdfium is None:
         return False
     page = int(match.group(1))
     raster, origin = source.with_name(f"{match.group(1)}_rasterize.png"), source.parent / "origin.pdf"
