@@ -1,5 +1,5 @@
-"""Command line: ``ocrpipe run | worker | doctor | status | export | schedule | duplicates | decide``; the only
-place errors become exit codes."""
+"""Command line: ``ocrpipe run | worker | cluster-certs | doctor | status | export | schedule | duplicates |
+decide``; the only place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ocrpipe import __version__
+from ocrpipe.clustercerts import DEFAULT_DAYS
 from ocrpipe.config import load_settings
 from ocrpipe.errors import ExitCode, OcrpipeError
 from ocrpipe.schedule import FORMATS
@@ -44,9 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", dest="ORCHESTRATOR_PORT", help="port of the HTTP API, 0 for none (ORCHESTRATOR_PORT)")
     run.add_argument("--log-file", dest="LOG_FILE", help="also log to this file, rotated by size (LOG_FILE)")
     worker = sub.add_parser("worker", help="run stages for an ocrpipe on a Dask cluster (README: several machines)")
-    worker.add_argument("--scheduler", required=True, metavar="ADDR", help="the Dask scheduler, e.g. tcp://host:8786")
+    worker.add_argument("--scheduler", required=True, metavar="ADDR", help="the Dask scheduler, e.g. tls://host:8786")
     worker.add_argument("--data", type=Path, help="the shared data folder as this machine sees it (DATA_DIR)")
     worker.add_argument("--nthreads", type=int, help="stages at a time (default: OCR_CONCURRENCY's default here)")
+    certs = sub.add_parser("cluster-certs",
+                           help="make a CA and TLS certificates for a Dask cluster (README: several machines)")
+    certs.add_argument("--out", required=True, type=Path, metavar="DIR",
+                       help="folder to write them into (never over a file)")
+    certs.add_argument("--hosts", nargs="+", default=[], metavar="HOST",
+                       help="the machines' names or addresses, written into the certificates")
+    certs.add_argument("--days", type=_days, default=DEFAULT_DAYS,
+                       help=f"how long they are valid (default {DEFAULT_DAYS})")
     doctor = sub.add_parser("doctor", help="check the tools, languages and folders")
     doctor.add_argument("--data", type=Path)
     doctor.add_argument("--lang", dest="OCR_LANG", help="Tesseract languages to check (OCR_LANG)")
@@ -79,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _days(raw: str) -> int:
+    try:
+        days = int(raw)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not valid: expected a whole number of days >= 1")
+    return days
+
+
 def _flags(args: argparse.Namespace) -> dict[str, object]:
     flags = {k: v for k, v in vars(args).items() if k.isupper()}
     if getattr(args, "data", None) is not None:
@@ -91,6 +110,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ocrpipe.daskworker import worker_main
 
         return worker_main(scheduler=args.scheduler, data=args.data, nthreads=args.nthreads)
+    if args.command == "cluster-certs":
+        from ocrpipe.clustercerts import describe, make_cluster_certs
+
+        print(describe(make_cluster_certs(args.out.resolve(), hosts=args.hosts, days=args.days)))
+        return ExitCode.OK
     settings = load_settings(flags=_flags(args))
     if args.command == "run":
         from ocrpipe.runner import run

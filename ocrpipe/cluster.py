@@ -21,7 +21,7 @@ LOG_TOPIC = "ocrpipe-log"  # worker log records, forwarded to the scheduler's lo
 NO_WORKER_WARNING_EVERY = 60.0
 
 
-def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_SECONDS) -> Any:
+def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_SECONDS, security: Any = None) -> Any:
     """A Client on ``address``; ClusterError (exit 3) naming it when Dask is missing or it does not answer."""
     try:
         from distributed import Client
@@ -29,12 +29,26 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_SECONDS) -> Any:
         raise ClusterError(f"OCR_EXECUTOR / PREP_EXECUTOR = {address} needs Dask: "
                            "pip install 'ocrpipe[dask]'") from None
     try:
-        client = Client(address, timeout=timeout, set_as_default=False)
+        client = Client(address, timeout=timeout, set_as_default=False, security=security)
     except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"the Dask scheduler at {address} does not answer ({type(exc).__name__}: {exc}); "
+        # A TLS handshake refused on either side looks like silence from here: say where else to look.
+        hint = " (or refuses our certificate: is it from the CA of DASK_TLS_CA_FILE?)" if security else ""
+        raise ClusterError(f"the Dask scheduler at {address} does not answer{hint} ({type(exc).__name__}: {exc}); "
                            "start it with 'dask scheduler', or set OCR_EXECUTOR=local") from None
     client.subscribe_topic(LOG_TOPIC, _forward_log)
     return client
+
+
+def security_for(settings: Settings) -> Any:
+    """Dask's Security from the TLS settings: this machine's certificate for every role it plays (client of
+    the scheduler for `ocrpipe run`; worker and nanny, which also listen, for `ocrpipe worker`); None without."""
+    if settings.dask_tls_ca_file is None:
+        return None
+    from distributed.security import Security
+
+    cert, key = str(settings.dask_tls_cert), str(settings.dask_tls_key)
+    return Security(require_encryption=True, tls_ca_file=str(settings.dask_tls_ca_file),
+                    tls_client_cert=cert, tls_client_key=key, tls_worker_cert=cert, tls_worker_key=key)
 
 
 def _forward_log(event: tuple[float, dict[str, Any]]) -> None:
@@ -135,7 +149,8 @@ def dask_pools(settings: Settings) -> tuple[dict[Stage, DaskStagePool], list[Clu
             if address == "local":
                 continue
             if address not in clusters:
-                clusters[address] = Cluster(connect(address, timeout=settings.executor_connect_seconds), settings)
+                clusters[address] = Cluster(connect(address, timeout=settings.executor_connect_seconds,
+                                                     security=security_for(settings)), settings)
                 log.info("%s stages run on the Dask cluster at %s", stage.value, address)
             pools[stage] = DaskStagePool(stage.value, clusters[address], limit)
     except BaseException:

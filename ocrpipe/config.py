@@ -13,6 +13,7 @@ from typing import Callable, Mapping, TypeVar
 
 import psutil
 
+from ocrpipe.clustertls import check_address, check_tls_files, tls_file
 from ocrpipe.errors import ConfigError
 from ocrpipe.tools.locate import default_command
 
@@ -96,6 +97,11 @@ class Settings:
     ocr_executor: str = "local"
     worker_data_dir: str | None = None  # DATA_DIR as the Dask workers see it (None: the same path)
     executor_connect_seconds: float = 10.0  # how long `ocrpipe run` tries to reach the Dask scheduler
+    # The Dask cluster's TLS (clustertls.py): this machine's certificate, its key, and the cluster's CA.
+    dask_tls_ca_file: Path | None = None
+    dask_tls_cert: Path | None = None
+    dask_tls_key: Path | None = None
+    dask_allow_insecure: bool = False  # a plain tcp:// scheduler off this machine, knowingly
     # The concurrency limits an operator set (None: not set): a cluster's size is bounded by them.
     prep_concurrency_set: int | None = None
     ocr_concurrency_set: int | None = None
@@ -248,7 +254,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         ocr_args = tuple(shlex.split(read.raw("OCR_ARGS") or ""))
     except ValueError:
         raise ConfigError(f"OCR_ARGS={read.raw('OCR_ARGS')!r} is not valid: expected ocrmypdf options") from None
-    return Settings(
+    settings = Settings(
         data_dir=data_dir,
         in_dir=in_dir,
         out_dir=dirs["OUT_DIR"],
@@ -301,12 +307,27 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
                                    "an IP address or host name, e.g. 127.0.0.1"),
         health_stale_seconds=read.number("HEALTH_STALE_SECONDS", 30.0, minimum=1),
         tool_env=tuple(sorted(environ.items())),
-        prep_executor=read.get("PREP_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tcp://host:8786"),
-        ocr_executor=read.get("OCR_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tcp://host:8786"),
+        prep_executor=read.get("PREP_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tls://host:8786"),
+        ocr_executor=read.get("OCR_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tls://host:8786"),
         worker_data_dir=read.raw("WORKER_DATA_DIR"),
         executor_connect_seconds=read.number("EXECUTOR_CONNECT_SECONDS", 10.0, minimum=0.1),
+        dask_tls_ca_file=tls_file("DASK_TLS_CA_FILE", read.raw("DASK_TLS_CA_FILE")),
+        dask_tls_cert=tls_file("DASK_TLS_CERT", read.raw("DASK_TLS_CERT")),
+        dask_tls_key=tls_file("DASK_TLS_KEY", read.raw("DASK_TLS_KEY")),
+        dask_allow_insecure=read.flag("DASK_ALLOW_INSECURE", False),
         prep_concurrency_set=int(read.number("PREP_CONCURRENCY", 1, minimum=1, integer=True))
         if read.raw("PREP_CONCURRENCY") else None,
         ocr_concurrency_set=int(read.number("OCR_CONCURRENCY", 1, minimum=1, integer=True))
         if read.raw("OCR_CONCURRENCY") else None,
     )
+    check_cluster(settings)
+    return settings
+
+
+def check_cluster(settings: Settings, scheduler: tuple[str, str] | None = None) -> None:
+    """The TLS files, then each scheduler address (the executors', or ``scheduler``: a flag's name and value)."""
+    tls = check_tls_files(settings.dask_tls_ca_file, settings.dask_tls_cert, settings.dask_tls_key)
+    addresses = [scheduler] if scheduler else [("PREP_EXECUTOR", settings.prep_executor),
+                                               ("OCR_EXECUTOR", settings.ocr_executor)]
+    for name, address in addresses:
+        check_address(name, address, tls=tls, allow_insecure=settings.dask_allow_insecure)

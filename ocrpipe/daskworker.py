@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ocrpipe.config import Settings, load_settings
+from ocrpipe.config import Settings, check_cluster, load_settings
 from ocrpipe.errors import ClusterError, ConfigError, ExitCode
 from ocrpipe.logs import ContextFilter, set_levels, setup_logging
 from ocrpipe.remote import MARKER_FILE, set_local
@@ -24,18 +24,20 @@ def check_data_view(data_dir: Path) -> None:
     see it looks at another folder (a wrong mount, a typo), and would fail every stage."""
     if not (data_dir / MARKER_FILE).is_file():
         raise ConfigError(f"--data {data_dir} has no {MARKER_FILE}: it is not the data folder of an ocrpipe "
-                          "that runs on a cluster (start 'ocrpipe run' with OCR_EXECUTOR=tcp://… once, "
+                          "that runs on a cluster (start 'ocrpipe run' with OCR_EXECUTOR=tls://… once, "
                           "then mount its DATA_DIR here)")
 
 
 def serve(settings: Settings, scheduler: str, *, nthreads: int | None) -> int:
     """Check the tools and the data folder, then run the worker until it is stopped."""
+    from ocrpipe.cluster import security_for
     from ocrpipe.runner import check_tools
 
     try:
         from distributed import Nanny
     except ImportError:
         raise ClusterError("ocrpipe worker needs Dask: pip install 'ocrpipe[dask]'") from None
+    security = security_for(settings)
     setup_logging(settings.log_level, json_lines=settings.log_json, log_file=settings.log_file)
     check_tools(settings)
     check_data_view(settings.data_dir)
@@ -52,7 +54,7 @@ def serve(settings: Settings, scheduler: str, *, nthreads: int | None) -> int:
         env = {"OMP_THREAD_LIMIT": "1", "DATA_DIR": str(settings.data_dir)}
         try:
             nanny = await Nanny(scheduler, nthreads=threads, env=env, preload=["ocrpipe.daskworker"],
-                                name=None, death_timeout=30, silence_logs=logging.WARNING)
+                                name=None, death_timeout=30, silence_logs=logging.WARNING, security=security)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"the Dask scheduler at {scheduler} does not answer ({exc})") from None
         log.info("ocrpipe worker on %s: %d stage(s) at a time, data folder %s", scheduler, threads,
@@ -110,4 +112,5 @@ class SchedulerLogHandler(logging.Handler):
 def worker_main(*, scheduler: str, data: Path | None, nthreads: int | None) -> int:
     flags: dict[str, object] = {"DATA_DIR": data} if data is not None else {}
     settings = load_settings(flags=flags)
+    check_cluster(settings, ("--scheduler", scheduler))  # before any connection: TLS, or loopback, or allowed
     return serve(settings, scheduler, nthreads=nthreads)
