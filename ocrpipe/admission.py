@@ -10,6 +10,7 @@ from ocrpipe.config import Settings
 from ocrpipe.duplicates import hold_duplicate
 from ocrpipe.fsutil import move_replacing, sha256_file
 from ocrpipe.intake import StagedFile, unstage
+from ocrpipe.nofollow import NotRegularFile
 from ocrpipe.jobs import Job
 from ocrpipe.layout import folder_for
 from ocrpipe.lifecycle import Lifecycle
@@ -35,7 +36,13 @@ class Admission:
 
     def take_in(self, staged: StagedFile) -> None:
         """Hash the staged file and either start its job or hold it as a duplicate."""
-        file_hash = sha256_file(staged.path)
+        try:
+            file_hash = sha256_file(staged.path)
+        except NotRegularFile:  # swapped for a link or a FIFO in the staging folder: not ours any more
+            log.warning("not taken: %s was swapped for a link or a special file in the staging folder (%s); "
+                        "left alone", staged.relpath, staged.path)
+            unstage(staged)
+            return
         profile_hash, key = make_job_key(file_hash, self.profile)
         resumed = self.life.jobs.get(key)
         if resumed is not None and self._own_intake(resumed, staged):

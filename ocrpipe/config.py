@@ -50,6 +50,7 @@ class Settings:
     error_dir: Path
     poll_seconds: float = 1.0
     stable_seconds: float = 2.0
+    intake_max_depth: int = 32  # levels of sub-folders of in/ that are entered
     prep_concurrency: int = 1
     ocr_concurrency: int = 2
     max_jobs_in_flight: int = 32
@@ -262,6 +263,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         error_dir=dirs["ERROR_DIR"],
         poll_seconds=read.number("POLL_SECONDS", 1.0, minimum=0.05),
         stable_seconds=read.number("STABLE_SECONDS", 2.0, minimum=0),
+        intake_max_depth=int(read.number("INTAKE_MAX_DEPTH", 32, minimum=0, integer=True)),
         prep_concurrency=int(read.number("PREP_CONCURRENCY", 1, minimum=1, integer=True)),
         ocr_concurrency=int(read.number("OCR_CONCURRENCY", ocr_default, minimum=1, integer=True)),
         max_jobs_in_flight=int(read.number("MAX_JOBS_IN_FLIGHT", 32, minimum=1, integer=True)),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ocrpipe.names import MAX_NAME_BYTES, fit
+from ocrpipe.nofollow import open_regular, refuse_link
 
 HASH_CHUNK = 1024 * 1024
 # Windows: an antivirus, a backup agent or ``ocrpipe status`` may hold a file open for a moment, and a
@@ -24,8 +25,9 @@ PLACED_SUFFIX = ".placed"  # beside a placement's temp file on volumes without h
 
 
 def sha256_file(path: Path) -> str:
+    """Of a regular file only: a link is not read through, a FIFO does not block (NotRegularFile)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -120,8 +122,9 @@ def free_name(folder: Path, name: str, *, mine: Path | None = None) -> tuple[str
 
 
 def copy_durably(src: Path, dest: Path) -> None:
-    """Copy and fsync, then check the size, so a short copy is never taken for a good one."""
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
+    """Copy and fsync, then check the size, so a short copy is never taken for a good one. The source
+    must be a regular file: a link planted in its place is not read through."""
+    with open_regular(src) as fin, open(dest, "wb") as fout:
         shutil.copyfileobj(fin, fout, HASH_CHUNK)
         fout.flush()
         os.fsync(fout.fileno())
@@ -135,6 +138,7 @@ def move_replacing(src: Path, folder: Path, name: str) -> Path:
     volumes it copies, fsyncs, checks the size, then deletes the source."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
+    refuse_link(src)
     try:
         os.replace(src, target)
     except OSError as exc:
@@ -163,6 +167,7 @@ def place_file(src: Path, folder: Path, name: str, *, tmp_name: str, keep_source
     if placed is not None:
         return placed
     if not tmp.exists():
+        refuse_link(src)  # a link planted in place of a result or an original is neither moved nor read
         moved = False
         if not keep_source:
             try:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 from typing import Iterator
 
 from ocrpipe.layout import MAX_PATH_CHARS, long_path
 from ocrpipe.fsutil import atomic_write_json
+from ocrpipe.nofollow import entry_is_link, identity, is_real_dir, is_regular, link_on_the_way, rename_into
 from ocrpipe.store import utc_now
 
+log = logging.getLogger("ocrpipe.intake")
+
 STAGING_DIR = ".ocrpipe-staging"
-INTENT_FILE = "staging.json"
+STAGED_JOURNAL = "staged"  # in index/: one intent per file ocrpipe staged
+DEFAULT_MAX_DEPTH = 32  # levels of sub-folders of in/ entered (INTAKE_MAX_DEPTH)
 MAX_FLAT_NAME = 240  # bytes: most file systems allow 255 in one name
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".ocrpipe-tmp")
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "@eadir", "$recycle.bin", "system volume information"})
@@ -38,6 +42,7 @@ class Candidate:
     relpath: str  # with forward slashes, relative to in/
     size: int
     mtime_ns: int
+    identity: tuple[int, int] | None = None  # (device, inode) when it was opened and found a regular file
 
 
 @dataclass(frozen=True)
@@ -46,54 +51,77 @@ class StagedFile:
     relpath: str  # where it was dropped, relative to in/
     size: int
     staging_dir: Path | None  # only for paths too long to carry in the staged name
+    intent: Path | None = None  # ocrpipe's own record that it staged this file (outside in/)
 
     @property
     def name(self) -> str:
         return PurePosixPath(self.relpath).name
 
 
-def walk_inbox(in_dir: Path) -> Iterator[Candidate]:
+def walk_inbox(in_dir: Path, max_depth: int = DEFAULT_MAX_DEPTH) -> Iterator[Candidate]:
     """Every file in in/ that ocrpipe would take, ignored names and our staging folder left out."""
     root = str(in_dir)
-    for path, size, mtime_ns in _scan(root):
+    for path, size, mtime_ns in _scan(root, max_depth):
         yield Candidate(Path(path), os.path.relpath(path, root).replace(os.sep, "/"), size, mtime_ns)
 
 
-def _scan(folder: str) -> Iterator[tuple[str, int, int]]:
-    """(path, size, mtime) of each file: plain strings, since in/ may hold thousands of files."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return  # a folder vanishing mid-scan is normal on a busy share
-    for entry in entries:
-        if is_ignored(entry.name):
-            continue
+def _scan(folder: str, max_depth: int = DEFAULT_MAX_DEPTH,
+          skipped: dict[str, str] | None = None) -> Iterator[tuple[str, int, int]]:
+    """(path, size, mtime) of each regular file, plain strings since in/ may hold thousands of files.
+    A loop, not a recursion: a folder nested a thousand levels deep is a drop like any other. Links
+    are never followed; links, FIFOs, devices and folders deeper than ``max_depth`` go to ``skipped``
+    (path → why)."""
+    skipped = {} if skipped is None else skipped
+    folders = [(folder, 0)]
+    while folders:
+        current, depth = folders.pop()
         try:
-            if entry.is_dir(follow_symlinks=False):
-                yield from _scan(entry.path)
-            elif entry.is_file(follow_symlinks=False):
-                stat = entry.stat(follow_symlinks=False)
-                yield entry.path, stat.st_size, stat.st_mtime_ns
+            with os.scandir(current) as listing:
+                entries = list(listing)
         except OSError:
-            continue
+            continue  # a folder vanishing mid-scan is normal on a busy share
+        for entry in entries:
+            if is_ignored(entry.name):
+                continue
+            try:
+                if entry_is_link(entry):
+                    skipped[entry.path] = "link"
+                elif entry.is_dir(follow_symlinks=False):
+                    if depth < max_depth:
+                        folders.append((entry.path, depth + 1))
+                    else:
+                        skipped[entry.path] = "deep"
+                elif entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    yield entry.path, stat.st_size, stat.st_mtime_ns
+                else:
+                    skipped[entry.path] = "special"
+            except OSError:
+                continue
 
 
-def _can_open(path: Path) -> bool:
-    # On Windows a program still writing usually holds the file open without read sharing.
-    try:
-        with open(path, "rb") as handle:
-            handle.read(1)
-        return True
-    except OSError:
-        return False
+_SKIP_REASONS = {
+    "link": "left in in/: %s is a link; ocrpipe never follows links in in/",
+    "special": "left in in/: %s is not a regular file (a FIFO, device or socket)",
+    "deep": "not entered: %s is deeper than INTAKE_MAX_DEPTH=%d; the files in it are not taken",
+}
+
+
+def _can_open(path: Path) -> tuple[int, int] | None:
+    """The file's identity if it can be opened now: a regular file, not a link, not a FIFO (opened
+    without blocking). On Windows a program still writing usually holds the file open without read
+    sharing."""
+    return identity(path)
 
 
 class Intake:
     """Remembers each file's size and mtime across polls; hands out the ones that held still."""
 
-    def __init__(self, in_dir: Path, stable_seconds: float) -> None:
+    def __init__(self, in_dir: Path, stable_seconds: float, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.in_dir = in_dir
         self.stable_seconds = stable_seconds
+        self.max_depth = max_depth
+        self._reported: set[str] = set()  # what was skipped and said so: said once, not at every poll
         self._seen: dict[str, tuple[int, int, float]] = {}
         self.blocked: set[Path] = set()  # stable, but another program holds them
 
@@ -112,7 +140,8 @@ class Intake:
         can be opened, oldest first. Every file's stability clock runs, taken or not."""
         seen: dict[str, tuple[int, int, float]] = {}
         stable = []
-        for path, size, mtime_ns in _scan(str(self.in_dir)):
+        skipped: dict[str, str] = {}
+        for path, size, mtime_ns in _scan(str(self.in_dir), self.max_depth, skipped):
             old_size, old_mtime, since = self._seen.get(path, (-1, -1, now))
             if (old_size, old_mtime) != (size, mtime_ns):
                 since = now
@@ -126,87 +155,177 @@ class Intake:
         for mtime_ns, path, size in sorted(stable):
             if limit is not None and len(ready) >= limit:
                 break
-            if _can_open(Path(path)):  # only for the files about to be taken: opening costs
-                ready.append(Candidate(Path(path), os.path.relpath(path, root).replace(os.sep, "/"), size, mtime_ns))
+            # Only for the files about to be taken, since opening costs: a file swapped for a FIFO or a
+            # link since the listing is not taken, and a folder on its way swapped for a link neither.
+            found = None if link_on_the_way(self.in_dir, Path(path)) else _can_open(Path(path))
+            if found:
+                ready.append(Candidate(Path(path), os.path.relpath(path, root).replace(os.sep, "/"), size, mtime_ns,
+                                       found if isinstance(found, tuple) else None))
             else:
                 self.blocked.add(Path(path))
+        self._report(skipped)
         return ready
+
+    def _report(self, skipped: dict[str, str]) -> None:
+        for path, why in skipped.items():
+            if path not in self._reported:
+                rel = os.path.relpath(path, self.in_dir).replace(os.sep, "/")
+                log.warning(_SKIP_REASONS[why], rel, *((self.max_depth,) if why == "deep" else ()))
+        self._reported = set(skipped)
 
     def forget(self, path: Path) -> None:
         self._seen.pop(str(path), None)
         self.blocked.discard(path)
 
 
-def stage(candidate: Candidate, in_dir: Path) -> StagedFile | None:
-    """Take the file out of the scanner's sight by one rename; None if another program still holds it.
+def stage(candidate: Candidate, in_dir: Path, journal: Path) -> StagedFile | None:
+    """Take the file out of the scanner's sight by one rename; None if it cannot be taken now (another
+    program holds it, it is gone, or it is no longer the regular file that was checked).
 
-    The staged name carries where the file came from (``<token>~<quoted relpath>``), so a crash
-    right after the rename loses nothing; a path too long for one name gets a folder and a note.
+    ocrpipe's intent goes first, into ``journal``, which is outside in/ where droppers cannot write: the
+    staged name and where the file came from. At a restart only what an intent names is taken from the
+    staging folder. The staged name carries the relpath too (``<token>~<quoted relpath>``), for a person
+    looking; a path too long for one name gets a folder.
     """
-    root = in_dir / STAGING_DIR
+    root = _staging_root(in_dir)
+    if root is None:
+        return None
     token = uuid.uuid4().hex[:16]
     flat = f"{token}~{quote(candidate.relpath, safe='')}"
-    if len(flat.encode("utf-8")) > MAX_FLAT_NAME or len(str(root / flat)) > MAX_PATH_CHARS:
-        return _stage_in_folder(candidate, root / token)
+    in_folder = len(flat.encode("utf-8")) > MAX_FLAT_NAME or len(str(root / flat)) > MAX_PATH_CHARS
+    folder, name = (root / token, candidate.path.name) if in_folder else (root, flat)
+    intent = journal / f"{token}.json"
+    journal.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(intent, {"staged": f"{token}/{name}" if in_folder else flat, "relpath": candidate.relpath,
+                               "size": candidate.size, "mtimeNs": candidate.mtime_ns,
+                               "identity": list(candidate.identity or ()), "stagedAt": utc_now()})
+    target = long_path(folder / name) if in_folder else folder / name  # 34 characters deeper than in/ itself
     try:
-        _rename_into(candidate.path, root, flat)
-    except OSError:  # locked by its writer (Windows) or gone: try again on a later poll
+        if in_folder:
+            folder.mkdir()
+        if link_on_the_way(in_dir, candidate.path):
+            raise FileNotFoundError(str(candidate.path))  # a folder on its way was swapped for a link
+        rename_into(candidate.path, target.parent, target.name)
+    except OSError:  # locked by its writer (Windows), gone, or no longer reachable without a link
+        _drop_intent(intent, folder if in_folder else None)
         return None
-    return StagedFile(root / flat, candidate.relpath, candidate.size, None)
-
-
-def _rename_into(src: Path, folder: Path, name: str) -> None:
-    try:
-        os.rename(src, folder / name)
-    except FileNotFoundError:
-        if not src.exists():
-            raise
-        folder.mkdir(parents=True, exist_ok=True)  # first use
-        os.rename(src, folder / name)
-
-
-def _stage_in_folder(candidate: Candidate, staging: Path) -> StagedFile | None:
-    staging.mkdir(parents=True)
-    # The intent goes first: after a crash, the file in here is known to come from this path.
-    # Not fsynced: after a power loss an empty intent only costs the sub-folder in the output's path.
-    atomic_write_json(staging / INTENT_FILE, {"relpath": candidate.relpath, "stagedAt": utc_now()}, durable=False)
-    target = long_path(staging / candidate.path.name)  # 34 characters deeper than in/ itself
-    try:
-        os.rename(candidate.path, target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
+    staged = StagedFile(target, candidate.relpath, candidate.size, folder if in_folder else None, intent)
+    if not _is_what_was_checked(target, candidate.identity):
+        _put_back(staged, candidate.path)
         return None
-    return StagedFile(target, candidate.relpath, candidate.size, staging)
+    return staged
 
 
-def staged_leftovers(in_dir: Path) -> list[StagedFile]:
-    """Files a previous run staged but did not finish taking in (it crashed in between)."""
-    leftovers = []
+_refused_roots: set[Path] = set()  # staging folders that are links, said once per process
+
+
+def _staging_root(in_dir: Path) -> Path | None:
+    """in/.ocrpipe-staging, made if missing; None while it is a link (or a file): nothing is staged then."""
     root = in_dir / STAGING_DIR
-    for entry in sorted(root.iterdir()) if root.is_dir() else []:
-        if entry.is_file() and "~" in entry.name and not entry.name.startswith("."):
-            relpath = unquote(entry.name.split("~", 1)[1])
-            leftovers.append(StagedFile(entry, relpath, entry.stat().st_size, None))
-        elif entry.is_dir():
-            leftovers += _folder_leftover(entry)
+    try:
+        root.mkdir()
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    if is_real_dir(root):
+        _refused_roots.discard(root)
+        return root
+    if root not in _refused_roots:
+        _refused_roots.add(root)
+        log.error("nothing is taken from in/ while %s is a link or a file, not a folder: someone put it there; "
+                  "remove it (ocrpipe never follows it nor deletes it)", root)
+    return None
+
+
+def _is_what_was_checked(path: Path, expected: tuple[int, int] | None) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return is_regular(st) and (expected is None or (st.st_dev, st.st_ino) == expected)
+
+
+def _put_back(staged: StagedFile, origin: Path) -> None:
+    """What the rename took was swapped in after the checks (a FIFO, a link, another file): back where
+    it was, never over what is there now; left in the staging folder, said, if that is taken."""
+    try:
+        if not os.path.lexists(origin):
+            os.rename(staged.path, origin)
+    except OSError:
+        pass
+    left = os.path.lexists(staged.path)
+    log.warning("not taken: %s changed while it was being taken in (a link, FIFO or another file)%s",
+                staged.relpath, f"; left in {staged.path}" if left else "")
+    if not left:
+        _drop_intent(staged.intent, staged.staging_dir)
+
+
+def _drop_intent(intent: Path | None, folder: Path | None) -> None:
+    if folder is not None:
+        try:
+            os.rmdir(folder)  # only if empty: ocrpipe deletes only what it made
+        except OSError:
+            pass
+    if intent is not None:
+        intent.unlink(missing_ok=True)
+
+
+def staged_leftovers(in_dir: Path, journal: Path) -> list[StagedFile]:
+    """Files this ocrpipe staged and did not finish taking in (it crashed in between): only what an intent
+    in ``journal`` names, and only a regular file there. Anything else in the staging folder was put there
+    by someone else: left alone, said once."""
+    root = in_dir / STAGING_DIR
+    leftovers, ours = [], set()
+    for intent in sorted(journal.glob("*.json")) if journal.is_dir() else []:
+        staged = _from_intent(root, intent)
+        ours.add(intent.stem)
+        if staged is not None:
+            leftovers.append(staged)
+    if is_real_dir(root):
+        with os.scandir(root) as entries:
+            strangers = sorted(e.name for e in entries if e.name.split("~", 1)[0] not in ours)
+        for name in strangers:
+            log.warning("left alone: %s in %s was not put there by ocrpipe; it is not taken in (move it to in/ "
+                        "to have it processed)", name, root)
+    elif os.path.lexists(root):
+        log.error("%s is a link or a file, not a folder: someone put it there; nothing is taken from it", root)
     return leftovers
 
 
-def _folder_leftover(folder: Path) -> list[StagedFile]:
+def _from_intent(root: Path, intent: Path) -> StagedFile | None:
+    """The staged file an intent names, if it is still the regular file ocrpipe put there."""
+    token = intent.stem
     try:
-        intent = json.loads((folder / INTENT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        intent = None
-    # Hidden names are our own temp files (an intent being written when the crash came).
-    files = [p for p in folder.iterdir() if p.is_file() and p.name != INTENT_FILE and not p.name.startswith(".")]
-    if not files:  # crashed before the rename, or after the file moved on: nothing to take
-        shutil.rmtree(folder, ignore_errors=True)
-        return []
-    relpath = intent["relpath"] if intent else files[0].name
-    return [StagedFile(files[0], relpath, files[0].stat().st_size, folder)]
+        record = json.loads(intent.read_text(encoding="utf-8"))
+        staged, relpath = record["staged"], record["relpath"]
+        size, mtime_ns, ident = record["size"], record["mtimeNs"], tuple(record.get("identity") or ())
+    except (OSError, ValueError, KeyError, TypeError):
+        intent.unlink(missing_ok=True)  # our own file, written atomically: only a disk fault spoils it
+        return None
+    in_folder = staged.startswith(f"{token}/")
+    if not (in_folder or staged.startswith(f"{token}~")) or staged.count("/") > int(in_folder):
+        intent.unlink(missing_ok=True)
+        return None
+    folder = root / token if in_folder else None
+    path = root / staged
+    if not is_real_dir(root) or (folder is not None and not is_real_dir(folder)):
+        st = None  # swapped for a link: nothing is taken through it
+    else:
+        try:
+            st = os.lstat(path)
+        except OSError:  # crashed before the rename, or after the file moved on: nothing to take
+            _drop_intent(intent, folder)
+            return None
+    if st is None or not is_regular(st) or not (tuple(ident) == (st.st_dev, st.st_ino)
+                                                or (size, mtime_ns) == (st.st_size, st.st_mtime_ns)):
+        log.warning("not taken: %s in the staging folder is no longer the file ocrpipe staged there (from %s)",
+                    staged, relpath)
+        intent.unlink(missing_ok=True)
+        return None
+    return StagedFile(path, relpath, st.st_size, folder, intent)
 
 
 def unstage(staged: StagedFile) -> None:
-    """Remove the emptied staging folder, if the file had one."""
-    if staged.staging_dir is not None:
-        shutil.rmtree(staged.staging_dir, ignore_errors=True)
+    """The file has moved on: its emptied staging folder and ocrpipe's intent go."""
+    _drop_intent(staged.intent, staged.staging_dir)

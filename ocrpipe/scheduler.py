@@ -13,7 +13,7 @@ from ocrpipe.decisions import Decisions
 from ocrpipe.dispatcher import Dispatcher, work_volume_free, work_volume_total
 from ocrpipe.duplicates import held_keys
 from ocrpipe.errors import Code, SchedulerFault
-from ocrpipe.intake import Intake, StagedFile, staged_leftovers
+from ocrpipe.intake import STAGED_JOURNAL, Intake, StagedFile, staged_leftovers
 from ocrpipe.intake import stage as stage_file
 from ocrpipe.indexrebuild import open_run_index  # issue 12: the job index in SQLite
 from ocrpipe.jobs import Job, Unit
@@ -45,7 +45,8 @@ class Scheduler:
         self.dispatcher = Dispatcher(settings, executor_factory, disk_free=disk_free, disk_total=disk_total,
                                      stage_pools=stage_pools)
         self.pools = self.dispatcher.pools
-        self.intake = Intake(settings.in_dir, settings.stable_seconds)
+        self.intake = Intake(settings.in_dir, settings.stable_seconds, max_depth=settings.intake_max_depth)
+        self._looked = False  # the last poll of in/ ended without a fault: only then can in/ count as empty
         self.sweeper = EmptyFolderSweeper(settings.in_dir, empty_for=settings.empty_folder_seconds)  # issue 15
         self._next_sweep = 0.0
         self.jobs: dict[str, Job] = {}
@@ -73,7 +74,7 @@ class Scheduler:
         self.reaper = Reaper(s, self.dispatcher, self.life)
         self._started = True
         resume_work(self.life)
-        for staged in staged_leftovers(s.in_dir):
+        for staged in staged_leftovers(s.in_dir, self._journal):
             self._take_in(staged)
         self.decisions.start()  # before drop_lost_intakes: a reprocessing a crash cut short has its file held
         drop_lost_intakes(self.life)
@@ -109,7 +110,7 @@ class Scheduler:
     def idle(self) -> bool:
         """Nothing in flight and nothing waiting in in/: ``run --once`` may stop. Files another
         program keeps locked are left for the next run."""
-        return not self.jobs and self.intake.pending == 0
+        return not self.jobs and self.intake.pending == 0 and self._looked
 
     def wait(self, timeout: float) -> None:
         self.dispatcher.wait(timeout)
@@ -189,9 +190,10 @@ class Scheduler:
         if room and self.dispatcher.disk_free(self.settings.work_dir) / 2**20 < self.settings.min_free_mb:
             self.dispatcher.warn_disk("new files", 0, now)
             room = 0
+        self._looked = False
         # Polled even when full, so stability clocks keep running.
         for candidate in self.intake.poll(now, limit=room):
-            staged = stage_file(candidate, self.settings.in_dir)
+            staged = stage_file(candidate, self.settings.in_dir, self._journal)
             if staged is None:
                 self.intake.block(candidate.path)
                 continue
@@ -201,6 +203,12 @@ class Scheduler:
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_EVERY
             self.sweeper.sweep()
+        self._looked = True
+
+    @property
+    def _journal(self) -> Path:
+        """ocrpipe's record of what it staged, outside in/ where droppers cannot write."""
+        return self.settings.index_dir / STAGED_JOURNAL
 
     def _take_in(self, staged: StagedFile) -> None:
         self.admission.take_in(staged)

@@ -41,7 +41,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         window = index.page(ERRORS_BY_CODE_WINDOW, state="ERROR").jobs
         errors = window[:RECENT_ERRORS][::-1]  # oldest of them first
         by_code = Counter(e.get("reasonCode") or "UNKNOWN" for e in window)
-    waiting = sum(1 for _ in walk_inbox(settings.in_dir)) if settings.in_dir.is_dir() else 0
+    waiting = sum(1 for _ in walk_inbox(settings.in_dir, settings.intake_max_depth)) if settings.in_dir.is_dir() else 0
     held = sum(1 for p in settings.hold_dir.iterdir() if p.is_dir()) if settings.hold_dir.is_dir() else 0
     try:
         metrics = read_json(settings.index_dir / METRICS_FILE)

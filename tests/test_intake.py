@@ -53,15 +53,15 @@ def test_stage_moves_file_and_records_where_it_came_from(tmp_path: Path, folder:
     (tmp_path / folder).mkdir(parents=True)
     (tmp_path / folder / "inv 1.pdf").write_bytes(b"%PDF-")
     [candidate] = Intake(tmp_path, 0).poll(0)
-    staged = stage(candidate, tmp_path)
+    staged = stage(candidate, tmp_path, tmp_path.with_name(tmp_path.name + "-journal"))
     assert staged is not None and staged.path.read_bytes() == b"%PDF-"
     assert (staged.relpath, staged.name) == (f"{folder}/inv 1.pdf", "inv 1.pdf")
     assert not (tmp_path / folder / "inv 1.pdf").exists()
-    if staged.staging_dir is not None:  # a path too long for one name: a folder and a note
-        assert json.loads((staged.staging_dir / "staging.json").read_text())["relpath"] == staged.relpath
+    assert staged.intent is not None and tmp_path not in staged.intent.parents  # where droppers cannot write
+    assert json.loads(staged.intent.read_text())["relpath"] == staged.relpath
     # The staging folder is invisible to the poller, and a restart finds the file again.
     assert Intake(tmp_path, 0).poll(0) == []
-    [left] = staged_leftovers(tmp_path)
+    [left] = staged_leftovers(tmp_path, tmp_path.with_name(tmp_path.name + "-journal"))
     assert (left.path, left.relpath) == (staged.path, f"{folder}/inv 1.pdf")
 
 
@@ -69,7 +69,8 @@ def test_stage_gives_up_quietly_when_the_file_is_gone(tmp_path: Path) -> None:
     (tmp_path / "a.pdf").write_bytes(b"x")
     [candidate] = Intake(tmp_path, 0).poll(0)
     (tmp_path / "a.pdf").unlink()
-    assert stage(candidate, tmp_path) is None
+    assert stage(candidate, tmp_path, tmp_path.with_name(tmp_path.name + "-journal")) is None
+    assert list((tmp_path.with_name(tmp_path.name + "-journal")).iterdir()) == []
     assert not (tmp_path / STAGING_DIR).exists() or list((tmp_path / STAGING_DIR).iterdir()) == []
 
 
@@ -98,8 +99,11 @@ def test_status_counts_only_files_ocrpipe_would_take(tmp_path: Path) -> None:
     assert collect_status(load_settings({"DATA_DIR": str(tmp_path)}))["waitingInInbox"] == 1
 
 
-def test_leftover_of_a_crash_while_writing_the_intent_is_not_taken_for_a_file(tmp_path: Path) -> None:
-    half = tmp_path / STAGING_DIR / "abc"
-    half.mkdir(parents=True)
-    (half / ".staging.json.1234.tmp").write_text("{")
-    assert staged_leftovers(tmp_path) == [] and not half.exists()
+def test_an_intent_whose_file_never_was_staged_is_dropped_with_its_folder(tmp_path: Path) -> None:
+    inbox, journal = tmp_path / "in", tmp_path / "journal"
+    (inbox / STAGING_DIR / ("a" * 16)).mkdir(parents=True)  # a crash between the intent and the rename
+    journal.mkdir()
+    (journal / f"{'a' * 16}.json").write_text(json.dumps({"staged": f"{'a' * 16}/x.pdf", "relpath": "x.pdf",
+                                                           "size": 1, "mtimeNs": 1}))
+    assert staged_leftovers(inbox, journal) == []
+    assert list(journal.iterdir()) == [] and list((inbox / STAGING_DIR).iterdir()) == []

@@ -146,7 +146,10 @@ class Recorder:
         elif event in ("os.mkdir", "tempfile.mkdtemp", "tempfile.mkstemp", "sqlite3.connect"):
             self.paths.add(os.fsdecode(args[0]))
         elif event in ("os.rename", "os.link", "shutil.copyfile", "shutil.move"):
-            self.paths.add(os.fsdecode(args[1]))
+            target = os.fsdecode(args[1])
+            if event == "os.rename" and isinstance(args[3], int) and args[3] >= 0:  # relative to a folder's handle
+                target = os.path.join(os.readlink(f"/proc/self/fd/{args[3]}"), target)
+            self.paths.add(target)
 
 
 _RECORDER = Recorder()
