@@ -106,9 +106,10 @@ def hold_folder(hold_dir: Path, job_key: str) -> Path:
     return folder_for(hold_dir, job_key, STATUS_FILE)
 
 
-def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path) -> Arrival:
-    """Move the file to ``hold/duplicates/<short job key>/<ts>__<name>``; its sidecar (with the full key)
-    is written first, so the held file's origin is never lost (a sidecar whose file never came is dropped
+def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path,
+                   source_bytes: str | None = None) -> Arrival:
+    """Move the file to ``hold/duplicates/<short job key>/<ts>__<name>``; its sidecar (with the full key,
+    and ``source_bytes``, the escaped bytes of a name that was not UTF-8) is written first, so the held file's origin is never lost (a sidecar whose file never came is dropped
     by :func:`arrivals`)."""
     folder = hold_folder(hold_dir, job_key)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -119,7 +120,8 @@ def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path) 
     name = next(c for c in candidate_names(fitted) if not (folder / c).exists()
                 and not (folder / sidecar_name(c)).exists() and not (folder / (c + ARRIVAL_SUFFIX)).exists())
     arrival = Arrival(folder, name, {"jobKey": job_key, "source": relpath, "detectedAt": utc_now(),
-                                     "sizeBytes": source.stat().st_size})
+                                     "sizeBytes": source.stat().st_size,
+                                     **({"sourceBytes": source_bytes} if source_bytes else {})})
     arrival.save()
     move_replacing(source, folder, name)  # one rename: the file is in staging or here, never between
     return arrival

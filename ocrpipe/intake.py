@@ -8,11 +8,12 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_to_bytes
 from typing import Iterator
 
 from ocrpipe.layout import MAX_PATH_CHARS, long_path
 from ocrpipe.fsutil import atomic_write_json
+from ocrpipe.names import name_bytes, readable_name
 from ocrpipe.store import utc_now
 
 STAGING_DIR = ".ocrpipe-staging"
@@ -96,6 +97,7 @@ class Intake:
         self.stable_seconds = stable_seconds
         self._seen: dict[str, tuple[int, int, float]] = {}
         self.blocked: set[Path] = set()  # stable, but another program holds them
+        self._set_aside: dict[str, tuple[int, int]] = {}  # could not be taken in: left alone while unchanged
 
     @property
     def pending(self) -> int:
@@ -111,15 +113,19 @@ class Intake:
         """Up to ``limit`` files whose size and mtime have not changed for ``stable_seconds`` and that
         can be opened, oldest first. Every file's stability clock runs, taken or not."""
         seen: dict[str, tuple[int, int, float]] = {}
+        aside: dict[str, tuple[int, int]] = {}
         stable = []
         for path, size, mtime_ns in _scan(str(self.in_dir)):
+            if self._set_aside.get(path) == (size, mtime_ns):
+                aside[path] = (size, mtime_ns)
+                continue
             old_size, old_mtime, since = self._seen.get(path, (-1, -1, now))
             if (old_size, old_mtime) != (size, mtime_ns):
                 since = now
             seen[path] = (size, mtime_ns, since)
             if now - since >= self.stable_seconds:
                 stable.append((mtime_ns, path, size))
-        self._seen = seen
+        self._seen, self._set_aside = seen, aside
         self.blocked = set()
         ready: list[Candidate] = []
         root = str(self.in_dir)
@@ -136,6 +142,12 @@ class Intake:
         self._seen.pop(str(path), None)
         self.blocked.discard(path)
 
+    def set_aside(self, candidate: Candidate) -> None:
+        """The file could not be taken in nor moved to error/: not handed out again, nor counted as
+        waiting (``run --once`` ends), until it changes."""
+        self.forget(candidate.path)
+        self._set_aside[str(candidate.path)] = (candidate.size, candidate.mtime_ns)
+
 
 def stage(candidate: Candidate, in_dir: Path) -> StagedFile | None:
     """Take the file out of the scanner's sight by one rename; None if another program still holds it.
@@ -145,7 +157,7 @@ def stage(candidate: Candidate, in_dir: Path) -> StagedFile | None:
     """
     root = in_dir / STAGING_DIR
     token = uuid.uuid4().hex[:16]
-    flat = f"{token}~{quote(candidate.relpath, safe='')}"
+    flat = f"{token}~{quote_relpath(candidate.relpath)}"
     if len(flat.encode("utf-8")) > MAX_FLAT_NAME or len(str(root / flat)) > MAX_PATH_CHARS:
         return _stage_in_folder(candidate, root / token)
     try:
@@ -153,6 +165,15 @@ def stage(candidate: Candidate, in_dir: Path) -> StagedFile | None:
     except OSError:  # locked by its writer (Windows) or gone: try again on a later poll
         return None
     return StagedFile(root / flat, candidate.relpath, candidate.size, None)
+
+
+def quote_relpath(relpath: str) -> str:
+    """``relpath`` as one name of ASCII characters; its bytes on disk, so a name that is not UTF-8 survives."""
+    return quote(os.fsencode(relpath), safe="")
+
+
+def unquote_relpath(quoted: str) -> str:
+    return os.fsdecode(unquote_to_bytes(quoted))
 
 
 def _rename_into(src: Path, folder: Path, name: str) -> None:
@@ -169,7 +190,9 @@ def _stage_in_folder(candidate: Candidate, staging: Path) -> StagedFile | None:
     staging.mkdir(parents=True)
     # The intent goes first: after a crash, the file in here is known to come from this path.
     # Not fsynced: after a power loss an empty intent only costs the sub-folder in the output's path.
-    atomic_write_json(staging / INTENT_FILE, {"relpath": candidate.relpath, "stagedAt": utc_now()}, durable=False)
+    raw = name_bytes(candidate.relpath)
+    intent = {"relpath": readable_name(candidate.relpath), **({"relpathBytes": raw} if raw else {}), "stagedAt": utc_now()}
+    atomic_write_json(staging / INTENT_FILE, intent, durable=False)
     target = long_path(staging / candidate.path.name)  # 34 characters deeper than in/ itself
     try:
         os.rename(candidate.path, target)
@@ -185,7 +208,7 @@ def staged_leftovers(in_dir: Path) -> list[StagedFile]:
     root = in_dir / STAGING_DIR
     for entry in sorted(root.iterdir()) if root.is_dir() else []:
         if entry.is_file() and "~" in entry.name and not entry.name.startswith("."):
-            relpath = unquote(entry.name.split("~", 1)[1])
+            relpath = unquote_relpath(entry.name.split("~", 1)[1])
             leftovers.append(StagedFile(entry, relpath, entry.stat().st_size, None))
         elif entry.is_dir():
             leftovers += _folder_leftover(entry)
@@ -202,7 +225,9 @@ def _folder_leftover(folder: Path) -> list[StagedFile]:
     if not files:  # crashed before the rename, or after the file moved on: nothing to take
         shutil.rmtree(folder, ignore_errors=True)
         return []
-    relpath = intent["relpath"] if intent else files[0].name
+    relpath = files[0].name
+    if intent:
+        relpath = unquote_relpath(intent["relpathBytes"]) if intent.get("relpathBytes") else intent["relpath"]
     return [StagedFile(files[0], relpath, files[0].stat().st_size, folder)]
 
 

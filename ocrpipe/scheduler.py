@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from ocrpipe.admission import Admission
+from ocrpipe.admission import Admission, UnreadableFile
 from ocrpipe.config import Settings
 from ocrpipe.decisions import Decisions
 from ocrpipe.dispatcher import Dispatcher, work_volume_free, work_volume_total
 from ocrpipe.duplicates import held_keys
 from ocrpipe.errors import Code, SchedulerFault
-from ocrpipe.intake import Intake, StagedFile, staged_leftovers
+from ocrpipe.intake import Intake, StagedFile, staged_leftovers, unstage
 from ocrpipe.intake import stage as stage_file
 from ocrpipe.indexrebuild import open_run_index  # issue 12: the job index in SQLite
 from ocrpipe.jobs import Job, Unit
@@ -23,6 +23,7 @@ from ocrpipe.model import Stage
 from ocrpipe.outcome import READY_STATES, StageOutcome
 from ocrpipe.pools import ExecutorFactory, Pool
 from ocrpipe.reaper import Reaper
+from ocrpipe.refusal import Refusals
 from ocrpipe.recovery import drop_lost_intakes, remove_batch_folders, resume_work
 from ocrpipe.snapshot import SnapshotHolder
 from ocrpipe.sweep import EmptyFolderSweeper
@@ -71,6 +72,7 @@ class Scheduler:
         self.decisions = Decisions(s, self.profile, self.life, held_keys(s.hold_dir))
         self.admission = Admission(s, self.profile, self.life, self.decisions.held, self.decisions.held_one)
         self.reaper = Reaper(s, self.dispatcher, self.life)
+        self.refusals = Refusals(s, self.metrics)
         self._started = True
         resume_work(self.life)
         for staged in staged_leftovers(s.in_dir):
@@ -80,7 +82,7 @@ class Scheduler:
 
     @property
     def errors_this_run(self) -> int:
-        return self.life.errors_this_run if self._started else 0
+        return self.life.errors_this_run + self.refusals.count if self._started else 0
 
     def warm_pools(self) -> None:
         """Start the PREP workers now, so the first file does not wait for one, and one OCR worker: its
@@ -191,7 +193,14 @@ class Scheduler:
             room = 0
         # Polled even when full, so stability clocks keep running.
         for candidate in self.intake.poll(now, limit=room):
-            staged = stage_file(candidate, self.settings.in_dir)
+            try:
+                staged = stage_file(candidate, self.settings.in_dir)
+            except (OSError, ValueError) as exc:  # this file's fault (its name, say): it alone goes to error/
+                if self.refusals.refuse(candidate.path, candidate.relpath, exc):
+                    self.intake.forget(candidate.path)
+                else:
+                    self.intake.set_aside(candidate)
+                continue
             if staged is None:
                 self.intake.block(candidate.path)
                 continue
@@ -203,7 +212,11 @@ class Scheduler:
             self.sweeper.sweep()
 
     def _take_in(self, staged: StagedFile) -> None:
-        self.admission.take_in(staged)
+        try:
+            self.admission.take_in(staged)
+        except UnreadableFile as exc:  # staged, but it cannot be read: that file alone goes to error/
+            if self.refusals.refuse(staged.path, staged.relpath, exc.__cause__ or exc):
+                unstage(staged)
 
     def known(self, job_key: str) -> bool:
         return self.admission.known(job_key)
