@@ -75,8 +75,9 @@ class Admission:
         log.info("new job for %s", relpath, extra=job_context(key))
 
     def _staged_as(self, staged: StagedFile) -> str:
-        # The staged name carries a random token: another drop of the same file never has it.
-        return staged.path.relative_to(self.settings.in_dir).as_posix()
+        # The staged name carries a random token: another drop of the same file never has it. Readable, as
+        # state.json holds only valid Unicode: the token keeps it apart from any other staged file.
+        return readable_name(staged.path.relative_to(self.settings.in_dir).as_posix())
 
     def _own_intake(self, job: Job, staged: StagedFile) -> bool:
         """The staged file is the one this job was created for: a crash cut its move into input/ short."""

@@ -214,8 +214,11 @@ class Scheduler:
     def _take_in(self, staged: StagedFile) -> None:
         try:
             self.admission.take_in(staged)
-        except UnreadableFile as exc:  # staged, but it cannot be read: that file alone goes to error/
-            if self.refusals.refuse(staged.path, staged.relpath, exc.__cause__ or exc):
+        except (UnreadableFile, ValueError) as exc:  # it cannot be read, or something of it cannot be handled
+            # (a ValueError is never the run's fault): that file alone goes to error/. A job record made for
+            # it already is dropped at the next start, as one whose file never arrived.
+            cause = exc.__cause__ if isinstance(exc, UnreadableFile) and exc.__cause__ else exc
+            if self.refusals.refuse(staged.path, staged.relpath, cause):
                 unstage(staged)
 
     def known(self, job_key: str) -> bool:

@@ -4,6 +4,7 @@ taking in one file: taken in under a readable name, or sent to error/; never a s
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from conftest import TEST_PROFILE, make_pdf
 from faultkit import Driven, finished
 from ocrpipe.config import Settings
 from ocrpipe.indexrebuild import DiskHistory
+from ocrpipe.intake import stage, walk_inbox
 from ocrpipe import names
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Windows names are UTF-16: no undecodable bytes")
@@ -119,6 +121,7 @@ def fail_for(name: str, exc: BaseException, real: Callable[..., Any]) -> Callabl
 @pytest.mark.parametrize(("where", "exc"), [
     ("hashing", OSError(errno.EIO, "Input/output error")),
     ("staging", ValueError("a name this program cannot handle")),
+    ("making its job", ValueError("a value this program cannot handle")),
 ])
 def test_a_fault_while_taking_in_one_file_sends_it_to_error_and_the_run_goes_on(
         make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
@@ -130,8 +133,11 @@ def test_a_fault_while_taking_in_one_file_sends_it_to_error_and_the_run_goes_on(
     (data / "in" / "good.pdf").write_bytes(make_pdf(1))
     if where == "hashing":
         monkeypatch.setattr(ocrpipe.admission, "sha256_file", fail_for("odd", exc, ocrpipe.admission.sha256_file))
-    else:
+    elif where == "staging":
         monkeypatch.setattr(ocrpipe.scheduler, "stage_file", fail_for("odd", exc, ocrpipe.scheduler.stage_file))
+    else:
+        odd_hash = hashlib.sha256(b"odd bytes").hexdigest()
+        monkeypatch.setattr(ocrpipe.admission, "make_job_key", fail_for(odd_hash, exc, ocrpipe.admission.make_job_key))
     driven = Driven(settings)
     driven.run_all(0.0)
     assert [job["source"] for job in finished(data)] == ["good.pdf"] and (data / "out" / "good.pdf").is_file()
@@ -180,3 +186,20 @@ def test_run_once_takes_a_latin1_name_and_the_good_file_and_exits_ok(data_dir: P
     assert "Traceback" not in result.stderr and "Logging error" not in result.stderr
     assert (data_dir / "out" / "café.pdf").is_file() and (data_dir / "out" / "good.pdf").is_file()
     assert os.listdir(os.fsencode(data_dir / "in")) in ([], [b".ocrpipe-staging"])
+
+
+# A short name is staged under a flat name; a long one in a folder of its own, beside an intent file.
+@pytest.mark.parametrize("raw", [b"caf\xe9.pdf", b"d\xe9p\xf4t/" + b"\xe9" * 90 + b".pdf"])
+def test_a_latin1_name_staged_before_a_crash_is_taken_in_at_the_next_start(
+        make_settings: Callable[..., Settings], raw: bytes) -> None:
+    settings = make_settings()
+    data = settings.data_dir
+    drop_raw(data / "in", raw, make_pdf(1))
+    [candidate] = walk_inbox(data / "in")
+    staged = stage(candidate, data / "in")  # then ocrpipe was killed
+    assert staged is not None and (staged.staging_dir is None) is (len(raw) < 20)
+    readable = names.readable_name(os.fsdecode(raw))
+    Driven(settings).run_all(0.0)
+    [job] = finished(data)
+    assert job["source"] == readable and job["sourceBytes"] == names.name_bytes(os.fsdecode(raw))
+    assert (data / "archive" / readable).read_bytes() == make_pdf(1) and all_names_are_utf8(data / "archive")
