@@ -229,6 +229,8 @@ class Decisions:
                                   source_name=arrival.file_name, source_relpath=arrival.meta["source"],
                                   size=arrival.path.stat().st_size)
         record.update(decision=[self._entry(arrival)], heldAs=arrival.held_name)
+        if arrival.meta.get("sourceBytes"):  # a name that was not UTF-8: its bytes, as admission records them
+            record["source"]["relpathBytes"] = arrival.meta["sourceBytes"]
         write_new_state(job_dir, record)  # the intent first, as admission does
         job = Job(key, job_dir, JobState.DISCOVERED)
         self.life.track(job)

@@ -15,13 +15,16 @@ from ocrpipe.store import utc_now
 
 STATUS_FILE = "status.json"
 DECISION_FILE = "decision.json"
-ARRIVAL_SUFFIX = ".arrival.json"  # beside each held file: where it came from and, once decided, the intent
+# Beside each held file, its sidecar ``.<held name>.arrival.json``: where it came from and, once decided,
+# the intent. Hidden, so that it can never be the name of a held file (``<ts>__<name>``), whatever the
+# dropped file was called. Older versions wrote ``<held name>.arrival.json``: still read.
+ARRIVAL_SUFFIX = ".arrival.json"
 # What a kill leaves of the scheduler's own writes here: atomic-write temps of sidecars and status.json,
 # and a cross-volume hold's partial copy (its source is still staged). decision.json's temps are a
 # person's (the CLI's) and are left alone.
 # Room for the sidecar's suffix, an atomic write's temp name around it and a numbered suffix.
 HELD_NAME_BYTES = MAX_NAME_BYTES - len(ARRIVAL_SUFFIX) - 40
-HELD_PATH_CHARS = MAX_PATH_CHARS - len(".") - len(ARRIVAL_SUFFIX) - len(".01234567.tmp")
+HELD_PATH_CHARS = MAX_PATH_CHARS - len("..") - len(ARRIVAL_SUFFIX) - len(".01234567.tmp")
 OWN_LEFTOVER = re.compile(r"^\.(.+\.arrival\.json|status\.json)\.[0-9a-f]{8}\.tmp$|^\..+\.partial$")
 
 
@@ -32,6 +35,7 @@ class Arrival:
     folder: Path
     held_name: str
     meta: dict[str, Any]
+    legacy: bool = False  # its sidecar was written by an older version, as <held name>.arrival.json
 
     @property
     def path(self) -> Path:
@@ -39,7 +43,7 @@ class Arrival:
 
     @property
     def sidecar(self) -> Path:
-        return self.folder / (self.held_name + ARRIVAL_SUFFIX)
+        return self.folder / (self.held_name + ARRIVAL_SUFFIX if self.legacy else sidecar_name(self.held_name))
 
     @property
     def file_name(self) -> str:
@@ -78,7 +82,7 @@ def folder_key(folder: Path) -> str | None:
             return key
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    for sidecar in sorted(folder.glob("*" + ARRIVAL_SUFFIX)):
+    for sidecar in sorted(folder / name for name in sidecar_names(folder)):
         try:
             key = read_json(sidecar).get("jobKey")
         except (OSError, ValueError, AttributeError):
@@ -102,9 +106,10 @@ def hold_folder(hold_dir: Path, job_key: str) -> Path:
     return folder_for(hold_dir, job_key, STATUS_FILE)
 
 
-def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path) -> Arrival:
-    """Move the file to ``hold/duplicates/<short job key>/<ts>__<name>``; its sidecar (with the full key)
-    is written first, so the held file's origin is never lost (a sidecar whose file never came is dropped
+def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path,
+                   source_bytes: str | None = None) -> Arrival:
+    """Move the file to ``hold/duplicates/<short job key>/<ts>__<name>``; its sidecar (with the full key,
+    and ``source_bytes``, the escaped bytes of a name that was not UTF-8) is written first, so the held file's origin is never lost (a sidecar whose file never came is dropped
     by :func:`arrivals`)."""
     folder = hold_folder(hold_dir, job_key)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -112,10 +117,11 @@ def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path) 
     original = safe_name(PurePosixPath(relpath).name)  # the original name stays in the sidecar
     # Within MAX_PATH with its sidecar's atomic-write temp (".<name>.arrival.json.<8 hex>.tmp").
     fitted = fit_name(folder, fit(f"{stamp}__{original}", HELD_NAME_BYTES), limit=HELD_PATH_CHARS)
-    name = next(c for c in candidate_names(fitted)
-                if not (folder / c).exists() and not (folder / (c + ARRIVAL_SUFFIX)).exists())
+    name = next(c for c in candidate_names(fitted) if not (folder / c).exists()
+                and not (folder / sidecar_name(c)).exists() and not (folder / (c + ARRIVAL_SUFFIX)).exists())
     arrival = Arrival(folder, name, {"jobKey": job_key, "source": relpath, "detectedAt": utc_now(),
-                                     "sizeBytes": source.stat().st_size})
+                                     "sizeBytes": source.stat().st_size,
+                                     **({"sourceBytes": source_bytes} if source_bytes else {})})
     arrival.save()
     move_replacing(source, folder, name)  # one rename: the file is in staging or here, never between
     return arrival
@@ -128,26 +134,55 @@ def arrivals(folder: Path, *, tidy: bool = True) -> list[Arrival]:
     found: dict[str, Arrival] = {}
     if not folder.is_dir():
         return []
-    for path in folder.iterdir():
-        name = path.name
-        if name.startswith(".") or not path.is_file():
-            if tidy and OWN_LEFTOVER.match(name):
-                path.unlink(missing_ok=True)
-            continue
-        if name.endswith(ARRIVAL_SUFFIX):
-            held = name[: -len(ARRIVAL_SUFFIX)]
+    names = {path.name for path in folder.iterdir()}
+    sidecars = _sidecars(names)
+    for name in names:
+        path = folder / name
+        if name in sidecars:
+            held, legacy = sidecars[name]
             try:
                 meta = read_json(path)
             except (OSError, ValueError):
-                meta = {}
-            if not (folder / held).is_file() and not meta.get("decision"):
-                if tidy:
+                meta = None
+            if not (folder / held).is_file() and not (isinstance(meta, dict) and meta.get("decision")):
+                # A hold a crash cut short. An old-style name is ours only if it reads as one of our records.
+                if tidy and (not legacy or isinstance(meta, dict)):
                     path.unlink(missing_ok=True)
                 continue
-            found[held] = Arrival(folder, held, {**_from_name(folder / held), **meta})
+            known = meta if isinstance(meta, dict) else {}
+            found[held] = Arrival(folder, held, {**_from_name(folder / held), **known}, legacy)
+        elif name.startswith(".") or not path.is_file():
+            if tidy and OWN_LEFTOVER.match(name):
+                path.unlink(missing_ok=True)
         elif not name.endswith(".json") and "__" in name and name not in found:
             found[name] = Arrival(folder, name, _from_name(path))
     return sorted(found.values(), key=lambda a: (a.meta.get("detectedAt") or "", a.held_name))
+
+
+def sidecar_name(held_name: str) -> str:
+    return f".{held_name}{ARRIVAL_SUFFIX}"
+
+
+def sidecar_names(folder: Path) -> list[str]:
+    """The names of the sidecars in a hold folder, of this version and of older ones."""
+    return list(_sidecars({path.name for path in folder.iterdir()})) if folder.is_dir() else []
+
+
+def _sidecars(names: set[str]) -> dict[str, tuple[str, bool]]:
+    """Sidecar name → (the held file's name, written by an older version) for each sidecar in ``names``.
+    An old-style ``<x>.arrival.json`` that has a sidecar of its own is a held file (a person's file named
+    so), not a sidecar."""
+    found: dict[str, tuple[str, bool]] = {}
+    for name in names:
+        if not name.endswith(ARRIVAL_SUFFIX):
+            continue
+        held = name[: -len(ARRIVAL_SUFFIX)]
+        if name.startswith("."):
+            if held[1:] and not held[1:].startswith("."):  # no held name starts with a dot
+                found[name] = (held[1:], False)
+        elif held and sidecar_name(name) not in names and name + ARRIVAL_SUFFIX not in names:
+            found[name] = (held, True)
+    return found
 
 
 def _from_name(path: Path) -> dict[str, Any]:

@@ -99,6 +99,7 @@ class Code(str, Enum):
     TOOL_TIMEOUT = "TOOL_TIMEOUT"
     TOOL_FAILED = "TOOL_FAILED"  # an unknown failure: retried, and this code if it never succeeds
     DISK_TOO_SMALL = "DISK_TOO_SMALL"
+    INTAKE_FAILED = "INTAKE_FAILED"  # the dropped file could not be taken in (read, staged): no job was made
 
     @property
     def family(self) -> str:

@@ -15,6 +15,7 @@ from ocrpipe.fsutil import read_json, sha256_file
 from ocrpipe.jobindex import JobIndex
 from ocrpipe.model import make_job_key
 from ocrpipe.publish import ERROR_FILE, output_relpath
+from ocrpipe.refusal import INTAKE_STAGE
 
 log = logging.getLogger("ocrpipe.index")
 BATCH = 1000
@@ -61,6 +62,8 @@ class DiskHistory:
         for error_file in sorted(folder.glob(f"*/{ERROR_FILE}")) if folder.is_dir() else []:
             try:
                 error = read_json(error_file)
+                if isinstance(error, dict) and error.get("stage") == INTAKE_STAGE:
+                    continue  # a file refused at intake: no job was made, nothing to index
                 key = error["jobKey"]
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("rebuilding the job index: %s is unreadable (%s); skipped", error_file, exc)

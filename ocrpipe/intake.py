@@ -8,11 +8,12 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 from typing import Iterator
 
 from ocrpipe.layout import MAX_PATH_CHARS, long_path
 from ocrpipe.fsutil import atomic_write_json
+from ocrpipe.names import fit, name_bytes, readable_name
 from ocrpipe.nofollow import entry_is_link, identity, is_real_dir, is_regular, link_on_the_way, rename_into
 from ocrpipe.store import utc_now
 
@@ -124,6 +125,7 @@ class Intake:
         self._reported: set[str] = set()  # what was skipped and said so: said once, not at every poll
         self._seen: dict[str, tuple[int, int, float]] = {}
         self.blocked: set[Path] = set()  # stable, but another program holds them
+        self._set_aside: dict[str, tuple[int, int]] = {}  # could not be taken in: left alone while unchanged
 
     @property
     def pending(self) -> int:
@@ -139,16 +141,20 @@ class Intake:
         """Up to ``limit`` files whose size and mtime have not changed for ``stable_seconds`` and that
         can be opened, oldest first. Every file's stability clock runs, taken or not."""
         seen: dict[str, tuple[int, int, float]] = {}
+        aside: dict[str, tuple[int, int]] = {}
         stable = []
         skipped: dict[str, str] = {}
         for path, size, mtime_ns in _scan(str(self.in_dir), self.max_depth, skipped):
+            if self._set_aside.get(path) == (size, mtime_ns):
+                aside[path] = (size, mtime_ns)
+                continue
             old_size, old_mtime, since = self._seen.get(path, (-1, -1, now))
             if (old_size, old_mtime) != (size, mtime_ns):
                 since = now
             seen[path] = (size, mtime_ns, since)
             if now - since >= self.stable_seconds:
                 stable.append((mtime_ns, path, size))
-        self._seen = seen
+        self._seen, self._set_aside = seen, aside
         self.blocked = set()
         ready: list[Candidate] = []
         root = str(self.in_dir)
@@ -177,6 +183,12 @@ class Intake:
         self._seen.pop(str(path), None)
         self.blocked.discard(path)
 
+    def set_aside(self, candidate: Candidate) -> None:
+        """The file could not be taken in nor moved to error/: not handed out again, nor counted as
+        waiting (``run --once`` ends), until it changes."""
+        self.forget(candidate.path)
+        self._set_aside[str(candidate.path)] = (candidate.size, candidate.mtime_ns)
+
 
 def stage(candidate: Candidate, in_dir: Path, journal: Path) -> StagedFile | None:
     """Take the file out of the scanner's sight by one rename; None if it cannot be taken now (another
@@ -191,12 +203,16 @@ def stage(candidate: Candidate, in_dir: Path, journal: Path) -> StagedFile | Non
     if root is None:
         return None
     token = uuid.uuid4().hex[:16]
-    flat = f"{token}~{quote(candidate.relpath, safe='')}"
+    flat = f"{token}~{quote_relpath(candidate.relpath)}"
     in_folder = len(flat.encode("utf-8")) > MAX_FLAT_NAME or len(str(root / flat)) > MAX_PATH_CHARS
-    folder, name = (root / token, candidate.path.name) if in_folder else (root, flat)
+    # In a folder of its own the file keeps a readable form of its name (no bytes that are not UTF-8:
+    # the name goes into the intent's JSON); where it came from is in the intent.
+    folder, name = (root / token, fit(readable_name(candidate.path.name))) if in_folder else (root, flat)
     intent = journal / f"{token}.json"
     journal.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(intent, {"staged": f"{token}/{name}" if in_folder else flat, "relpath": candidate.relpath,
+    raw = name_bytes(candidate.relpath)
+    atomic_write_json(intent, {"staged": f"{token}/{name}" if in_folder else flat,
+                               "relpath": readable_name(candidate.relpath), **({"relpathBytes": raw} if raw else {}),
                                "size": candidate.size, "mtimeNs": candidate.mtime_ns,
                                "identity": list(candidate.identity or ()), "stagedAt": utc_now()})
     target = long_path(folder / name) if in_folder else folder / name  # 34 characters deeper than in/ itself
@@ -214,6 +230,15 @@ def stage(candidate: Candidate, in_dir: Path, journal: Path) -> StagedFile | Non
         _put_back(staged, candidate.path)
         return None
     return staged
+
+
+def quote_relpath(relpath: str) -> str:
+    """``relpath`` as one name of ASCII characters; its bytes on disk, so a name that is not UTF-8 survives."""
+    return quote(os.fsencode(relpath), safe="")
+
+
+def unquote_relpath(quoted: str) -> str:
+    return os.fsdecode(unquote_to_bytes(quoted))
 
 
 _refused_roots: set[Path] = set()  # staging folders that are links, said once per process
@@ -299,6 +324,8 @@ def _from_intent(root: Path, intent: Path) -> StagedFile | None:
     try:
         record = json.loads(intent.read_text(encoding="utf-8"))
         staged, relpath = record["staged"], record["relpath"]
+        if record.get("relpathBytes"):  # a name that is not UTF-8: taken in under its own bytes again
+            relpath = unquote_relpath(record["relpathBytes"])
         size, mtime_ns, ident = record["size"], record["mtimeNs"], tuple(record.get("identity") or ())
     except (OSError, ValueError, KeyError, TypeError):
         intent.unlink(missing_ok=True)  # our own file, written atomically: only a disk fault spoils it

@@ -198,6 +198,7 @@ class Lifecycle:
             **{key: record.get(key) for key in RUN_FIDELITY_FIELDS},  # issue 10
             **({"reasonCode": (record.get("lastError") or {}).get("code")} if state == "ERROR" else {}),
             **{k: record[k] for k in ("signed", "signature") if record.get(k)},  # issue 15
+            **({"sourceBytes": record["source"]["relpathBytes"]} if record["source"].get("relpathBytes") else {}),
         })
         self.jobs.pop(job.key, None)
         remove_tree(job.dir)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code
-from ocrpipe.fsutil import atomic_write_json, candidate_names, drop_temp, place_file
+from ocrpipe.fsutil import atomic_write_json, candidate_names, drop_temp, fold_name, place_file
 from ocrpipe.layout import MAX_PATH_CHARS, MAX_SUFFIX, fit_name, long_path, plain_path, short_name
 from ocrpipe.names import fit, safe_name, safe_relpath
 from ocrpipe.stages.common import FINAL_PDF
@@ -85,6 +85,14 @@ def _error_folder(settings: Settings, job_dir: Path, record: dict[str, Any]) -> 
     return folder
 
 
+def original_name_in_error(folder: Path, source_name: str) -> str:
+    """The name the original gets beside error.json: never error.json itself in any case (a volume that
+    ignores case would make them one file), so a dropped ``error.json`` is not overwritten by ours.
+    error.json names the original in full."""
+    fitted = fit_name(folder, safe_name(source_name))
+    return next(name for name in candidate_names(fitted) if fold_name(name) != ERROR_FILE)
+
+
 def publish_error(settings: Settings, job_dir: Path, record: dict[str, Any]) -> Path:
     """Move the original to ``error/<jobKey>/`` beside an error.json that says what went wrong."""
     folder = _error_folder(settings, job_dir, record)
@@ -92,7 +100,7 @@ def publish_error(settings: Settings, job_dir: Path, record: dict[str, Any]) -> 
     error = record.get("lastError") or {}
     source = job_dir / record["input"]
     tmp = _tmp_name(record, "orig")
-    name = fit_name(folder, safe_name(record["source"]["name"]))  # error.json names the original in full
+    name = original_name_in_error(folder, record["source"]["name"])
     if source.exists() or (folder / tmp).exists():
         name = place_file(source, folder, name, tmp_name=tmp, keep_source=False).name
         drop_temp(folder, tmp)

@@ -20,6 +20,7 @@ from ocrpipe.errors import AlreadyRunningError, ExitCode, MissingToolError
 from ocrpipe.httpapi import HttpService, start_api
 from ocrpipe.logs import setup_logging
 from ocrpipe.metrics import load_metrics
+from ocrpipe.names import readable_name
 from ocrpipe.pools import process_pool_factory, spawn_context
 from ocrpipe.scheduler import Scheduler
 from ocrpipe.toolcheck import build_profile, missing_languages, probe_tools
@@ -196,5 +197,6 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
     if stopped:
         return ExitCode.INTERRUPTED
     for path in sorted(scheduler.intake.blocked):
-        log.warning("left in in/: %s is held open by another program; it is taken at a later run", path)
+        log.warning("left in in/: %s is held open by another program; it is taken at a later run",
+                    readable_name(str(path)))
     return ExitCode.JOBS_FAILED if scheduler.errors_this_run else ExitCode.OK

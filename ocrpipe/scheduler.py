@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from ocrpipe.admission import Admission
+from ocrpipe.admission import Admission, UnreadableFile
 from ocrpipe.config import Settings
 from ocrpipe.decisions import Decisions
 from ocrpipe.dispatcher import Dispatcher, work_volume_free, work_volume_total
 from ocrpipe.duplicates import held_keys
 from ocrpipe.errors import Code, SchedulerFault
-from ocrpipe.intake import STAGED_JOURNAL, Intake, StagedFile, staged_leftovers
+from ocrpipe.intake import STAGED_JOURNAL, Intake, StagedFile, staged_leftovers, unstage
 from ocrpipe.intake import stage as stage_file
 from ocrpipe.indexrebuild import open_run_index  # issue 12: the job index in SQLite
 from ocrpipe.jobs import Job, Unit
@@ -23,6 +23,7 @@ from ocrpipe.model import Stage
 from ocrpipe.outcome import READY_STATES, StageOutcome
 from ocrpipe.pools import ExecutorFactory, Pool
 from ocrpipe.reaper import Reaper
+from ocrpipe.refusal import Refusals
 from ocrpipe.recovery import drop_lost_intakes, remove_batch_folders, resume_work
 from ocrpipe.snapshot import SnapshotHolder
 from ocrpipe.sweep import EmptyFolderSweeper
@@ -72,6 +73,7 @@ class Scheduler:
         self.decisions = Decisions(s, self.profile, self.life, held_keys(s.hold_dir))
         self.admission = Admission(s, self.profile, self.life, self.decisions.held, self.decisions.held_one)
         self.reaper = Reaper(s, self.dispatcher, self.life)
+        self.refusals = Refusals(s, self.metrics)
         self._started = True
         resume_work(self.life)
         for staged in staged_leftovers(s.in_dir, self._journal):
@@ -81,7 +83,7 @@ class Scheduler:
 
     @property
     def errors_this_run(self) -> int:
-        return self.life.errors_this_run if self._started else 0
+        return self.life.errors_this_run + self.refusals.count if self._started else 0
 
     def warm_pools(self) -> None:
         """Start the PREP workers now, so the first file does not wait for one, and one OCR worker: its
@@ -193,7 +195,14 @@ class Scheduler:
         self._looked = False
         # Polled even when full, so stability clocks keep running.
         for candidate in self.intake.poll(now, limit=room):
-            staged = stage_file(candidate, self.settings.in_dir, self._journal)
+            try:
+                staged = stage_file(candidate, self.settings.in_dir, self._journal)
+            except (OSError, ValueError) as exc:  # this file's fault (its name, say): it alone goes to error/
+                if self.refusals.refuse(candidate.path, candidate.relpath, exc):
+                    self.intake.forget(candidate.path)
+                else:
+                    self.intake.set_aside(candidate)
+                continue
             if staged is None:
                 self.intake.block(candidate.path)
                 continue
@@ -211,7 +220,14 @@ class Scheduler:
         return self.settings.index_dir / STAGED_JOURNAL
 
     def _take_in(self, staged: StagedFile) -> None:
-        self.admission.take_in(staged)
+        try:
+            self.admission.take_in(staged)
+        except (UnreadableFile, ValueError) as exc:  # it cannot be read, or something of it cannot be handled
+            # (a ValueError is never the run's fault): that file alone goes to error/. A job record made for
+            # it already is dropped at the next start, as one whose file never arrived.
+            cause = exc.__cause__ if isinstance(exc, UnreadableFile) and exc.__cause__ else exc
+            if self.refusals.refuse(staged.path, staged.relpath, cause):
+                unstage(staged)
 
     def known(self, job_key: str) -> bool:
         return self.admission.known(job_key)

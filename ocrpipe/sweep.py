@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+from ocrpipe.names import readable_name
+
 log = logging.getLogger("ocrpipe.sweep")
 
 MIN_AGE_SECONDS = 60.0  # a folder changed (or made) within the last minute is never removed
@@ -45,6 +47,6 @@ class EmptyFolderSweeper:
                 continue
             self.noted.discard(folder)
             removed.append(folder)
-            log.info("removed the empty folder %s", folder.relative_to(self.in_dir).as_posix())
+            log.info("removed the empty folder %s", readable_name(folder.relative_to(self.in_dir).as_posix()))
             self.note(folder.parent)  # it may be empty now: its own wait starts
         return removed
