@@ -33,6 +33,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 RECENT_ERRORS = 10
 READ_METHODS = ("GET", "HEAD")
+MAX_INDEX_INT = 2**63 - 1  # SQLite's integers are 64-bit: an offset or cursor beyond is refused, not a fault
+SHOWN_PATH_CHARS = 200  # of a request's path quoted back in a 404
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ class Api:
             return json_response(200, self._jobs(query))
         if path.startswith("/jobs/"):
             return self._job(path[len("/jobs/"):])
-        return error(404, f"no such resource: {parts.path}; try /, /metrics, /jobs, /jobs/<jobKey> or /health")
+        shown = parts.path if len(parts.path) <= SHOWN_PATH_CHARS else parts.path[:SHOWN_PATH_CHARS] + "…"
+        return error(404, f"no such resource: {shown}; try /, /metrics, /jobs, /jobs/<jobKey> or /health")
 
     # ----- routes ---------------------------------------------------------------------------------
 
@@ -191,15 +194,14 @@ def _one(query: dict[str, list[str]], name: str) -> str | None:
 
 def _int_param(query: dict[str, list[str]], name: str, default: int | None, low: int,
                high: int | None) -> int | None:
+    """A whole number in plain ASCII digits, within [low, high]; anything else (a sign, a space, an
+    underscore, other scripts' digits, more than SQLite's 64 bits hold) is a BadRequest."""
     raw = _one(query, name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if value < low or (high is not None and value > high):
-        raise BadRequest(f"{name}={raw!r} is not valid: expected a whole number from {low}"
-                         + (f" to {high}" if high is not None else ""))
+    top = MAX_INDEX_INT if high is None else high
+    value = int(raw) if re.fullmatch(r"[0-9]{1,19}", raw) else -1
+    if not low <= value <= top:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise BadRequest(f"{name}={shown!r} is not valid: expected a whole number from {low} to {top}")
     return value
-

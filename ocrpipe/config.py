@@ -91,6 +91,7 @@ class Settings:
     orchestrator_port: int = 8080
     orchestrator_host: str = "127.0.0.1"
     health_stale_seconds: float = 30.0
+    http_timeout_seconds: float = 5.0  # for a request's head to arrive, and for each read or write after
     # The environment the tools start from (PATH, locale…), captured once here.
     tool_env: tuple[tuple[str, str], ...] = ()
     # Issue 19: where each stage runs: "local" (the process pools) or a Dask scheduler's address.
@@ -308,6 +309,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         orchestrator_host=read.get("ORCHESTRATOR_HOST", _host, "127.0.0.1",
                                    "an IP address or host name, e.g. 127.0.0.1"),
         health_stale_seconds=read.number("HEALTH_STALE_SECONDS", 30.0, minimum=1),
+        http_timeout_seconds=read.number("HTTP_TIMEOUT_SECONDS", 5.0, minimum=0.1),
         tool_env=tuple(sorted(environ.items())),
         prep_executor=read.get("PREP_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tls://host:8786"),
         ocr_executor=read.get("OCR_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tls://host:8786"),

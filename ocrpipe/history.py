@@ -9,10 +9,11 @@ from typing import Any, Iterator
 
 from ocrpipe.indexdb import FIELDS
 from ocrpipe.jobindex import JobIndex
+from ocrpipe.model import JobState
 
 CHART_PAGE = 1000  # index rows read at a time while walking back through the last hours
 _COLUMN = dict(FIELDS)
-_FINISHES = f"SELECT id, {_COLUMN['finishedAt']}, {_COLUMN['pages']} FROM jobs"
+_FINISHES = f"SELECT id, {_COLUMN['finishedAt']}, {_COLUMN['pages']}, {_COLUMN['state']} FROM jobs"
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,9 @@ class History:
         return {**runs[-1], "earlierRuns": runs[:-1]} if len(runs) > 1 else runs[-1]
 
     def finished_since(self, since_iso: str) -> list[tuple[str, int]]:
-        """(finishedAt, pages) of the runs that finished at or after ``since_iso``. The index keeps runs in
-        the order they finished, so this walks back from the newest, two columns at a time, and stops at
-        the first older one."""
+        """(finishedAt, pages) of the runs that ended DONE at or after ``since_iso``: the pages of a job that
+        failed were never made searchable. The index keeps runs in the order they finished, so this walks
+        back from the newest, a few columns at a time, and stops at the first older one, whatever its state."""
         found: list[tuple[str, int]] = []
         before: int | None = None
         while True:
@@ -54,10 +55,10 @@ class History:
             else:
                 query, args = f"{_FINISHES} WHERE id < ? ORDER BY id DESC LIMIT ?", (before, CHART_PAGE)
             rows = self.index.read(lambda c: c.execute(query, args).fetchall(), [])
-            for _, finished, pages in rows:
+            for _, finished, pages, state in rows:
                 if isinstance(finished, str) and finished < since_iso:
                     return found
-                if isinstance(finished, str):
+                if isinstance(finished, str) and state == JobState.DONE.value:
                     found.append((finished, int(pages or 0)))
             if len(rows) < CHART_PAGE:
                 return found

@@ -7,6 +7,7 @@ import tarfile
 import threading
 import time
 import zipfile
+from typing import Callable
 from pathlib import Path
 
 import pikepdf
@@ -199,3 +200,25 @@ def test_a_pdf_holding_an_image_over_the_limit_is_refused_before_ocr(tmp_path: P
     outcome, _ = prep_job(tmp_path, "huge.pdf", (tmp_path / "huge.pdf").read_bytes())
     assert not outcome.ok and not outcome.transient and outcome.code == "IMAGE_TOO_LARGE"
     assert "image too large (35000 × 35000, 1,225 megapixels, in the PDF" in outcome.reason
+
+
+def _damaged_pdf(tmp_path: Path) -> bytes:
+    return b"%PDF-1.7\n" + bytes(range(256)) * 16
+
+
+@pytest.mark.parametrize(("name", "make", "code"), [
+    ("Contrat signé 2026.pdf",
+     lambda tmp: inputs.encrypted(inputs.text_pdf(tmp / "c.pdf", ["Contract"]), tmp / "locked.pdf",
+                                  user="open-sesame").read_bytes(), "PDF_PASSWORD"),
+    ("Relevé mars.pdf", _damaged_pdf, "PDF_DAMAGED"),
+    ("Plan du site.png", lambda tmp: inputs.lying_png(tmp / "huge.png", 20_000, 20_000).read_bytes(),
+     "IMAGE_TOO_LARGE"),
+])
+def test_a_refused_file_is_named_by_the_name_it_was_dropped_under(tmp_path: Path, name: str,
+                                                                  make: Callable[[Path], bytes], code: str) -> None:
+    """The job's copy is ``input/original.<ext>``, a name the person never gave it: reasons name theirs."""
+    outcome, job_dir = prep_job(tmp_path, name, make(tmp_path))
+    assert not outcome.ok and not outcome.transient and outcome.code == code, outcome.reason
+    assert outcome.reason.startswith(f"{name}: "), outcome.reason
+    assert "original" not in outcome.reason
+    assert read_state(job_dir)["lastError"]["reason"] == outcome.reason  # what error.json and the index get

@@ -63,3 +63,17 @@ def test_the_chart_reads_back_to_its_first_hour_and_no_further(tmp_path: Path,
         finishes = found.finished_since(ago(180))
     assert [when for when, _ in finishes] == [ago(400 - n) for n in range(399, 219, -1)]
     assert sum(pages for _, pages in finishes) == sum(n % 4 for n in range(220, 400))
+
+
+def test_the_chart_counts_only_the_pages_of_jobs_that_were_done(tmp_path: Path) -> None:
+    """A job that failed after PREP counted its pages; the chart is of pages made searchable."""
+    with JobIndex(tmp_path) as index:
+        index.record_many([  # in the order they finished, as the index keeps them
+            {"jobKey": f"{1:064x}__{'0' * 64}", "runId": "r", "state": "DONE", "pages": 2, "finishedAt": ago(4)},
+            {"jobKey": f"{2:064x}__{'0' * 64}", "runId": "r", "state": "ERROR", "pages": 40, "finishedAt": ago(2)},
+            {"jobKey": f"{3:064x}__{'0' * 64}", "runId": "r", "state": "DONE", "pages": 3, "finishedAt": ago(1)},
+        ])
+    with open_history(tmp_path) as found:
+        finishes = found.finished_since(ago(180))
+    assert finishes == [(ago(1), 3), (ago(4), 2)]
+    assert bar_rates(pages_chart(finishes, NOW)) == [1.0]

@@ -8,7 +8,7 @@ import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import img2pdf
 import pikepdf
@@ -26,16 +26,18 @@ def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part.casefold()) for part in re.split(r"(\d+)", text))
 
 
-def open_pdf(path: Path) -> pikepdf.Pdf:
-    """Open a PDF; one with only an owner password opens (and is saved decrypted later)."""
+def open_pdf(path: Path, *, name: str | None = None) -> pikepdf.Pdf:
+    """Open a PDF; one with only an owner password opens (and is saved decrypted later). ``name`` is
+    the one a refusal gives the file (its own by default)."""
+    shown = name or path.name
     try:
         return pikepdf.open(path)
     except pikepdf.PasswordError:
-        raise PermanentError(f"{path.name}: the PDF is encrypted and needs a password to open",
+        raise PermanentError(f"{shown}: the PDF is encrypted and needs a password to open",
                              code=Code.PDF_PASSWORD) from None
     except pikepdf.PdfError as exc:
-        detail = str(exc).replace(f"{path}: ", "").replace(str(path), path.name)  # no work-folder paths
-        raise PermanentError(f"{path.name}: the PDF is damaged beyond repair ({detail})",
+        detail = str(exc).replace(f"{path}: ", "").replace(str(path), shown)  # no work-folder paths
+        raise PermanentError(f"{shown}: the PDF is damaged beyond repair ({detail})",
                              code=Code.PDF_DAMAGED) from None
 
 
@@ -77,11 +79,12 @@ def _own_pixel_limit() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def check_image_size(path: Path, max_mpixels: float) -> tuple[float, float] | None:
+def check_image_size(path: Path, max_mpixels: float, *, name: str | None = None) -> tuple[float, float] | None:
     """Refuse an image that declares more pixels than the limit, in any frame, before one is decoded;
-    returns the image's DPI (None when it carries none)."""
+    returns the image's DPI (None when it carries none). ``name``: as for :func:`open_pdf`."""
+    shown = name or path.name
     if is_heif(_head(path)):
-        require_heif(path.name)
+        require_heif(shown)
     try:
         with Image.open(path) as image:
             for index in range(getattr(image, "n_frames", 1)):
@@ -89,12 +92,12 @@ def check_image_size(path: Path, max_mpixels: float) -> tuple[float, float] | No
                 width, height = image.size
                 if width * height > max_mpixels * 1e6:
                     raise PermanentError(
-                        f"{path.name}: image too large ({width} × {height}, {width * height / 1e6:,.0f} megapixels; "
+                        f"{shown}: image too large ({width} × {height}, {width * height / 1e6:,.0f} megapixels; "
                         f"the limit is MAX_IMAGE_MPIXELS={max_mpixels:g})", code=Code.IMAGE_TOO_LARGE)
             image.seek(0)
             return _image_dpi(image)
     except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
-        raise PermanentError(f"{path.name}: the image is damaged or in a format we cannot read ({exc})",
+        raise PermanentError(f"{shown}: the image is damaged or in a format we cannot read ({exc})",
                              code=Code.IMAGE_DAMAGED) from None
 
 
@@ -116,10 +119,12 @@ def _via_pillow(path: Path, dpi: tuple[float, float]) -> bytes:
     return img2pdf.convert(pages, layout_fun=layout)
 
 
-def image_to_pdf_bytes(path: Path, default_dpi: int, max_mpixels: float = DEFAULT_MAX_MPIXELS) -> bytes:
-    """One PDF page per image frame; an image without DPI gets ``default_dpi``."""
+def image_to_pdf_bytes(path: Path, default_dpi: int, max_mpixels: float = DEFAULT_MAX_MPIXELS, *,
+                       name: str | None = None) -> bytes:
+    """One PDF page per image frame; an image without DPI gets ``default_dpi``. ``name``: as for
+    :func:`open_pdf`."""
     with _own_pixel_limit():
-        image_dpi = check_image_size(path, max_mpixels)
+        image_dpi = check_image_size(path, max_mpixels, name=name)
         dpi = image_dpi or (float(default_dpi), float(default_dpi))
         # Its own DPI: img2pdf's default layout. (``layout_fun=None`` is not "the default": img2pdf then
         # fails with a TypeError, and every image with a DPI went through Pillow.)
@@ -133,7 +138,7 @@ def image_to_pdf_bytes(path: Path, default_dpi: int, max_mpixels: float = DEFAUL
         try:
             return _via_pillow(path, dpi)
         except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
-            raise PermanentError(f"{path.name}: the image could not be converted to PDF ({exc})",
+            raise PermanentError(f"{name or path.name}: the image could not be converted to PDF ({exc})",
                                  code=Code.IMAGE_DAMAGED) from None
 
 
@@ -155,13 +160,16 @@ def _save(pdf: pikepdf.Pdf, out: Path) -> None:
 
 
 def assemble(parts: Sequence[Path], out: Path, *, default_dpi: int,
-             max_image_mpixels: float = DEFAULT_MAX_MPIXELS) -> int:
-    """Write all pages of ``parts``, in order, to ``out``; returns the page count."""
+             max_image_mpixels: float = DEFAULT_MAX_MPIXELS, names: Mapping[Path, str] | None = None) -> int:
+    """Write all pages of ``parts``, in order, to ``out``; returns the page count. ``names`` are the names
+    people know parts by, for the reasons a refusal gives (a job's copy of its input is ``original.pdf``)."""
+    names = names or {}
     if len(parts) == 1 and sniff(parts[0]) is Kind.PDF:
-        with open_pdf(parts[0]) as pdf:
+        with open_pdf(parts[0], name=names.get(parts[0])) as pdf:
             pages = len(pdf.pages)
             if pages == 0:
-                raise PermanentError(f"{parts[0].name}: the PDF has no pages", code=Code.PDF_DAMAGED)
+                raise PermanentError(f"{names.get(parts[0], parts[0].name)}: the PDF has no pages",
+                                     code=Code.PDF_DAMAGED)
             if pdf.is_encrypted:
                 _save(pdf, out)  # ocrmypdf refuses owner-password PDFs; they open without one here
                 return pages
@@ -172,9 +180,10 @@ def assemble(parts: Sequence[Path], out: Path, *, default_dpi: int,
     try:
         for part in parts:
             if sniff(part) is Kind.PDF:
-                source = open_pdf(part)
+                source = open_pdf(part, name=names.get(part))
             else:
-                source = pikepdf.open(io.BytesIO(image_to_pdf_bytes(part, default_dpi, max_image_mpixels)))
+                page = image_to_pdf_bytes(part, default_dpi, max_image_mpixels, name=names.get(part))
+                source = pikepdf.open(io.BytesIO(page))
             sources.append(source)
             merged.pages.extend(source.pages)
         if len(merged.pages) == 0:

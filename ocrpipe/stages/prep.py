@@ -39,7 +39,9 @@ def run_prep(settings: Settings, job_dir: Path, *, attempts: dict[str, int]) -> 
 
 
 def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
-    source = job_dir / read_state(job_dir)["input"]
+    record = read_state(job_dir)
+    source = job_dir / record["input"]
+    shown = record["source"]["name"]  # the job's copy is input/original.<ext>: a refusal names the user's file
     if source.stat().st_size == 0:
         raise PermanentError("the file is empty", code=Code.EMPTY_FILE)
     kind = sniff(source)
@@ -48,7 +50,7 @@ def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
                              code=Code.UNSUPPORTED_TYPE)
     parts = [source] if kind in PAGE_KINDS else _unpack(settings, job_dir, source)
     pages = assemble(parts, job_dir / RAW_PDF, default_dpi=settings.image_dpi,
-                     max_image_mpixels=settings.max_image_mpixels)
+                     max_image_mpixels=settings.max_image_mpixels, names={source: shown})
     raw = job_dir / RAW_PDF
     _check_images(settings, raw)
     fields: dict[str, Any] = {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(raw),
