@@ -1,5 +1,6 @@
-"""A person's answer to a held duplicate: ``decision.json`` checked, written as one intent per held file
-(its sidecar), removed, then each intent carried out. A restart finds the intents and finishes them."""
+"""A person's answer to a held duplicate: ``decision.json`` claimed (renamed), checked, written as one intent
+per held file (its sidecar), removed, then each intent carried out. A restart finds the claimed decision
+and the intents and finishes them."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ocrpipe.config import Settings
-from ocrpipe.duplicates import DECISION_FILE, STATUS_FILE, Arrival, arrivals, held_keys, hold_folder
+from ocrpipe.duplicates import (DECISION_FILE, STATUS_FILE, Arrival, arrivals, claim_decision, claimed_decision,
+                                 hold_folder, is_link, scan_hold)
 from ocrpipe.dupreport import ACTIONS, refresh, report_file, status_error
-from ocrpipe.fsutil import drop_temp, move_replacing, place_file, read_json
+from ocrpipe.fsutil import atomic_write_json, drop_temp, move_replacing, place_file, read_json, rename_new
 from ocrpipe.jobs import Job
 from ocrpipe.layout import folder_for, plain_path
 from ocrpipe.lifecycle import Lifecycle
@@ -46,6 +48,8 @@ class Decisions:
         self._busy: set[str] = set()  # keys with intents not carried out yet
         self._shown: dict[str, tuple[Any, ...]] = {}  # what status.json shows: rewritten when it changes
         self._folders: dict[str, Path] = {}  # held key → its folder: found once, not by reading status.json each tick
+        # key → (decision.json as it was put back, why): a malformed one is not claimed again at every tick
+        self._rejected: dict[str, tuple[tuple[int, int, int], str]] = {}
 
     # ----- entry points ------------------------------------------------------------------------------
 
@@ -55,8 +59,31 @@ class Decisions:
         reports = self.settings.reports_dir
         for leftover in reports.glob(".*.tmp") if reports.is_dir() else []:  # a kill during a report's write
             leftover.unlink(missing_ok=True)
-        for key in sorted(held_keys(self.settings.hold_dir)):
+        held, bad = scan_hold(self.settings.hold_dir)
+        for folder, problem in bad.items():
+            self._report_bad(folder, problem)
+        for key in sorted(held):
             self._apply(key, force_refresh=not self._up_to_date(key))
+
+    def _report_bad(self, folder: Path, problem: str) -> None:
+        """A folder of hold/ whose status.json or sidecar names a key that cannot be its own (written by
+        hand, or by someone hostile): nothing in it is moved or deleted; its status.json says why (and the
+        log, once: not again at the next start)."""
+        if is_link(folder):  # writing into it would write where it points
+            log.warning("%s: %s", folder, problem)
+            return
+        try:
+            status = read_json(folder / STATUS_FILE)
+        except (OSError, ValueError):
+            status = None
+        status = status if isinstance(status, dict) else {}
+        if status.get("error") == problem:
+            return
+        log.warning("%s: %s; nothing in it is moved or deleted", folder, problem)
+        try:
+            atomic_write_json(folder / STATUS_FILE, {**status, "error": problem}, pretty=True)
+        except OSError as exc:
+            log.warning("cannot write %s (%s)", folder / STATUS_FILE, exc)
 
     def _up_to_date(self, key: str) -> bool:
         """Are status.json and the report as this version writes them, about the earlier run as it
@@ -82,13 +109,14 @@ class Decisions:
         for key in sorted(self.held):
             folder = self._folder(key)
             shown = self._shown.get(key)
-            if key in self._busy or (folder / DECISION_FILE).exists() or (
+            if key in self._busy or self._new_decision(key, folder) or (
                     shown is not None and shown[0] and key not in self.life.jobs):
                 self._apply(key)
 
     def held_one(self, key: str) -> None:
         """A new arrival was held: its report and status.json."""
         self.held.add(key)
+        self._rejected.pop(key, None)  # a decision that named no held file may name this one
         self._apply(key, force_refresh=True)
 
     @property
@@ -123,6 +151,7 @@ class Decisions:
                 self.held.discard(key)
                 self.pending.pop(key, None)
                 self._shown.pop(key, None)
+                self._rejected.pop(key, None)
                 self._folders.pop(key, None)  # a later hold of the key may get another folder
         elif key not in self.pending:  # at start, when nothing needed rewriting
             self.pending[key] = len(arrivals(folder))
@@ -130,15 +159,16 @@ class Decisions:
     def _decide(self, key: str, folder: Path) -> tuple[bool, str | None, str | None]:
         """(something changed, an error to show, why it waits)."""
         changed, error, waiting = False, None, None
-        decision_path = folder / DECISION_FILE
-        if decision_path.exists():
-            try:
-                self._take_decision(decision_path, arrivals(folder))
-                changed = True
-            except BadDecision as exc:
-                error = str(exc)
+        try:
+            changed = self._take_decision(key, folder)
+        except BadDecision as exc:
+            error = str(exc)
+        if error is None and key in self._rejected:
+            error = self._rejected[key][1]
         self._busy.discard(key)
-        for arrival in arrivals(folder):
+        held = arrivals(folder)
+        error = error or next((a.problem for a in held if a.problem), None)
+        for arrival in held:
             intent = arrival.intent
             if not intent:
                 continue
@@ -155,18 +185,60 @@ class Decisions:
                 changed = True
         return changed, error, waiting
 
-    def _take_decision(self, path: Path, held: list[Arrival]) -> None:
-        """Each chosen file's sidecar records the intent, then decision.json goes: one or the other
-        always says what to do."""
-        action, note, chosen = parse_decision(path, held)
+    def _new_decision(self, key: str, folder: Path) -> bool:
+        """Is there a decision.json not yet claimed, other than the malformed one put back?"""
+        try:
+            seen = _signature(folder / DECISION_FILE)
+        except OSError:
+            return False
+        rejected = self._rejected.get(key)
+        return rejected is None or rejected[0] != seen
+
+    def _take_decision(self, key: str, folder: Path) -> bool:
+        """decision.json is claimed (renamed) before it is read; each chosen file's sidecar records the
+        intent, then the claimed file goes: one or the other always says what to do. True when a
+        decision was taken."""
+        found = claimed_decision(folder)  # one a crash left claimed comes first: it was written first
+        if found is None:
+            if not self._new_decision(key, folder):
+                return False
+            found = claim_decision(folder)
+            if found is None:
+                return False
+        path, claim = found
+        held = arrivals(folder)
+        if any((a.intent or {}).get("claim") == claim for a in held):
+            path.unlink(missing_ok=True)  # a crash came after its intents were written
+            return True
+        try:
+            if is_link(path):
+                raise BadDecision("decision.json is a link: not followed; nothing was moved")
+            action, note, chosen = parse_decision(path, held)
+        except BadDecision as exc:
+            self._put_back(key, path, folder / DECISION_FILE, str(exc))
+            raise
         at = utc_now()
         for arrival in chosen:
-            arrival.meta["decision"] = {"action": action, "note": note, "decidedAt": at,
+            arrival.meta["decision"] = {"action": action, "note": note, "decidedAt": at, "claim": claim,
                                         **({"runId": uuid.uuid4().hex} if action == FORCE else {})}
             arrival.save()
         path.unlink(missing_ok=True)
+        self._rejected.pop(key, None)
         log.info("decision %s for %d held file(s)%s", action, len(chosen), f" ({note})" if note else "",
-                 extra=job_context(path.parent.name))
+                 extra=job_context(key))
+        return True
+
+    def _put_back(self, key: str, claimed: Path, path: Path, problem: str) -> None:
+        """A malformed decision goes back where the person put it, to be corrected there; not over a
+        decision.json written meanwhile, which replaces it."""
+        try:
+            rename_new(claimed, path)
+        except FileExistsError:
+            claimed.unlink(missing_ok=True)
+            log.warning("a malformed decision.json was replaced by a newer one before it was put back (%s)",
+                        problem, extra=job_context(key))
+            return
+        self._rejected[key] = (_signature(path), problem)
 
     # ----- the three actions -------------------------------------------------------------------------
 
@@ -287,6 +359,12 @@ class Decisions:
         return None
 
 
+def _signature(path: Path) -> tuple[int, int, int]:
+    """What tells a file from the one written after it (kept by a rename)."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def _held_names(status: dict[str, Any]) -> list[str]:
     files = status.get("files")
     return sorted(str(f.get("heldFile")) for f in files if isinstance(f, dict)) if isinstance(files, list) else []
@@ -316,10 +394,13 @@ def parse_decision(path: Path, held: list[Arrival]) -> tuple[str, str | None, li
     note = raw.get("note")
     if note is not None and not isinstance(note, str):
         raise BadDecision("the note in decision.json must be text; nothing was moved")
-    open_files = [a for a in held if not a.intent]
+    open_files = [a for a in held if not a.intent and not a.problem]
     wanted = raw.get("file")
     if wanted is None:
         return action, note, open_files
+    if not isinstance(wanted, str):
+        raise BadDecision(f"the file in decision.json must be text (a held file's name), not {wanted!r:.60}; "
+                          "nothing was moved")
     chosen = [a for a in open_files if wanted == a.held_name] or [
         a for a in open_files if wanted in (a.file_name, a.meta.get("source"))]
     # The message names no list of files: it stays the same as more arrive, so it is logged once.

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, TextIO
 
 from ocrpipe.config import Settings
-from ocrpipe.duplicates import DECISION_FILE, STATUS_FILE, arrivals, held_folders
+from ocrpipe.duplicates import DECISION_FILE, STATUS_FILE, arrivals, claimed_decision, held_folders
 from ocrpipe.dupreport import describe
 from ocrpipe.errors import OcrpipeError
-from ocrpipe.fsutil import atomic_write_json, read_json
+from ocrpipe.fsutil import atomic_write_json, read_json, rename_new
 
 VERBS = {"use-existing": "USE_EXISTING_RESULT", "discard": "DISCARD", "force": "FORCE_REPROCESS"}
 PREFIX_SHOWN = 16
@@ -32,7 +33,7 @@ def pending(settings: Settings) -> list[dict[str, Any]]:
         files = [describe(a) for a in arrivals(folder, tidy=False)]
         if files:
             found.append({"jobKey": key, "files": files, "existing": status.get("existing"),
-                          "decisionWaiting": (folder / DECISION_FILE).exists(), "error": status.get("error")})
+                          "decisionWaiting": waiting_decision(folder) is not None, "error": status.get("error")})
     return found
 
 
@@ -74,11 +75,36 @@ def resolve_key(settings: Settings, prefix: str) -> tuple[str, Path]:
     return matches[0], folders[matches[0]]
 
 
+def waiting_decision(folder: Path) -> Path | None:
+    """The decision of this folder that ``ocrpipe run`` has not written into intents yet, if any."""
+    claimed = claimed_decision(folder)
+    if claimed is not None:
+        return claimed[0]
+    path = folder / DECISION_FILE
+    return path if path.exists() else None
+
+
+def _refuse_second(key: str, waiting: Path) -> UsageError:
+    try:
+        raw = read_json(waiting)
+        what = f"{raw['action']} of {raw.get('file') or 'every undecided held file'}"
+    except (OSError, ValueError, KeyError, TypeError):
+        what = "one that cannot be read"
+    return UsageError(f"a decision for {key[:PREFIX_SHOWN]} is waiting to be carried out ({what}, in {waiting}): "
+                      "'ocrpipe run' applies it first; decide again once it has (or remove that file to replace it)")
+
+
 def decide(settings: Settings, prefix: str, verb: str, *, file: str | None, note: str | None) -> str:
-    """Write ``decision.json`` atomically; ``ocrpipe run`` (or the next ``run --once``) carries it out."""
+    """Write ``decision.json``, atomically and only where none waits: a second decision before a run
+    carried out the first is refused (exit 2), never written over it. ``ocrpipe run`` (or the next
+    ``run --once``) carries it out."""
     key, folder = resolve_key(settings, prefix)
+    waiting = waiting_decision(folder)
+    if waiting is not None:
+        raise _refuse_second(key, waiting)
     if file is not None:
-        names = [(a.held_name, a.file_name, a.meta.get("source")) for a in arrivals(folder, tidy=False) if not a.intent]
+        names = [(a.held_name, a.file_name, a.meta.get("source")) for a in arrivals(folder, tidy=False)
+                 if not a.intent and not a.problem]
         exact = [n for n in names if file == n[0]]
         loose = [n for n in names if file in n[1:]]
         if not exact and len(loose) != 1:
@@ -89,9 +115,15 @@ def decide(settings: Settings, prefix: str, verb: str, *, file: str | None, note
         decision["file"] = file
     if note is not None:
         decision["note"] = note
+    temp = folder / f".{DECISION_FILE}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        atomic_write_json(folder / DECISION_FILE, decision, pretty=True)
+        atomic_write_json(temp, decision, pretty=True)
+        rename_new(temp, folder / DECISION_FILE)  # another decide at the same moment: one of them is refused
     except FileNotFoundError:  # ocrpipe run carried out the last decision of this key a moment ago
         raise UsageError(f"nothing is held under {key[:PREFIX_SHOWN]} any more; 'ocrpipe duplicates' lists "
                          "what is") from None
+    except FileExistsError:
+        raise _refuse_second(key, folder / DECISION_FILE) from None
+    finally:
+        temp.unlink(missing_ok=True)
     return key

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -11,6 +13,7 @@ from typing import Any
 from ocrpipe.fsutil import atomic_write_json, candidate_names, move_replacing, read_json
 from ocrpipe.layout import MAX_PATH_CHARS, fit_name, folder_for, short_name
 from ocrpipe.names import MAX_NAME_BYTES, fit, safe_name
+from ocrpipe.pathcheck import UnsafePath, check_job_key, is_job_key
 from ocrpipe.store import utc_now
 
 STATUS_FILE = "status.json"
@@ -19,6 +22,7 @@ DECISION_FILE = "decision.json"
 # the intent. Hidden, so that it can never be the name of a held file (``<ts>__<name>``), whatever the
 # dropped file was called. Older versions wrote ``<held name>.arrival.json``: still read.
 ARRIVAL_SUFFIX = ".arrival.json"
+ACTIONS = ["USE_EXISTING_RESULT", "DISCARD", "FORCE_REPROCESS"]
 # What a kill leaves of the scheduler's own writes here: atomic-write temps of sidecars and status.json,
 # and a cross-volume hold's partial copy (its source is still staged). decision.json's temps are a
 # person's (the CLI's) and are left alone.
@@ -26,6 +30,11 @@ ARRIVAL_SUFFIX = ".arrival.json"
 HELD_NAME_BYTES = MAX_NAME_BYTES - len(ARRIVAL_SUFFIX) - 40
 HELD_PATH_CHARS = MAX_PATH_CHARS - len("..") - len(ARRIVAL_SUFFIX) - len(".01234567.tmp")
 OWN_LEFTOVER = re.compile(r"^\.(.+\.arrival\.json|status\.json)\.[0-9a-f]{8}\.tmp$|^\..+\.partial$")
+_HEX32 = re.compile(r"[0-9a-f]{32}")  # a run id, a claim id: uuid4().hex
+# decision.json is renamed to this before it is read: a decision.json written from then on is a new one,
+# never lost to the removal of the one read. The id goes into the intents it becomes, so a restart after
+# a crash between those writes and the removal does not apply it twice.
+_CLAIMED = re.compile(r"\.decision\.([0-9a-f]{32})\.claimed\.json")
 
 
 @dataclass
@@ -36,6 +45,7 @@ class Arrival:
     held_name: str
     meta: dict[str, Any]
     legacy: bool = False  # its sidecar was written by an older version, as <held name>.arrival.json
+    problem: str | None = None  # the sidecar is not as ocrpipe writes it: the file is shown, never decided
 
     @property
     def path(self) -> Path:
@@ -61,35 +71,78 @@ class Arrival:
 
 
 def held_folders(hold_dir: Path) -> dict[str, Path]:
-    """Held job key → its folder. The key is read from status.json, else from a sidecar (a hold a crash cut
-    short before status.json was written), else from the folder's name (an older layout: the full key)."""
+    """Held job key → its folder (see :func:`scan_hold`)."""
+    return scan_hold(hold_dir)[0]
+
+
+def scan_hold(hold_dir: Path) -> tuple[dict[str, Path], dict[Path, str]]:
+    """(held job key → its folder, folder → why it is not used). The key is read from status.json, else
+    from a sidecar (a hold a crash cut short before status.json was written), else from the folder's name
+    (an older layout: the full key). Anyone can write those files: a key that is no job key, or not the
+    one the folder is named after, makes the folder one that nothing touches; a link is never followed."""
     if not hold_dir.is_dir():
-        return {}
+        return {}, {}
     found: dict[str, Path] = {}
+    bad: dict[Path, str] = {}
     for folder in sorted(hold_dir.iterdir()):
-        if folder.is_dir():
-            key = folder_key(folder)
-            if key is not None:
+        if is_link(folder):
+            bad[folder] = "a link, not a folder of ocrpipe: not followed"
+        elif folder.is_dir():
+            key, problem = examine_folder(folder)
+            if problem:
+                bad[folder] = problem
+            elif key is not None:
                 found.setdefault(key, folder)
-    return found
+    return found, bad
+
+
+def is_link(path: Path) -> bool:
+    """A symbolic link, or on Windows a junction (``Path.is_junction`` is new in Python 3.12)."""
+    junction = getattr(path, "is_junction", None)
+    return path.is_symlink() or bool(junction and junction())
 
 
 def folder_key(folder: Path) -> str | None:
-    """The full job key of a hold folder (short name or full key), or None when nothing says it."""
+    """The full job key of a hold folder (short name or full key), or None when nothing says it or what
+    says it is not to be trusted."""
+    key, problem = examine_folder(folder)
+    return None if problem else key
+
+
+def examine_folder(folder: Path) -> tuple[str | None, str | None]:
+    """(the folder's job key, why the key it names cannot be used)."""
     try:
-        key = read_json(folder / STATUS_FILE)["jobKey"]
-        if isinstance(key, str):
-            return key
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+        status = read_json(folder / STATUS_FILE)
+    except (OSError, ValueError):
+        status = None
+    if isinstance(status, dict) and "jobKey" in status:
+        return _checked_key(status["jobKey"], folder, f"{STATUS_FILE}: its jobKey")
     for sidecar in sorted(folder / name for name in sidecar_names(folder)):
         try:
             key = read_json(sidecar).get("jobKey")
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(key, str):
-            return key
-    return folder.name if "__" in folder.name else None
+        if key is not None:
+            return _checked_key(key, folder, f"{sidecar.name}: its jobKey")
+    return (folder.name, None) if is_job_key(folder.name) else (None, None)
+
+
+def _checked_key(key: object, folder: Path, what: str) -> tuple[str | None, str | None]:
+    problem = key_problem(key, folder, what)
+    return (None, problem) if problem else (str(key), None)
+
+
+def key_problem(key: object, folder: Path, what: str) -> str | None:
+    """Why ``key`` cannot be the job key of ``folder`` (held folders are named by the key's short name,
+    or by the full key in an older layout), or None."""
+    try:
+        check_job_key(key, what=what)
+    except UnsafePath as exc:
+        return str(exc)
+    assert isinstance(key, str)
+    if folder.name not in (short_name(key), key):
+        return f"{what} {key[:16]}... is not the job key of the folder {folder.name}"
+    return None
 
 
 def held_keys(hold_dir: Path) -> set[str]:
@@ -100,6 +153,7 @@ def held_keys(hold_dir: Path) -> set[str]:
 def hold_folder(hold_dir: Path, job_key: str) -> Path:
     """The hold folder of ``job_key``: the existing one (short name, or the full key of an older layout),
     else where a new hold goes (:func:`ocrpipe.layout.folder_for`)."""
+    check_job_key(job_key)
     for folder in (hold_dir / short_name(job_key), hold_dir / job_key):
         if folder.is_dir() and folder_key(folder) == job_key:
             return folder
@@ -138,21 +192,27 @@ def arrivals(folder: Path, *, tidy: bool = True) -> list[Arrival]:
     sidecars = _sidecars(names)
     for name in names:
         path = folder / name
-        if name in sidecars:
+        if name in sidecars and not is_link(path):
             held, legacy = sidecars[name]
+            held_here = (folder / held).is_file() and not is_link(folder / held)
             try:
                 meta = read_json(path)
             except (OSError, ValueError):
                 meta = None
-            if not (folder / held).is_file() and not (isinstance(meta, dict) and meta.get("decision")):
+            problem = None if meta is None else sidecar_problem(meta, folder)
+            if problem:  # written by hand: shown with the file it names, which nothing moves
+                if held_here:
+                    found[held] = Arrival(folder, held, _from_name(folder / held), legacy, f"{name}: {problem}")
+                continue
+            if not held_here and not (isinstance(meta, dict) and meta.get("decision")):
                 # A hold a crash cut short. An old-style name is ours only if it reads as one of our records.
                 if tidy and (not legacy or isinstance(meta, dict)):
                     path.unlink(missing_ok=True)
                 continue
             known = meta if isinstance(meta, dict) else {}
             found[held] = Arrival(folder, held, {**_from_name(folder / held), **known}, legacy)
-        elif name.startswith(".") or not path.is_file():
-            if tidy and OWN_LEFTOVER.match(name):
+        elif name.startswith(".") or is_link(path) or not path.is_file():
+            if tidy and OWN_LEFTOVER.match(name) and not is_link(path):
                 path.unlink(missing_ok=True)
         elif not name.endswith(".json") and "__" in name and name not in found:
             found[name] = Arrival(folder, name, _from_name(path))
@@ -183,6 +243,61 @@ def _sidecars(names: set[str]) -> dict[str, tuple[str, bool]]:
         elif held and sidecar_name(name) not in names and name + ARRIVAL_SUFFIX not in names:
             found[name] = (held, True)
     return found
+
+
+def sidecar_problem(meta: object, folder: Path) -> str | None:
+    """Why a sidecar's content is not as ocrpipe writes it (its key, origin and decided intent are used
+    to name, move and delete files), or None."""
+    if not isinstance(meta, dict):
+        return "not a JSON object"
+    if "jobKey" in meta:
+        problem = key_problem(meta["jobKey"], folder, "its jobKey")
+        if problem:
+            return problem
+    source = meta.get("source")
+    if source is not None and not (isinstance(source, str) and source.strip() and "\x00" not in source):
+        return f"its source {source!r:.60} is not a file name"
+    if not isinstance(meta.get("detectedAt"), (str, type(None))):
+        return "its detectedAt is not a time"
+    intent = meta.get("decision")
+    if intent is not None and not _intent_ok(intent):
+        return f"its decision {intent!r:.80} is not one ocrpipe wrote"
+    return None
+
+
+def _intent_ok(intent: object) -> bool:
+    if not isinstance(intent, dict) or intent.get("action") not in ACTIONS:
+        return False
+    texts = ("note", "decidedAt")
+    if any(not isinstance(intent.get(field), (str, type(None))) for field in texts):
+        return False
+    run_id, claim, placed = intent.get("runId"), intent.get("claim"), intent.get("placed")
+    if intent["action"] == "FORCE_REPROCESS" and not (isinstance(run_id, str) and _HEX32.fullmatch(run_id)):
+        return False
+    if claim is not None and not (isinstance(claim, str) and _HEX32.fullmatch(claim)):
+        return False
+    return placed is None or (isinstance(placed, dict) and intent["action"] == "USE_EXISTING_RESULT"
+                              and all(isinstance(placed.get(k), str) for k in ("output", "archived")))
+
+
+def claimed_decision(folder: Path) -> tuple[Path, str] | None:
+    """A decision.json claimed and not yet written into intents (a crash came between): (path, claim id)."""
+    for path in sorted(folder.glob(".decision.*.claimed.json")):
+        match = _CLAIMED.fullmatch(path.name)
+        if match and path.is_file() and not is_link(path):
+            return path, match.group(1)
+    return None
+
+
+def claim_decision(folder: Path) -> tuple[Path, str] | None:
+    """decision.json renamed to a claimed name, or None when there is none (any more)."""
+    claim = uuid.uuid4().hex
+    claimed = folder / f".decision.{claim}.claimed.json"
+    try:
+        os.rename(folder / DECISION_FILE, claimed)
+    except FileNotFoundError:
+        return None
+    return claimed, claim
 
 
 def _from_name(path: Path) -> dict[str, Any]:

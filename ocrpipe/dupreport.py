@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ocrpipe.duplicates import DECISION_FILE, STATUS_FILE, Arrival, arrivals
+from ocrpipe.duplicates import ACTIONS, DECISION_FILE, STATUS_FILE, Arrival, arrivals
 from ocrpipe.fsutil import atomic_write_json, read_json
+from ocrpipe.pathcheck import check_job_key, child_path
 
-ACTIONS = ["USE_EXISTING_RESULT", "DISCARD", "FORCE_REPROCESS"]
+__all__ = ["ACTIONS", "describe", "refresh", "report_file", "status_error"]
 
 
 def describe(arrival: Arrival) -> dict[str, Any]:
     return {"fileName": arrival.file_name, "source": arrival.meta.get("source"), "heldFile": arrival.held_name,
             "path": str(arrival.path), "sizeBytes": arrival.meta.get("sizeBytes"),
             "detectedAt": arrival.meta.get("detectedAt"),
-            **({"decided": arrival.intent["action"]} if arrival.intent else {})}
+            **({"decided": arrival.intent["action"]} if arrival.intent else {}),
+            **({"problem": arrival.problem} if arrival.problem else {})}
 
 
 def refresh(folder: Path, reports_dir: Path, *, key: str, existing: dict[str, Any] | None, profile: dict[str, Any],
@@ -59,7 +61,7 @@ def refresh(folder: Path, reports_dir: Path, *, key: str, existing: dict[str, An
 def report_file(reports_dir: Path, key: str) -> Path:
     """``reports/duplicates/<jobKey>.json``, named by the full key as the design asks: 80 + 20 + 130 + 5
     characters, 249 with its atomic-write temp, within MAX_PATH for the data folder issue 16 budgets."""
-    return reports_dir / f"{key}.json"
+    return child_path(reports_dir, f"{check_job_key(key)}.json")
 
 
 def status_error(folder: Path) -> str | None:

@@ -73,6 +73,25 @@ def replace_retrying(src: Path, dest: Path) -> None:
     os.replace(src, dest)
 
 
+def rename_new(src: Path, dest: Path) -> None:
+    """Rename ``src`` to ``dest`` unless ``dest`` exists (FileExistsError): never replaces a file another
+    program wrote meanwhile. Windows' rename refuses by itself; elsewhere a hard link does, where the file
+    system has them (on one without, the check and the rename are two steps)."""
+    if os.name == "nt":
+        os.rename(src, dest)
+        return
+    try:
+        os.link(src, dest)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(dest):
+            raise FileExistsError(errno.EEXIST, "file exists", str(dest)) from None
+        os.rename(src, dest)
+        return
+    os.unlink(src)
+
+
 def atomic_write_json(path: Path, obj: Any, *, durable: bool = True, pretty: bool = False) -> None:
     """``pretty`` for files people read; compact otherwise (the C encoder, several times faster)."""
     text = json.dumps(obj, indent=2 if pretty else None, ensure_ascii=False)

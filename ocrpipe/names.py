@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from urllib.parse import quote
 
 MAX_NAME_BYTES = 255  # one name, in UTF-8 bytes: ext4's limit; NTFS allows 255 UTF-16 units, which is more

@@ -12,11 +12,12 @@ from ocrpipe.heartbeat import heartbeat_path, read_heartbeat
 from ocrpipe.dispatcher import BATCH_PREFIX, kill_stage
 from ocrpipe.fsutil import remove_tree
 from ocrpipe.jobs import Job
-from ocrpipe.layout import is_job_folder_name
+from ocrpipe.layout import is_job_folder_name, short_name
 from ocrpipe.lifecycle import Lifecycle
 from ocrpipe.logs import job_context
 from ocrpipe.model import JobState, Stage, failure_state, stage_of
 from ocrpipe.outcome import StageOutcome, mark_done
+from ocrpipe.pathcheck import UnsafePath, check_job_key
 from ocrpipe.publish import drop_publish_temps, publish_done
 from ocrpipe.stages.common import FINAL_PDF, TMP_DIR
 from ocrpipe.store import read_state
@@ -24,6 +25,7 @@ from ocrpipe.store import read_state
 log = logging.getLogger("ocrpipe.recovery")
 
 INTERRUPTED = "interrupted by a restart of ocrpipe"
+STATES = frozenset(state.value for state in JobState)
 FAILED_STATES = frozenset(failure_state(stage, timeout=t) for stage in Stage for t in (False, True))
 
 
@@ -45,11 +47,12 @@ def resume_work(life: Lifecycle) -> None:
         remove_tree(job_dir / TMP_DIR)
         try:
             record = read_state(job_dir)
+            check_owner(job_dir, record)
         except FileNotFoundError:
             _drop_if_empty_shell(job_dir)
             continue
-        except (OSError, ValueError):
-            log.error("cannot read %s; left as it is", job_dir / "state.json")
+        except (OSError, ValueError) as exc:
+            log.error("cannot use %s (%s); left as it is", job_dir / "state.json", exc)
             continue
         job = Job(record["jobKey"], job_dir, JobState(record["state"]), pages=record.get("pages"),
                   attempts=dict(record["attempts"]),
@@ -61,6 +64,20 @@ def resume_work(life: Lifecycle) -> None:
             _resume_job(life, job, record)
         except Exception as exc:  # noqa: BLE001 — one job's fault never stops the start
             life.fault(job, exc)
+
+
+def check_owner(job_dir: Path, record: dict[str, Any]) -> None:
+    """The record's job key, state and source are as ocrpipe writes them, and the key is the folder's
+    (short name, or the full key of an older layout): a job is tracked by its key, so a record written
+    by hand must not pass for another job or name folders by a key that is none."""
+    key = check_job_key(record.get("jobKey"), what="its jobKey")
+    if job_dir.name not in (short_name(key), key):
+        raise UnsafePath(f"its jobKey {key[:16]}... is not the job key of the folder {job_dir.name}")
+    if record.get("state") not in STATES:
+        raise UnsafePath(f"its state {record.get('state')!r:.40} is not a state of ocrpipe")
+    source = record.get("source")
+    if not (isinstance(source, dict) and all(isinstance(source.get(f), str) for f in ("name", "relpath"))):
+        raise UnsafePath("its source is not a file name and a path relative to in/")
 
 
 def remove_batch_folders(work_dir: Path) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import uuid
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable
 
 from ocrpipe.config import Settings
@@ -16,6 +17,7 @@ from ocrpipe.fsutil import atomic_write_json, read_json
 from ocrpipe.heartbeat import HOST
 
 MARKER_FILE = ".ocrpipe-cluster.json"
+_TOKEN = re.compile(r"[0-9a-f]{32}")  # uuid4().hex
 TOOL_FIELDS = ("seven_zip", "ocrmypdf", "tesseract", "ghostscript", "tool_env", "cpu_count")
 _local: dict[str, Any] = {}  # set by `ocrpipe worker` in its worker process: its data folder and tools
 
@@ -37,16 +39,25 @@ class RemoteCall:
     worker_data_dir: str | None  # WORKER_DATA_DIR, used unless the worker was started with its own --data
 
 
+def read_token(path: Path) -> str | None:
+    """The marker's token, or None when the file is missing, unreadable or not as ocrpipe writes it
+    (anyone may write the data folder: a hand-written marker is replaced, never trusted)."""
+    try:
+        token = read_json(path).get("token")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) and _TOKEN.fullmatch(token) else None
+
+
 def marker_token(data_dir: Path) -> str:
     """The data folder's marker, written once by the scheduler and kept: workers check they see it."""
     path = data_dir / MARKER_FILE
-    try:
-        return str(read_json(path)["token"])
-    except (OSError, ValueError, KeyError):
+    token = read_token(path)
+    if token is None:
         token = uuid.uuid4().hex
         data_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, {"token": token, "dataDir": str(data_dir)}, pretty=True)
-        return token
+    return token
 
 
 def to_wire(value: Any, data_dir: Path) -> Any:
@@ -94,12 +105,11 @@ def worker_view(call: RemoteCall) -> Path:
 
 
 def check_view(base: Path, token: str) -> None:
-    try:
-        seen = str(read_json(base / MARKER_FILE)["token"])
-    except (OSError, ValueError, KeyError):
+    seen = read_token(base / MARKER_FILE)
+    if seen is None:
         raise WorkerSetupError(f"worker on {HOST} finds no "
                                f"{MARKER_FILE} in {base}: is the shared data folder mounted there "
-                               f"(WORKER_DATA_DIR / ocrpipe worker --data)?") from None
+                               f"(WORKER_DATA_DIR / ocrpipe worker --data)?")
     if seen != token:
         raise WorkerSetupError(f"{base} is another ocrpipe's data folder (its {MARKER_FILE} differs): "
                                "check the worker's --data / WORKER_DATA_DIR")

@@ -11,6 +11,7 @@ from filelock import FileLock
 from ocrpipe.fsutil import atomic_write_json, read_json
 from ocrpipe.layout import input_name
 from ocrpipe.model import JobState, is_legal_transition
+from ocrpipe.pathcheck import UnsafePath, check_name
 
 STATE_FILE = "state.json"
 LOCK_FILE = "state.json.lock"
@@ -57,7 +58,22 @@ def new_state_record(
 
 
 def read_state(job_dir: Path) -> dict[str, Any]:
-    return read_json(job_dir / STATE_FILE)
+    """The record; UnsafePath (a ValueError) when its ``input`` would lead out of ``input/``: state.json
+    can be written by anyone who can write work/ (every worker machine, on a cluster)."""
+    record = read_json(job_dir / STATE_FILE)
+    check_input(record)
+    return record  # type: ignore[no-any-return]
+
+
+def check_input(record: object) -> None:
+    """``input`` is ``input/<one name>``, the only place a job's original is read from or moved to."""
+    if not isinstance(record, dict):
+        raise UnsafePath(f"{STATE_FILE} is not a JSON object")
+    value = record.get("input")
+    folder, slash, name = value.partition("/") if isinstance(value, str) else ("", "", "")
+    if folder != "input" or not slash:
+        raise UnsafePath(f"{STATE_FILE}: its input {value!r:.80} is not input/<file name>")
+    check_name(name, what=f"{STATE_FILE}: its input")
 
 
 def write_new_state(job_dir: Path, record: dict[str, Any]) -> None:

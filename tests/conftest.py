@@ -3,6 +3,7 @@ the guard against reading anything beside the repository, and the opt-in ``corpu
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import io
 import json
@@ -21,6 +22,7 @@ import guard
 from inputs import InputSet
 from ocrpipe.config import Settings, load_settings
 from ocrpipe.fsutil import tree_bytes
+from ocrpipe.layout import short_name
 from ocrpipe.model import JobState
 from ocrpipe.pools import process_pool_factory
 from ocrpipe.scheduler import Scheduler
@@ -205,10 +207,17 @@ def http_json(url: str, method: str = "GET") -> tuple[int, Any]:
     return status, json.loads(body)
 
 
+def made_job_key(name: str) -> str:
+    """A job key shaped as ocrpipe makes them (a restart leaves a folder with another one alone)."""
+    return f"{hashlib.sha256(name.encode()).hexdigest()}__{hashlib.sha256(b'profile').hexdigest()}"
+
+
 def job_ready_for_ocr(work: Path, name: str, raw: bytes) -> Path:
     """A job folder in PREP_DONE, as PREP leaves it: ``raw.pdf`` and the original in ``input/``."""
-    job_dir = work / f"{name}__profile"
-    record = new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
+    key = made_job_key(name)
+    job_dir = work / short_name(key)
+    file_hash, _, profile_hash = key.partition("__")
+    record = new_state_record(job_key=key, run_id="run", file_hash=file_hash, profile_hash=profile_hash,
                               source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=1)
     write_new_state(job_dir, record)
     for state in (JobState.PREP_SUBMITTED, JobState.PREP_RUNNING, JobState.PREP_DONE):

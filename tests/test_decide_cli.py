@@ -82,3 +82,19 @@ def test_the_same_bytes_with_another_ocr_lang_are_not_a_duplicate(data_dir: Path
     runs = finished_jobs(data_dir)
     assert len(runs) == 2 and runs[0]["jobKey"] != runs[1]["jobKey"]
     assert runs[0]["jobKey"].split("__")[0] == runs[1]["jobKey"].split("__")[0]  # same bytes
+
+
+def test_a_second_decide_before_a_run_is_refused_naming_the_first(data_dir: Path, fake_env: dict[str, str],
+                                                                  held: str) -> None:
+    first = ocrpipe(fake_env, "decide", held[:12], "use-existing", "--file", "one.pdf")
+    assert first.returncode == 0, first.stderr
+    second = ocrpipe(fake_env, "decide", held[:12], "discard", "--file", "two.pdf")
+    assert second.returncode == 2 and "Traceback" not in second.stderr, second
+    assert "waiting" in second.stderr and "USE_EXISTING_RESULT of one.pdf" in second.stderr, second.stderr
+    run_once(fake_env)
+    again = ocrpipe(fake_env, "decide", held[:12], "discard", "--file", "two.pdf")  # the first is carried out
+    assert again.returncode == 0, again.stderr
+    run_once(fake_env)
+    [entry] = pending(fake_env)
+    assert [f["fileName"] for f in entry["files"]] == ["three.pdf"]
+    assert sorted(p.name for p in (data_dir / "out").iterdir()) == ["one.pdf", "scan.pdf"]

@@ -206,7 +206,7 @@ def test_decide_refuses_unknown_and_ambiguous_keys_and_files(make_settings: Call
     data = settings.data_dir
     first_done_then_held(settings, "copy.pdf")
     key = held_key(data)
-    (data / "hold" / "duplicates" / (key[:4] + "f" * 60 + "__x")).mkdir()
+    (data / "hold" / "duplicates" / (key[:4] + "f" * 60 + "__" + "0" * 64)).mkdir()  # an older layout
     with pytest.raises(UsageError, match="no held duplicate"):
         decide(settings, "zz", "discard", file=None, note=None)
     with pytest.raises(UsageError, match="give more of the key"):
@@ -440,3 +440,70 @@ def test_a_malformed_decision_is_not_reported_again_when_more_files_arrive(
         driven.run_all(now + 2)
     assert len(held_files(data)) == 2
     assert len([r for r in caplog.records if "nope.pdf" in r.getMessage()]) == 1
+
+
+# ----- one decision never replaces another -------------------------------------------------------------
+
+def test_a_decision_written_while_the_run_reads_one_is_carried_out_too(
+        make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    import ocrpipe.decisions
+
+    settings = make_settings()
+    data = settings.data_dir
+    driven, now = first_done_then_held(settings, "one.pdf", "two.pdf")
+    write_decision(data, {"action": "USE_EXISTING_RESULT", "file": "one.pdf"})
+    real = ocrpipe.decisions.read_json
+    written = []
+
+    def read_then_a_person_writes(path: Path) -> Any:
+        value = real(path)
+        if "decision" in path.name and not written:  # between the run's read and its removal of the file
+            written.append(path)
+            write_decision(data, {"action": "DISCARD", "file": "two.pdf"})
+        return value
+
+    monkeypatch.setattr(ocrpipe.decisions, "read_json", read_then_a_person_writes)
+    now = driven.run_all(now)
+    driven.run_all(now)  # the one written meanwhile is new: carried out at a next tick
+    assert written and held_files(data) == [] and (data / "out" / "one.pdf").is_file()
+    assert [d["action"] for d in finished(data)[0]["decision"]] == ["USE_EXISTING_RESULT", "DISCARD"]
+
+
+@pytest.mark.parametrize("point", ["after the claim", "before the claimed file is removed"])
+def test_a_crash_after_a_decision_was_claimed_is_finished_at_the_next_start(
+        make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, point: str) -> None:
+    settings = make_settings()
+    data = settings.data_dir
+    driven, now = first_done_then_held(settings, "one.pdf", "two.pdf")
+    write_decision(data, {"action": "USE_EXISTING_RESULT", "file": "one.pdf"})
+    real_rename, real_unlink = os.rename, Path.unlink
+    crashed = []
+
+    def rename_then_crash(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        real_rename(src, dst, *args, **kwargs)
+        if "claimed" in str(dst) and not crashed:
+            crashed.append(dst)
+            raise SimulatedCrash("killed right after the claim")
+
+    def crash_at_unlink(path: Path, *args: Any, **kwargs: Any) -> None:
+        if "decision" in path.name and not crashed:
+            crashed.append(path)
+            raise SimulatedCrash("killed before the decision's file was removed")
+        real_unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        if point == "after the claim":
+            patch.setattr(os, "rename", rename_then_crash)
+        else:
+            patch.setattr(Path, "unlink", crash_at_unlink)
+        with pytest.raises(SimulatedCrash):
+            driven.scheduler.tick(now + 1)
+    assert crashed
+    driven.restart()
+    now = driven.run_all(now + 2)
+    folder = held_folder(data)
+    assert [p.name.split("__", 1)[1] for p in held_files(data)] == ["two.pdf"] and (data / "out" / "one.pdf").is_file()
+    # Left: the held file, its hidden sidecar and status.json; no decision.json nor claimed decision.
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(("2", ".2"))) == ["status.json"]
+    assert "error" not in json.loads((folder / "status.json").read_text())
+    assert [d["action"] for d in finished(data)[0]["decision"]] == ["USE_EXISTING_RESULT"]

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fidelity_inputs as gen
-from conftest import TEST_PROFILE, finished_jobs
+from conftest import TEST_PROFILE, finished_jobs, made_job_key
 from ocrpipe.config import Settings, load_settings
+from ocrpipe.layout import short_name
 from ocrpipe.model import normalise_languages
 from ocrpipe.pools import process_pool_factory
 from ocrpipe.scheduler import Scheduler
@@ -72,8 +73,10 @@ def alone(kind: str, settings: Settings) -> dict[str, Any]:
 
 def prepared(settings: Settings, name: str, data: bytes) -> Path:
     """A job through the real PREP stage (in this process), left in PREP_DONE as a restart finds it."""
-    job_dir = settings.work_dir / f"{name}__profile"
-    record = new_state_record(job_key=job_dir.name, run_id="run", file_hash=name, profile_hash="p",
+    key = made_job_key(name)
+    job_dir = settings.work_dir / short_name(key)
+    file_hash, _, profile_hash = key.partition("__")
+    record = new_state_record(job_key=key, run_id="run", file_hash=file_hash, profile_hash=profile_hash,
                               source_name=f"{name}.pdf", source_relpath=f"{name}.pdf", size=len(data))
     write_new_state(job_dir, record)
     (job_dir / "input").mkdir()

@@ -1,0 +1,220 @@
+"""Keys and names read from JSON files that anyone who can drop files can also write (status.json, arrival
+sidecars, decision.json, state.json, the cluster marker): a hostile one is reported and leads nowhere
+outside its folder. A sentinel folder beside the data folder must stay untouched byte for byte."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from conftest import make_pdf
+from faultkit import Driven
+from ocrpipe.config import Settings
+from ocrpipe.errors import WorkerSetupError
+from ocrpipe.layout import short_name
+from ocrpipe.pathcheck import UnsafePath, check_job_key, check_name, child_path
+from ocrpipe.remote import MARKER_FILE, check_view, marker_token
+from ocrpipe.store import new_state_record
+from test_decisions import first_done_then_held, held_files, held_folder, write_decision
+
+KEY = "a" * 64 + "__" + "b" * 64
+HELD = "20240101T000000000000Z__x.pdf"
+
+
+def sentinel(data: Path) -> Path:
+    """A folder beside the data folder with files an attack would delete, overwrite or move."""
+    folder = data.parent / "sentinel"
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    (folder / "settings.json").write_text('{"keep": true}')
+    (folder / "secret.pdf").write_bytes(make_pdf(1))
+    (folder / "sub" / "x.pdf.arrival.json").write_text("{}")
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def warnings_with(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    return len([r for r in caplog.records if r.levelno >= logging.WARNING and text in r.getMessage()])
+
+
+# ----- the helpers ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "...", " . ", "a/b", "a\\b", "/abs", "C:x", "x\x00y", "n" * 256,
+                                 5, None, ["x"]])
+def test_a_name_that_is_not_one_component_is_refused(tmp_path: Path, bad: Any) -> None:
+    with pytest.raises(UnsafePath):
+        check_name(bad)
+    with pytest.raises(UnsafePath):
+        child_path(tmp_path, "input", bad)
+
+
+@pytest.mark.parametrize("bad", ["", "/etc/x", "../" + KEY, KEY.upper(), KEY + "x", "a" * 64 + "__" + "b" * 63,
+                                 short_name(KEY), 12, None])
+def test_a_job_key_has_one_shape(bad: Any) -> None:
+    assert check_job_key(KEY) == KEY
+    with pytest.raises(UnsafePath, match="not a job key"):
+        check_job_key(bad)
+
+
+def test_child_path_stays_in_its_folder(tmp_path: Path) -> None:
+    assert child_path(tmp_path, "input", "original.pdf") == tmp_path / "input" / "original.pdf"
+
+
+# ----- hold/duplicates ---------------------------------------------------------------------------------
+
+def hostile_hold(data: Path, name: str, key: str) -> Path:
+    """A hold folder written by hand: status.json with ``key``, a held file, and a decision to discard it."""
+    folder = data / "hold" / "duplicates" / name
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"state": "DUPLICATE_PENDING", "jobKey": key}))
+    (folder / HELD).write_bytes(b"held")
+    (folder / "decision.json").write_text('{"action": "DISCARD"}')
+    return folder
+
+
+def test_a_hand_written_status_json_whose_key_is_a_path_moves_and_deletes_nothing(
+        make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings()
+    data = settings.data_dir
+    outside = sentinel(data)
+    before = snapshot(outside)
+    (data / "in").mkdir(parents=True)
+    absolute = hostile_hold(data, "abs", str(outside / "settings"))
+    relative = hostile_hold(data, "rel", "../../../sentinel/settings")
+    looks_right = hostile_hold(data, short_name(KEY), "../" + KEY)  # a key's short name, a key that is not
+    driven = Driven(settings)
+    with caplog.at_level(logging.WARNING):
+        for n in range(4):
+            driven.scheduler.tick(float(n))
+        driven.restart()
+        for n in range(4, 8):
+            driven.scheduler.tick(float(n))
+    assert snapshot(outside) == before
+    assert not (data / "reports").exists() or not any((data / "reports").rglob("*.json"))
+    for folder in (absolute, relative, looks_right):
+        assert (folder / HELD).read_bytes() == b"held" and (folder / "decision.json").is_file(), folder
+        status = json.loads((folder / "status.json").read_text())
+        assert "not a job key" in status["error"], status
+    assert warnings_with(caplog, "not a job key") == 3  # once per folder, not at every tick nor restart
+
+
+def hostile_sidecar(folder: Path, **changes: Any) -> None:
+    [sidecar] = folder.glob("*.arrival.json")
+    meta = json.loads(sidecar.read_text())
+    meta.update(changes)
+    sidecar.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("changes, problem", [
+    ({"jobKey": "../../../sentinel/settings"}, "not a job key"),
+    ({"jobKey": KEY}, "is not the job key of the folder"),
+    ({"source": {"evil": 1}}, "source"),
+    ({"decision": {"action": "DISCARD", "decidedAt": "now", "placed": "x"}}, "decision"),
+    ({"decision": {"action": "FORCE_REPROCESS", "decidedAt": "now", "runId": "../../sentinel"}}, "decision"),
+])
+@pytest.mark.parametrize("status_kept", [True, False])
+def test_a_hostile_arrival_sidecar_is_reported_and_its_file_stays_held(
+        make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture, changes: dict[str, Any],
+        problem: str, status_kept: bool) -> None:
+    settings = make_settings()
+    data = settings.data_dir
+    outside = sentinel(data)
+    before = snapshot(outside)
+    driven, now = first_done_then_held(settings, "copy.pdf")
+    folder = held_folder(data)
+    hostile_sidecar(folder, **changes)
+    if not status_kept:  # the key is then read from the sidecar at the next start
+        (folder / "status.json").unlink()
+    held = held_files(data)
+    write_decision(data, {"action": "DISCARD"})
+    with caplog.at_level(logging.WARNING):
+        for n in range(3):
+            driven.scheduler.tick(now + n)
+        driven.restart()
+        for n in range(3, 6):
+            driven.scheduler.tick(now + n)
+    assert snapshot(outside) == before
+    assert held_files(data) == held
+    error = json.loads((folder / "status.json").read_text())["error"]
+    assert problem in error and ".arrival.json" in error, error
+    assert warnings_with(caplog, problem) == 1
+
+
+@pytest.mark.parametrize("wanted", ["../../../sentinel/secret.pdf", "/sentinel/secret.pdf", 7, ["copy.pdf"]])
+def test_a_decision_naming_a_path_or_no_name_is_reported_and_moves_nothing(
+        make_settings: Callable[..., Settings], wanted: Any) -> None:
+    settings = make_settings()
+    data = settings.data_dir
+    outside = sentinel(data)
+    before = snapshot(outside)
+    driven, now = first_done_then_held(settings, "copy.pdf")
+    held = held_files(data)
+    write_decision(data, {"action": "USE_EXISTING_RESULT", "file": wanted})
+    for n in range(3):
+        driven.scheduler.tick(now + n)
+    assert snapshot(outside) == before and held_files(data) == held
+    assert "file" in json.loads((held_folder(data) / "status.json").read_text())["error"]
+
+
+# ----- work/<job>/state.json ----------------------------------------------------------------------------
+
+def planted_job(settings: Settings, outside: Path, **changes: Any) -> Path:
+    """A job folder written by hand, waiting to be taken in, its original in input/."""
+    job_dir = settings.work_dir / short_name(KEY)
+    record = new_state_record(job_key=KEY, run_id="r", file_hash=KEY[:64], profile_hash=KEY[66:],
+                              source_name="planted.pdf", source_relpath="planted.pdf", size=1)
+    (job_dir / "input").mkdir(parents=True)
+    (job_dir / "input" / "original.pdf").write_bytes(make_pdf(1))
+    record.update(changes)
+    (job_dir / "state.json").write_text(json.dumps(record))
+    return job_dir
+
+
+@pytest.mark.parametrize("changes, problem", [
+    ({"input": "SENTINEL/secret.pdf"}, "input"),
+    ({"input": "input/../../../../sentinel/secret.pdf"}, "input"),
+    ({"input": ["input", "original.pdf"]}, "input"),
+    ({"jobKey": "SENTINEL/settings"}, "not a job key"),
+    ({"jobKey": "c" * 64 + "__" + "d" * 64}, "is not the job key of"),
+    ({"source": {"name": 1, "relpath": None, "size": 1}}, "source"),
+    ({"state": "../../x"}, "state"),
+])
+def test_a_hand_written_state_json_is_left_as_it_is_and_reported_once(
+        make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture, changes: dict[str, Any],
+        problem: str) -> None:
+    settings = make_settings()
+    data = settings.data_dir
+    outside = sentinel(data)
+    before = snapshot(outside)
+    changes = {k: json.loads(json.dumps(v).replace("SENTINEL", str(outside))) for k, v in changes.items()}
+    job_dir = planted_job(settings, outside, **changes)
+    (data / "in").mkdir(parents=True, exist_ok=True)
+    driven = Driven(settings)
+    with caplog.at_level(logging.WARNING):
+        now = driven.run_all(0.0)
+        for n in range(3):
+            driven.scheduler.tick(now + n)
+    assert snapshot(outside) == before
+    assert (job_dir / "input" / "original.pdf").is_file()
+    assert list((data / "out").glob("**/*.pdf")) == [] and list((data / "archive").glob("**/*")) == []
+    assert warnings_with(caplog, problem) == 1, [r.getMessage() for r in caplog.records]
+
+
+# ----- the cluster marker -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", ['["token"]', '{"token": {"a": 1}}', '{"token": "../../x"}', '"x"'])
+def test_a_hand_written_cluster_marker_is_replaced_not_trusted(tmp_path: Path, content: str) -> None:
+    (tmp_path / MARKER_FILE).write_text(content)
+    with pytest.raises(WorkerSetupError, match=MARKER_FILE):
+        check_view(tmp_path, "0" * 32)
+    token = marker_token(tmp_path)
+    assert len(token) == 32 and int(token, 16) >= 0
+    assert json.loads((tmp_path / MARKER_FILE).read_text())["token"] == token
+    check_view(tmp_path, token)
