@@ -39,8 +39,9 @@ def resume_work(life: Lifecycle) -> None:
             continue
         for stage in Stage:
             beat = read_heartbeat(heartbeat_path(job_dir, stage))
-            if beat and beat.get("attempt"):  # issue 19: a cluster worker may still run it, elsewhere
-                request_cancel(job_dir, stage, up_to_attempt=int(beat["attempt"]), reason="ocrpipe restarted")
+            if beat:  # a cluster worker may still run it, elsewhere: asked to stop, never killed from here
+                request_cancel(job_dir, stage, up_to_attempt=_cancel_up_to(job_dir, stage, beat["attempt"]),
+                               reason="ocrpipe restarted")
             kill_stage(job_dir, stage, include_worker=True)
         remove_tree(job_dir / TMP_DIR)
         try:
@@ -61,6 +62,16 @@ def resume_work(life: Lifecycle) -> None:
             _resume_job(life, job, record)
         except Exception as exc:  # noqa: BLE001 — one job's fault never stops the start
             life.fault(job, exc)
+
+
+def _cancel_up_to(job_dir: Path, stage: Stage, beat_attempt: int) -> int:
+    """The heartbeat's attempt, never beyond the one the record has started: a heartbeat naming a
+    later attempt (written by hand) must not cancel the attempts still to come."""
+    try:
+        recorded = read_state(job_dir)["attempts"][stage.value]
+    except (OSError, ValueError, KeyError, TypeError):
+        return beat_attempt
+    return min(beat_attempt, recorded) if type(recorded) is int else beat_attempt
 
 
 def remove_batch_folders(work_dir: Path) -> None:

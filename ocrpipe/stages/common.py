@@ -19,6 +19,7 @@ from ocrpipe.heartbeat import HOST, HeartbeatWriter, heartbeat_path
 from ocrpipe.logs import job_context, job_log_context
 from ocrpipe.model import JobState, Stage, running_state, submitted_state
 from ocrpipe.outcome import READY_STATES, StageOutcome, mark_failed, mark_started
+from ocrpipe.ownprocs import mark_env
 from ocrpipe.store import read_state, update_state, utc_now
 
 RAW_PDF = "raw.pdf"
@@ -28,8 +29,10 @@ log = logging.getLogger("ocrpipe.worker")
 
 
 def tool_env(settings: Settings, job_dir: Path) -> dict[str, str]:
-    """The tools' environment: one Tesseract thread each, temp files inside the job's folder."""
+    """The tools' environment: one Tesseract thread each, temp files inside the job's folder, and the
+    mark that makes them this ocrpipe's to kill should their worker die (ownprocs.py)."""
     env = dict(settings.tool_env)
+    mark_env(env, settings.work_dir)
     tmp = job_dir / TMP_DIR
     tmp.mkdir(parents=True, exist_ok=True)
     env.update(TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp), OMP_THREAD_LIMIT="1")
