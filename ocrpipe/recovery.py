@@ -101,7 +101,7 @@ def _resume_job(life: Lifecycle, job: Job, record: dict[str, Any]) -> None:
         life.settle(job, done, 0.0)
     elif job.in_stage:
         assert stage is not None
-        life.settle(job, StageOutcome(stage, False, 0.0, {}, reason=INTERRUPTED), 0.0)
+        life.settle(job, StageOutcome(stage, False, 0.0, {}, reason=INTERRUPTED, interrupted=True), 0.0)
     elif state in FAILED_STATES:
         assert stage is not None
         if record.get("errorDir"):  # giving up was under way

@@ -5,6 +5,7 @@ itself shows it is one of this ocrpipe's workers or tools."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from ocrpipe.config import Settings
 from ocrpipe.heartbeat import HOST, heartbeat_path, read_heartbeat
 from ocrpipe.layout import short_name
 from ocrpipe.model import JobState, Stage
+from ocrpipe.ownprocs import OWNER_VARIABLE
 from ocrpipe.stages.common import tool_env
 from ocrpipe.store import new_state_record, transition, update_state, write_new_state
 
@@ -31,6 +33,8 @@ def sleeper() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        # By default without the mark this test process got from a scheduler made by an earlier test.
+        env = {k: v for k, v in os.environ.items() if k != OWNER_VARIABLE} if env is None else env
         proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], stdin=subprocess.DEVNULL,
                                 env=env)
         started.append(proc)

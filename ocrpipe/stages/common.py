@@ -111,8 +111,10 @@ def run_members(settings: Settings, stage: Stage, members: Sequence[Member], wor
     refused = _refused(stage, members)
     if refused is not None:
         return refused
-    # Not fsynced: lost in a power cut, the stage simply runs again.
-    records = [update_state(m.job_dir, lambda r, m=m: _start(r, stage, m.attempts, {**identity, **started}),
+    # Not fsynced: lost in a power cut, the stage simply runs again. ``batch`` is written at every start
+    # (None when alone): a restart that cuts the attempt short counts differently for a batch's members.
+    records = [update_state(m.job_dir, lambda r, m=m: _start(r, stage, m.attempts,
+                                                             {**identity, "batch": None, **started}),
                             durable=False) for m in members]
     with job_log_context(**log_context(stage, members, records, started.get("batch"))):
         log.debug("%s attempt started for %d document(s)", stage.value, len(members))
