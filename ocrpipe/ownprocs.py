@@ -53,11 +53,12 @@ def is_own(identity: dict[str, Any], work_dir: Path) -> bool:
         if abs(proc.create_time() - identity["createTime"]) >= CREATE_TIME_TOLERANCE:
             return False
         user = _own_user()
-        if user is None or proc.username() != user:
-            return False
-        own = proc.environ().get(OWNER_VARIABLE) == owner_mark(work_dir)
-    except (psutil.Error, OSError):  # gone, or not ours to read (another user's, a protected process)
+        own = (user is not None and proc.username() == user
+               and proc.environ().get(OWNER_VARIABLE) == owner_mark(work_dir))
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):  # gone: nothing to kill
         return False
+    except (psutil.Error, OSError):  # not ours to read: another user's, a protected process
+        own = False
     if not own:
         log.warning("process %d is named in %s but is not one of this ocrpipe's; left running",
                     identity["pid"], work_dir)

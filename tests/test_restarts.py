@@ -48,9 +48,12 @@ def prepared(driven: Driven, now: float) -> float:
 def power_cut(driven: Driven, monkeypatch: pytest.MonkeyPatch, now: float) -> tuple[float, list[int]]:
     """Every pending OCR starts for real (state.json records it running) and ocrpipe dies inside its tool
     call; then ocrpipe starts again and takes a step. Returns the clock and the sizes of the cut units."""
+    def power_goes_off(*args: Any, **kwargs: Any) -> None:
+        raise SimulatedCrash("power cut as the tool starts")
+
     cut = []
     with monkeypatch.context() as patch:
-        patch.setattr(subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(SimulatedCrash("power cut")))
+        patch.setattr(subprocess, "Popen", power_goes_off)
         for future, fn, args, kwargs in [driven.pop() for _ in list(driven.calls())]:
             cut.append(len(args[2]) if fn.__name__ == "run_ocr_batch" else 1)
             with pytest.raises(SimulatedCrash):
