@@ -31,6 +31,9 @@ def cancel_reason(job_dir: Path, stage: Stage, attempt: int) -> str | None:
         request = read_json(cancel_path(job_dir, stage))
     except (OSError, ValueError):
         return None
-    if int(request.get("upToAttempt") or 0) >= attempt:
-        return str(request.get("reason") or "cancelled by the scheduler")
+    # Anyone who can write work/ can write this file: a field of the wrong shape cancels nothing.
+    up_to = request.get("upToAttempt") if isinstance(request, dict) else None
+    if type(up_to) is int and up_to >= attempt:
+        reason = request.get("reason")
+        return reason[:200] if isinstance(reason, str) and reason else "cancelled by the scheduler"
     return None

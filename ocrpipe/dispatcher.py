@@ -16,11 +16,12 @@ from ocrpipe.cancel import request_cancel
 from ocrpipe.config import Settings
 from ocrpipe.entry import run_ocr, run_ocr_batch, run_ocr_split, run_prep  # issue 17: stages imported in workers
 from ocrpipe.errors import WorkerSetupError
-from ocrpipe.heartbeat import heartbeat_path, kill_identity, kill_recorded, read_heartbeat
+from ocrpipe.heartbeat import checked_identity, heartbeat_path, kill_identity, kill_recorded, read_heartbeat
 from ocrpipe.jobs import Job, Unit
 from ocrpipe.logs import job_context
 from ocrpipe.model import Stage, submitted_state
 from ocrpipe.outcome import StageOutcome
+from ocrpipe.ownprocs import mark_own_workers
 from ocrpipe.pools import ExecutorFactory, Pool, StagePool
 from ocrpipe.store import read_state
 
@@ -41,24 +42,31 @@ def work_volume_total(path: Path) -> int:
 
 
 def worker_of(job_dir: Path, stage: Stage) -> dict[str, Any] | None:
-    """The worker process running the job's stage: named by its heartbeat, else by state.json."""
+    """The worker process running the job's stage, with its machine (``host``): named by its heartbeat,
+    else by state.json; each field checked, since anyone who can write work/ can write those files."""
     beat = read_heartbeat(heartbeat_path(job_dir, stage))
-    if beat and beat.get("worker"):
-        return beat["worker"]
+    if beat and beat["worker"]:
+        return {**beat["worker"], "host": beat["host"]}
     try:
         record = read_state(job_dir)
     except (OSError, ValueError):
         return None
-    if record.get("workerPid") and record.get("workerCreateTime"):
-        return {"pid": record["workerPid"], "createTime": record["workerCreateTime"]}
-    return None
+    worker = checked_identity({"pid": record.get("workerPid"), "createTime": record.get("workerCreateTime")})
+    host = record.get("workerHost")
+    if worker is None or not isinstance(host, str):
+        return None
+    return {**worker, "host": host}
 
 
 def kill_stage(job_dir: Path, stage: Stage, *, include_worker: bool) -> list[int]:
-    """Kill the tools the stage's heartbeat names (and its worker, even without a heartbeat)."""
+    """Kill the tools the stage's heartbeat names (and its worker, even without a heartbeat): only
+    those of this machine that are this ocrpipe's own (job folders sit in the work folder)."""
+    work_dir = job_dir.parent
     worker = worker_of(job_dir, stage) if include_worker else None
-    killed = kill_recorded(heartbeat_path(job_dir, stage), include_worker=False)
-    return killed + (kill_identity(worker) if worker else [])
+    killed = kill_recorded(heartbeat_path(job_dir, stage), include_worker=False, work_dir=work_dir)
+    if worker is None:
+        return killed
+    return killed + kill_identity(worker, host=worker["host"], work_dir=work_dir)
 
 
 class Dispatcher:
@@ -68,6 +76,7 @@ class Dispatcher:
                  disk_free: Callable[[Path], int], disk_total: Callable[[Path], int],
                  stage_pools: Mapping[Stage, Pool] | None = None) -> None:
         self.settings = settings
+        mark_own_workers(settings.work_dir)  # before any pool starts a worker: its kills check the mark
         self.pools: dict[Stage, Pool] = {
             Stage.PREP: StagePool("PREP", settings.prep_concurrency, executor_factory),
             Stage.OCR: StagePool("OCR", settings.ocr_concurrency, executor_factory),

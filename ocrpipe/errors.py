@@ -98,6 +98,7 @@ class Code(str, Enum):
     TOOL_CONFIG = "TOOL_CONFIG"  # the tool refused our options, or a program it needs is missing
     TOOL_TIMEOUT = "TOOL_TIMEOUT"
     TOOL_FAILED = "TOOL_FAILED"  # an unknown failure: retried, and this code if it never succeeds
+    TOOL_CRASH_LOOP = "TOOL_CRASH_LOOP"  # cut short by restarts of ocrpipe, alone, too many times in a row
     DISK_TOO_SMALL = "DISK_TOO_SMALL"
     INTAKE_FAILED = "INTAKE_FAILED"  # the dropped file could not be taken in (read, staged): no job was made
 

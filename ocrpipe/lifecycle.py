@@ -19,6 +19,7 @@ from ocrpipe.model import (
 )
 from ocrpipe.outcome import READY_STATES, RUN_FIDELITY_FIELDS, StageOutcome, mark_failed
 from ocrpipe.publish import drop_publish_temps, publish_error
+from ocrpipe.restarts import end_restart_run, note_restart, restart_attempts
 from ocrpipe.store import apply_transition, read_state, update_state
 
 log = logging.getLogger("ocrpipe.lifecycle")
@@ -102,6 +103,10 @@ class Lifecycle:
             failed = outcome if not outcome.ok else StageOutcome(
                 stage, False, outcome.seconds, {}, reason="the worker reported success that its record lacks")
             mark_failed(record, failed, attempts=attempts)
+        if outcome.interrupted:
+            note_restart(record, stage)  # costs no attempt; past the limit, the last error says why it ends
+        else:
+            end_restart_run(record, stage)
         free = free_attempts(record)
         if outcome.free or outcome.batch_failure or outcome.split_failure or outcome.disk_full:
             if free[stage.value] < FREE_ATTEMPTS_LIMIT:
@@ -114,10 +119,10 @@ class Lifecycle:
             record["batchFailed"] = True  # OCRed alone from now on, across restarts too
         if outcome.split_failure:
             record["splitFailed"] = True  # OCRed whole from now on, across restarts too
-        counted = record["attempts"][stage.value] - free[stage.value]
+        counted = record["attempts"][stage.value] - free[stage.value] - restart_attempts(record)[stage.value]
         if (record.get("lastError") or {}).get("transient", True) and counted < self.limit(stage):
-            delay = 0.0 if outcome.batch_failure or outcome.split_failure or outcome.free else retry_delay(
-                counted, self.settings.retry_backoff_seconds)
+            no_pause = outcome.batch_failure or outcome.split_failure or outcome.free or outcome.interrupted
+            delay = 0.0 if no_pause else retry_delay(counted, self.settings.retry_backoff_seconds)
             apply_transition(record, retry_state(stage))
             return {"what": "retry", "delay": delay}
         return {"what": "give up"}

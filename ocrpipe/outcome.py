@@ -42,6 +42,7 @@ class StageOutcome:
     batch_failure: bool = False  # a batch failed as a whole: each member is retried alone, for free
     split_failure: bool = False  # a split into page ranges failed: the document runs whole, for free
     free: bool = False  # not this file's fault (another job's worker died): the attempt does not count
+    interrupted: bool = False  # cut short by a restart of ocrpipe: no attempt used (restarts.py)
     started_at: str | None = None
     ended_at: str | None = None
 

@@ -41,8 +41,9 @@ def resume_work(life: Lifecycle) -> None:
             continue
         for stage in Stage:
             beat = read_heartbeat(heartbeat_path(job_dir, stage))
-            if beat and beat.get("attempt"):  # issue 19: a cluster worker may still run it, elsewhere
-                request_cancel(job_dir, stage, up_to_attempt=int(beat["attempt"]), reason="ocrpipe restarted")
+            if beat:  # a cluster worker may still run it, elsewhere: asked to stop, never killed from here
+                request_cancel(job_dir, stage, up_to_attempt=_cancel_up_to(job_dir, stage, beat["attempt"]),
+                               reason="ocrpipe restarted")
             kill_stage(job_dir, stage, include_worker=True)
         remove_tree(job_dir / TMP_DIR)
         try:
@@ -80,6 +81,16 @@ def check_owner(job_dir: Path, record: dict[str, Any]) -> None:
         raise UnsafePath("its source is not a file name and a path relative to in/")
 
 
+def _cancel_up_to(job_dir: Path, stage: Stage, beat_attempt: int) -> int:
+    """The heartbeat's attempt, never beyond the one the record has started: a heartbeat naming a
+    later attempt (written by hand) must not cancel the attempts still to come."""
+    try:
+        recorded = read_state(job_dir)["attempts"][stage.value]
+    except (OSError, ValueError, KeyError, TypeError):
+        return beat_attempt
+    return min(beat_attempt, recorded) if type(recorded) is int else beat_attempt
+
+
 def remove_batch_folders(work_dir: Path) -> None:
     """Batch folders are scratch: a batch's members retry from their own state. Called at start, and
     at a drained shutdown, where a worker orphaned by an earlier run's crash may have made one after
@@ -107,7 +118,7 @@ def _resume_job(life: Lifecycle, job: Job, record: dict[str, Any]) -> None:
         life.settle(job, done, 0.0)
     elif job.in_stage:
         assert stage is not None
-        life.settle(job, StageOutcome(stage, False, 0.0, {}, reason=INTERRUPTED), 0.0)
+        life.settle(job, StageOutcome(stage, False, 0.0, {}, reason=INTERRUPTED, interrupted=True), 0.0)
     elif state in FAILED_STATES:
         assert stage is not None
         if record.get("errorDir"):  # giving up was under way

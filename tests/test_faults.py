@@ -18,8 +18,9 @@ import pytest
 from conftest import make_pdf
 from faultkit import Driven, SimulatedCrash, crash_at, files_under, finished
 from ocrpipe.config import Settings
-from ocrpipe.heartbeat import heartbeat_path
+from ocrpipe.heartbeat import HOST, heartbeat_path
 from ocrpipe.model import JobState, Stage
+from ocrpipe.ownprocs import mark_env
 from ocrpipe.store import read_state
 
 MB = 2**20
@@ -243,11 +244,13 @@ def test_a_stale_job_without_heartbeat_has_its_worker_killed(
 
     driven = Driven(make_settings(JOB_TIMEOUT_SECONDS="60"))
     job_dir = prep_submitted(data_dir, driven)
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.DEVNULL)
+    # A pool worker of this ocrpipe: it carries the mark its pool workers inherit (ownprocs.py).
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.DEVNULL,
+                              env=mark_env(dict(os.environ), driven.settings.work_dir))
     try:
         # What a worker records as it starts, before its first heartbeat (which never came).
         state = json.loads((job_dir / "state.json").read_text())
-        state.update(state="PREP_RUNNING", workerPid=worker.pid,
+        state.update(state="PREP_RUNNING", workerPid=worker.pid, workerHost=HOST,
                      workerCreateTime=psutil.Process(worker.pid).create_time())
         (job_dir / "state.json").write_text(json.dumps(state))
         for now in (50.0, 100.0, 150.0):  # past 2 × JOB_TIMEOUT_SECONDS without a heartbeat

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,8 +15,9 @@ import pytest
 
 from conftest import make_pdf
 from ocrpipe.config import Settings
-from ocrpipe.heartbeat import HeartbeatWriter, is_heartbeat_stale, kill_recorded, read_heartbeat, tool_running
+from ocrpipe.heartbeat import HOST, HeartbeatWriter, is_heartbeat_stale, kill_recorded, read_heartbeat, tool_running
 from ocrpipe.model import JobState, Stage
+from ocrpipe.ownprocs import mark_env
 from ocrpipe.scheduler import Job, Scheduler
 from ocrpipe.store import new_state_record, read_state, transition, write_new_state
 
@@ -69,15 +71,24 @@ def test_writer_names_worker_and_tools_and_keeps_beating(tmp_path: Path) -> None
 
 
 def test_kill_only_when_pid_and_create_time_match(tmp_path: Path) -> None:
-    proc = sleeper()
-    hb = tmp_path / "ocr.heartbeat"
+    work_dir = tmp_path / "work"
+    hb = work_dir / "job" / "ocr.heartbeat"
+    hb.parent.mkdir(parents=True)
+    # a tool as a stage starts it: marked as this ocrpipe's (ownprocs.py)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.DEVNULL,
+                            env=mark_env(dict(os.environ), work_dir))
+
+    def beat(create_time: float) -> str:
+        return json.dumps({"stage": "OCR", "attempt": 1, "host": HOST, "worker": None,
+                           "tools": [{"pid": proc.pid, "createTime": create_time}]})
+
     try:
         create = psutil.Process(proc.pid).create_time()
-        hb.write_text(f'{{"tools": [{{"pid": {proc.pid}, "createTime": {create - 100}}}]}}')
-        assert kill_recorded(hb, include_worker=False) == []  # a reused pid: someone else's process
+        hb.write_text(beat(create - 100))
+        assert kill_recorded(hb, include_worker=False, work_dir=work_dir) == []  # a reused pid: someone else's
         assert proc.poll() is None
-        hb.write_text(f'{{"tools": [{{"pid": {proc.pid}, "createTime": {create}}}]}}')
-        assert kill_recorded(hb, include_worker=False) == [proc.pid]
+        hb.write_text(beat(create))
+        assert kill_recorded(hb, include_worker=False, work_dir=work_dir) == [proc.pid]
         assert proc.wait(timeout=5) is not None
     finally:
         proc.kill()

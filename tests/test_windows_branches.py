@@ -18,8 +18,10 @@ from conftest import job_ready_for_ocr, make_pdf
 from ocrpipe.config import Settings
 from ocrpipe.doctor import doctor
 from ocrpipe.errors import ExitCode
+from ocrpipe.heartbeat import HOST
 from ocrpipe.model import JobState
 from ocrpipe.scheduler import Scheduler
+from ocrpipe.stages.common import tool_env
 from ocrpipe.store import read_state, transition
 from ocrpipe.runner import StopSignals, stop_signal_names
 from ocrpipe.toolcheck import language_install_hint, windows_tessdata
@@ -105,12 +107,15 @@ def test_after_a_hard_stop_the_next_start_kills_the_tools_left_behind(
     job_dir = job_ready_for_ocr(data_dir / "work", "f" * 64, make_pdf(1))
     for state in (JobState.OCR_SUBMITTED, JobState.OCR_RUNNING):
         transition(job_dir, state, attempts={"PREP": 1, "OCR": 1})
-    tool = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.DEVNULL)
+    settings = make_settings()
+    # Started as a stage starts its tools: with the mark that makes it this ocrpipe's (ownprocs.py).
+    tool = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.DEVNULL,
+                            env=tool_env(settings, job_dir))
     try:
         created = psutil.Process(tool.pid).create_time()
-        (job_dir / "ocr.heartbeat").write_text(json.dumps({"stage": "OCR", "attempt": 1,
+        (job_dir / "ocr.heartbeat").write_text(json.dumps({"stage": "OCR", "attempt": 1, "host": HOST, "worker": None,
                                                            "tools": [{"pid": tool.pid, "createTime": created}]}))
-        scheduler_for(make_settings()).start()
+        scheduler_for(settings).start()
         assert tool.wait(timeout=10) is not None  # killed at start
         assert read_state(job_dir)["state"] != "OCR_RUNNING"  # the interrupted stage runs again
     finally:

@@ -19,6 +19,7 @@ from ocrpipe.heartbeat import HOST, HeartbeatWriter, heartbeat_path
 from ocrpipe.logs import job_context, job_log_context
 from ocrpipe.model import JobState, Stage, running_state, submitted_state
 from ocrpipe.outcome import READY_STATES, StageOutcome, mark_failed, mark_started
+from ocrpipe.ownprocs import mark_env
 from ocrpipe.store import read_state, update_state, utc_now
 
 RAW_PDF = "raw.pdf"
@@ -28,8 +29,10 @@ log = logging.getLogger("ocrpipe.worker")
 
 
 def tool_env(settings: Settings, job_dir: Path) -> dict[str, str]:
-    """The tools' environment: one Tesseract thread each, temp files inside the job's folder."""
+    """The tools' environment: one Tesseract thread each, temp files inside the job's folder, and the
+    mark that makes them this ocrpipe's to kill should their worker die (ownprocs.py)."""
     env = dict(settings.tool_env)
+    mark_env(env, settings.work_dir)
     tmp = job_dir / TMP_DIR
     tmp.mkdir(parents=True, exist_ok=True)
     env.update(TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp), OMP_THREAD_LIMIT="1")
@@ -108,8 +111,10 @@ def run_members(settings: Settings, stage: Stage, members: Sequence[Member], wor
     refused = _refused(stage, members)
     if refused is not None:
         return refused
-    # Not fsynced: lost in a power cut, the stage simply runs again.
-    records = [update_state(m.job_dir, lambda r, m=m: _start(r, stage, m.attempts, {**identity, **started}),
+    # Not fsynced: lost in a power cut, the stage simply runs again. ``batch`` is written at every start
+    # (None when alone): a restart that cuts the attempt short counts differently for a batch's members.
+    records = [update_state(m.job_dir, lambda r, m=m: _start(r, stage, m.attempts,
+                                                             {**identity, "batch": None, **started}),
                             durable=False) for m in members]
     with job_log_context(**log_context(stage, members, records, started.get("batch"))):
         log.debug("%s attempt started for %d document(s)", stage.value, len(members))
