@@ -244,6 +244,12 @@ def unquote_relpath(quoted: str) -> str:
 _refused_roots: set[Path] = set()  # staging folders that are links, said once per process
 
 
+def staging_refused(in_dir: Path) -> bool:
+    """True while in/.ocrpipe-staging is there but is no folder of ours (a link, a file): nothing is staged."""
+    root = in_dir / STAGING_DIR
+    return os.path.lexists(root) and not is_real_dir(root)
+
+
 def _staging_root(in_dir: Path) -> Path | None:
     """in/.ocrpipe-staging, made if missing; None while it is a link (or a file): nothing is staged then."""
     root = in_dir / STAGING_DIR

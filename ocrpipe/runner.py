@@ -18,6 +18,7 @@ from ocrpipe.cluster import dask_pools
 from ocrpipe.config import Settings
 from ocrpipe.errors import AlreadyRunningError, ExitCode, MissingToolError
 from ocrpipe.httpapi import HttpService, start_api
+from ocrpipe.intake import STAGING_DIR, staging_refused
 from ocrpipe.logs import setup_logging
 from ocrpipe.metrics import load_metrics
 from ocrpipe.names import readable_name
@@ -196,6 +197,11 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
         lock.release()
     if stopped:
         return ExitCode.INTERRUPTED
+    if scheduler.intake.blocked and staging_refused(settings.in_dir):
+        # Not a lock that lets go by itself: a person must act, so a scheduled run does not report success.
+        log.error("left in in/: %d file(s), none taken while %s is a link or a file; remove it and they are "
+                  "taken at the next run", len(scheduler.intake.blocked), settings.in_dir / STAGING_DIR)
+        return ExitCode.JOBS_FAILED
     for path in sorted(scheduler.intake.blocked):
         log.warning("left in in/: %s is held open by another program; it is taken at a later run",
                     readable_name(str(path)))

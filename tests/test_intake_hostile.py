@@ -18,6 +18,7 @@ from conftest import make_pdf
 from faultkit import Driven
 from ocrpipe import intake as intake_module
 from ocrpipe.config import ConfigError, Settings, load_settings
+from ocrpipe.errors import ExitCode
 from ocrpipe.intake import STAGING_DIR, Intake
 from ocrpipe.scheduler import Scheduler
 
@@ -112,6 +113,21 @@ def test_a_staging_folder_that_is_a_link_is_never_used(make_settings: Callable[.
     run_driven(make_settings())
     assert tree(outside) == before  # nothing taken from it, nothing staged into it
     assert outputs(data_dir) == {} and (inbox / "good.pdf").read_bytes() == good  # not lost: left in in/
+
+
+def test_run_once_with_a_staging_folder_that_is_a_link_does_not_report_success(
+        data_dir: Path, fake_env: dict[str, str], outside: Path) -> None:
+    """Files it could not take are waiting: a scheduled run must not say all went well, and says why."""
+    inbox = data_dir / "in"
+    inbox.mkdir(parents=True)
+    (inbox / STAGING_DIR).symlink_to(outside / "folder", target_is_directory=True)
+    (inbox / "good.pdf").write_bytes(make_pdf(1))
+    result = subprocess.run([sys.executable, "-m", "ocrpipe", "run", "--once"], env=fake_env, capture_output=True,
+                            text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == ExitCode.JOBS_FAILED, result.stderr
+    assert "Traceback" not in result.stderr and "held open by another program" not in result.stderr
+    assert "left in in/: 1 file(s)" in result.stderr and STAGING_DIR in result.stderr
+    assert (inbox / "good.pdf").exists()
 
 
 @posix_only
