@@ -43,7 +43,7 @@ import pikepdf  # noqa: E402
 import pypdfium2  # noqa: E402
 
 import workload  # noqa: E402  (also puts tests/ on the path, for inputs)
-from benchmarks import raw_pdf_for  # noqa: E402
+from baselines import raw_pdf_for  # noqa: E402
 from inputs import LETTER, MIDI, numbered, pages_pdf, prose_page, text_page, turned  # noqa: E402
 from ocrpipe.stages.orientation import PLUGIN, orientation_env, turn_reported_pages  # noqa: E402
 from ocrpipe.tools.ocrmypdf import build_argv, orientation_args  # noqa: E402
