@@ -22,6 +22,11 @@ Usage::
 
 Exit code: 0 when every ocrpipe run exited 0 and finished every job; 1 otherwise; 2 bad usage.
 Without ``--source`` the inputs are generated (tests/inputs.py): nothing outside the repository is read.
+
+This file is the command line; the parts are in its neighbours: ``sources.py`` chooses the inputs and makes
+each unique (``workload.py`` generates the default ones), ``runs.py`` runs ocrpipe and measures it (with
+``sampling.py``), ``baselines.py`` runs plain ocrmypdf, ``reports.py`` gives the ratios, the median over
+rounds and the table; ``targets.py`` and the other ``*bench.py`` hold the single measurements.
 """
 
 from __future__ import annotations
