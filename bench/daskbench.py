@@ -1,7 +1,7 @@
-"""The OCR stage on a Dask cluster against the local pool, same files, same run, interleaved rounds
-(issue 19). ``--dask-local N`` starts a local cluster of real processes: ``dask scheduler`` and N
-``ocrpipe worker --nthreads 1``; ``--executor tcp://…`` uses yours (its workers must mount the data folder
-at the same path, or be started with ``--data`` on it after the first round wrote its marker).
+"""The OCR stage on a Dask cluster against the local pool, same files, same run, interleaved rounds.
+``--dask-local N`` starts a local cluster of real processes: ``dask scheduler`` and N ``ocrpipe worker
+--nthreads 1``; ``--executor tcp://…`` uses yours (its workers must mount the data folder at the same path,
+or be started with ``--data`` on it after the first round wrote its marker).
 
 Reported per round: wall seconds of ``ocrpipe run --once`` on each executor, their ratio (median over
 rounds: the target is at most 1.05 on one machine), pages per minute per worker, the CPU share of

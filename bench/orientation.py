@@ -43,10 +43,12 @@ import pikepdf  # noqa: E402
 import pypdfium2  # noqa: E402
 
 import workload  # noqa: E402  (also puts tests/ on the path, for inputs)
-from benchmarks import children_cpu_seconds, folder_inputs, raw_pdf_for  # noqa: E402
+from baselines import raw_pdf_for  # noqa: E402
 from inputs import LETTER, MIDI, numbered, pages_pdf, prose_page, text_page, turned  # noqa: E402
 from ocrpipe.stages.orientation import PLUGIN, orientation_env, turn_reported_pages  # noqa: E402
 from ocrpipe.tools.ocrmypdf import build_argv, orientation_args  # noqa: E402
+from sampling import children_cpu_seconds  # noqa: E402
+from sources import folder_inputs  # noqa: E402
 
 LANG = "eng"
 CPU_TARGET = 1.05  # auto's CPU seconds / off's, on the mixed workload

@@ -77,7 +77,9 @@ def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     return time.perf_counter() - started, _children_cpu() - cpu, done.returncode
 
 
-SINGLE_DOC_TARGET = 0.95  # issue 17: ocrpipe / ocrmypdf --jobs <cores>, median over rounds
+# Splitting one document must beat ocrmypdf's own page parallelism: ocrpipe / ocrmypdf --jobs <cores>, median
+# over rounds…
+SINGLE_DOC_TARGET = 0.95
 SPLIT_CPU_TARGET = 1.10  # … at no more than 10 % more CPU
 
 
@@ -115,7 +117,7 @@ def single_document(parts: list[Path], pages: int, work: Path, env: dict[str, st
     ratio = statistics.median(r["ratio"] for r in per_round)
     cpu_ratio = statistics.median(r["cpuRatio"] for r in per_round)
     all_ran = all(r["ocrpipeExitCode"] == 0 and r["baselineExitCode"] == 0 for r in per_round)
-    # ROTATE_PAGES=auto (issue 18) checks and re-reads pages the baseline leaves as they are: say which ran.
+    # ROTATE_PAGES=auto checks and re-reads pages the baseline leaves as they are: say which ran.
     return {"pages": count, "baseline": f"ocrmypdf --jobs {cores}", "rounds": per_round,
             "rotatePages": env.get("ROTATE_PAGES", "auto").lower(),
             "medianRatio": round(ratio, 3), "medianCpuRatio": round(cpu_ratio, 3), "target": SINGLE_DOC_TARGET,

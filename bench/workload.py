@@ -10,15 +10,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import inputs  # noqa: E402  (tests/inputs.py: the generator the test suite uses too)
+from sources import interleave  # noqa: E402
 
 PDF_PAGES = (1, 2, 3, 4, 1, 2, 3)
 ZIP_PAGES = (2, 3, 2, 2, 3, 2, 3)
-
-
-def interleave(groups: list[list[Path]]) -> list[Path]:
-    """Round-robin over the groups, so any prefix mixes PDFs, images and archives."""
-    merged = itertools.chain.from_iterable(itertools.zip_longest(*groups))
-    return [item for item in merged if item is not None]
 
 
 def smoke_inputs(dest: Path) -> list[tuple[Path, str]]:

@@ -10,8 +10,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from benchmarks import round_summary  # noqa: E402
 from plot import main, render  # noqa: E402
+from reports import round_summary  # noqa: E402
 
 SVG = "{http://www.w3.org/2000/svg}"
 

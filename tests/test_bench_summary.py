@@ -8,7 +8,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from benchmarks import round_summary  # noqa: E402
+from reports import round_summary  # noqa: E402
 
 
 def run(round_no: int, wall: float, vs_best: float | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from inputs import InputSet
 sys.path.insert(0, str(REPO / "bench"))
 
 import benchmarks  # noqa: E402
+import sources  # noqa: E402
 
 
 def forget_last_reach() -> str:
@@ -70,9 +71,9 @@ def test_benchmark_default_inputs_are_generated(tmp_path: Path, monkeypatch: pyt
     made = benchmarks.make_inputs(args, tmp_path)
     assert len(made) == count
     assert all(f.source.startswith("generated:") and f.path.is_relative_to(tmp_path) for f in made)
-    assert len({benchmarks.sha256_of(f.path) for f in made}) == count  # no duplicates for ocrpipe to hold
+    assert len({sources.sha256_of(f.path) for f in made}) == count  # no duplicates for ocrpipe to hold
     if not argv:  # the default workload is a mix: PDFs, images and archives
-        kinds = {benchmarks.copy_kind(f.path) for f in made} | {f.path.suffix for f in made}
+        kinds = {sources.copy_kind(f.path) for f in made} | {f.path.suffix for f in made}
         assert {"pdf", "zip", ".tif", ".jpg", ".png"} <= kinds
 
 
