@@ -24,7 +24,7 @@ class _Idle(Executor):
 
 def fill_index(index_dir: Path, count: int) -> list[str]:
     """``count`` finished jobs over the last days, one in ten failed; returns their keys, oldest first."""
-    from ocrpipe.jobindex import JobIndex
+    from ocrpipe.index.jobindex import JobIndex
 
     now = datetime.now(timezone.utc)
     keys = [f"{n:064x}__{'0' * 64}" for n in range(count)]
@@ -57,10 +57,10 @@ def _timed_get(host: str, port: int, path: str) -> tuple[float, int, int]:
 
 def api_over_history(finished: int, work: Path) -> dict[str, Any]:
     """Each route's request time with ``finished`` jobs in the index and a full scheduler in flight."""
-    from ocrpipe.api import Api
+    from ocrpipe.web.api import Api
     from ocrpipe.config import load_settings
-    from ocrpipe.httpapi import serve
-    from ocrpipe.scheduler import Scheduler
+    from ocrpipe.web.server import serve
+    from ocrpipe.engine.scheduler import Scheduler
 
     data = work / "api" / "data"
     (data / "in").mkdir(parents=True)

@@ -128,7 +128,7 @@ def summary_line(log: Path) -> dict[str, Any]:
 
 
 def admitted_per_second(data: Path) -> float | None:
-    from ocrpipe.jobindex import JobIndex
+    from ocrpipe.index.jobindex import JobIndex
     from datetime import datetime
 
     with JobIndex(data / "index", readonly=True) as index:

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from ocrpipe.fsutil import tree_bytes
+from ocrpipe.folders.fsutil import tree_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -30,7 +30,7 @@ import json, sys
 from pathlib import Path
 from ocrpipe.config import load_settings
 from ocrpipe.stages.prep import run_prep
-from ocrpipe.store import new_state_record, write_new_state
+from ocrpipe.folders.store import new_state_record, write_new_state
 data, source, env = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
 settings = load_settings({**env, "DATA_DIR": str(data)})
 job = settings.work_dir / "bench__p"

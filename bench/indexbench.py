@@ -92,7 +92,7 @@ def paired_runs(empty: Path, full: Path, env: dict[str, str]) -> dict[str, Any]:
 def lookups(index_dir: Path, count: int, probes: int = 1000) -> dict[str, Any]:
     """Milliseconds of the duplicate lookup ``is_done`` for known and unknown keys, picked at random;
     judged on the 99th percentile (a shared machine's scheduler can stall any single call)."""
-    from ocrpipe.jobindex import JobIndex
+    from ocrpipe.index.jobindex import JobIndex
 
     rng = random.Random(12)
     times = []
@@ -110,7 +110,7 @@ def lookups(index_dir: Path, count: int, probes: int = 1000) -> dict[str, Any]:
 def status_in_process(data: Path) -> float:
     """``collect_status`` alone, without the start of a Python process."""
     from ocrpipe.config import load_settings
-    from ocrpipe.status import collect_status
+    from ocrpipe.ops.status import collect_status
 
     settings = load_settings({"DATA_DIR": str(data), "PATH": os.environ.get("PATH", "")})
     began = time.perf_counter()

@@ -103,7 +103,7 @@ def tool_versions(env: dict[str, str]) -> dict[str, Any]:
     """What ocrpipe's own probe finds, with the environment the runs get."""
     try:
         from ocrpipe.config import load_settings
-        from ocrpipe.toolcheck import probe_tools
+        from ocrpipe.tools.check import probe_tools
 
         settings = load_settings({**env, "DATA_DIR": tempfile.gettempdir()})
         return {t.name: t.version for t in probe_tools(settings)}

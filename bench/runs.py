@@ -89,7 +89,7 @@ def run_ocrpipe_once(run_dir: Path, env: dict[str, str]) -> dict[str, Any]:
 
 
 def read_jobs(data_dir: Path) -> list[dict[str, Any]]:
-    from ocrpipe.jobindex import JobIndex
+    from ocrpipe.index.jobindex import JobIndex
 
     with JobIndex(data_dir / "index", readonly=True) as index:
         return list(index)

@@ -136,8 +136,8 @@ def tick_with_history(finished: int, work: Path) -> dict[str, Any]:
     """How long one tick takes with ``finished`` jobs in the history (the job index)."""
     from indexbench import history_entry
     from ocrpipe.config import load_settings
-    from ocrpipe.jobindex import JobIndex
-    from ocrpipe.scheduler import Scheduler
+    from ocrpipe.index.jobindex import JobIndex
+    from ocrpipe.engine.scheduler import Scheduler
 
     data = work / "tick" / "data"
     (data / "index").mkdir(parents=True)

@@ -8,17 +8,18 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ocrpipe import __version__
-from ocrpipe.clustercerts import DEFAULT_DAYS
+from ocrpipe.cluster.certs import DEFAULT_DAYS
 from ocrpipe.config import load_settings
 from ocrpipe.errors import ExitCode, OcrpipeError
-from ocrpipe.schedule import FORMATS
+from ocrpipe.ops.schedule import FORMATS
 
 EPILOG = """exit codes: 0 all jobs ended well, 1 a file went to error/, 2 bad configuration or usage,
-3 a required tool (or the Dask scheduler of OCR_EXECUTOR) is missing, 4 another ocrpipe runs on this data folder, 5 ocrpipe kept failing
+3 a required tool (or the Dask scheduler of OCR_EXECUTOR) is missing,
+4 another ocrpipe runs on this data folder, 5 ocrpipe kept failing
 outside any job and stopped, 6 schtasks refused the scheduled task, 130 interrupted.
 Settings come from environment variables (DATA_DIR, OCR_LANG, OCR_CONCURRENCY…; see the README);
 flags win over them."""
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--jsonl", action="store_true", required=True, help="JSON lines (the only format)")
     export.add_argument("--data", type=Path)
     export.add_argument("--out", default="-", metavar="FILE", help="file to write, or - for stdout (default)")
-    schedule = sub.add_parser("schedule", help="run 'ocrpipe run --once' every few minutes (Task Scheduler, cron, systemd)")
+    schedule = sub.add_parser(
+        "schedule", help="run 'ocrpipe run --once' every few minutes (Task Scheduler, cron, systemd)")
     schedule.add_argument("verb", choices=("show", "install", "remove"),
                           help="show prints the task; install and remove call schtasks (Windows only)")
     schedule.add_argument("--every", default="5m", help="how often: 1m to 24h, e.g. 5m, 90m, 2h (default 5m)")
@@ -107,11 +109,11 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "worker":
-        from ocrpipe.daskworker import worker_main
+        from ocrpipe.cluster.worker import worker_main
 
         return worker_main(scheduler=args.scheduler, data=args.data, nthreads=args.nthreads)
     if args.command == "cluster-certs":
-        from ocrpipe.clustercerts import describe, make_cluster_certs
+        from ocrpipe.cluster.certs import describe, make_cluster_certs
 
         print(describe(make_cluster_certs(args.out.resolve(), hosts=args.hosts, days=args.days)))
         return ExitCode.OK
@@ -121,19 +123,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run(settings, once=args.once)
     if args.command == "doctor":
-        from ocrpipe.doctor import doctor
+        from ocrpipe.ops.doctor import doctor
 
         return doctor(settings)
     if args.command == "schedule":
-        from ocrpipe.schedule import schedule
+        from ocrpipe.ops.schedule import schedule
 
         text = schedule(args.verb, settings, every=args.every, name=args.name, fmt=args.fmt,
                        python=sys.executable, windows=WINDOWS)
         print(text.rstrip("\n"))
         return ExitCode.OK
     if args.command == "export":
-        from ocrpipe.indexmigrate import export_to
-        from ocrpipe.jobindex import JobIndex
+        from ocrpipe.index.jobindex import JobIndex
+        from ocrpipe.index.migrate import export_to
 
         with JobIndex(settings.index_dir, readonly=True) as index:
             count = export_to(index, args.out)
@@ -141,18 +143,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"ocrpipe: exported {count} finished jobs to {args.out}", file=sys.stderr)
         return ExitCode.OK
     if args.command in ("duplicates", "decide"):
-        from ocrpipe import dupcli
+        from ocrpipe.duplicates import cli as dupcli
 
         if args.command == "duplicates":
             dupcli.print_pending(settings, as_json=args.json)
             return ExitCode.OK
         key = dupcli.decide(settings, args.key, args.verb, file=args.file, note=args.note)
-        from ocrpipe.duplicates import DECISION_FILE, hold_folder
+        from ocrpipe.duplicates.hold import DECISION_FILE, hold_folder
 
         print(f"ocrpipe: decision written to {hold_folder(settings.hold_dir, key) / DECISION_FILE}; "
               "ocrpipe run (or the next run --once) carries it out")
         return ExitCode.OK
-    from ocrpipe.status import print_status
+    from ocrpipe.ops.status import print_status
 
     print_status(settings, as_json=args.json)
     return ExitCode.OK

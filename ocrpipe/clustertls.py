@@ -31,7 +31,7 @@ def tls_file(name: str, raw: str | None) -> Path | None:
 def check_tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> bool:
     """All three TLS files or none; that they are PEM and that the key is the certificate's. True: TLS is set."""
     if ca is None or cert is None or key is None:
-        given = dict(zip(TLS_SETTINGS, (ca, cert, key)))
+        given = dict(zip(TLS_SETTINGS, (ca, cert, key), strict=False))
         present = [name for name, path in given.items() if path is not None]
         if present:
             missing = [name for name in TLS_SETTINGS if name not in present]

@@ -7,15 +7,16 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, TypeVar
+from typing import TypeVar
 
 import psutil
 
 from ocrpipe.clustertls import check_address, check_tls_files, tls_file
 from ocrpipe.errors import ConfigError
-from ocrpipe.tools.locate import default_command
+from ocrpipe.locate import default_command
 
 T = TypeVar("T")
 

@@ -8,9 +8,10 @@ import json
 import logging
 import logging.handlers
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 CONTEXT_FIELDS = ("jobKey", "stage", "attempt", "runId")
 # What every LogRecord has; anything else on a record came from ``extra=`` and goes into the JSON line.
@@ -19,7 +20,9 @@ LOG_FILE_MAX_BYTES = 10 * 2**20
 LOG_FILE_BACKUPS = 5
 
 # The job a pool worker is working on, so that every line it logs (ours or a library's) names it.
-_job_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("ocrpipe_job_context", default={})
+# The default is never changed in place: each job sets a dict of its own.
+_job_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
+    "ocrpipe_job_context", default={})  # noqa: B039
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,7 +47,7 @@ class JsonFormatter(logging.Formatter):
 
 def _utc(created: float) -> str:
     """``2026-12-01T14:03:22.123Z``: ISO 8601 in UTC, in the form jq's date functions and sort order expect."""
-    return datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class HumanFormatter(logging.Formatter):

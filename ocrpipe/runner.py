@@ -13,39 +13,23 @@ from typing import Any
 import psutil
 from filelock import FileLock, Timeout
 
-from ocrpipe.api import Api
-from ocrpipe.cluster import dask_pools
+from ocrpipe.cluster.client import dask_pools
 from ocrpipe.config import Settings
-from ocrpipe.errors import AlreadyRunningError, ExitCode, MissingToolError
-from ocrpipe.httpapi import HttpService, start_api
-from ocrpipe.intake import STAGING_DIR, staging_refused
+from ocrpipe.engine.pools import process_pool_factory, spawn_context
+from ocrpipe.engine.scheduler import Scheduler
+from ocrpipe.errors import AlreadyRunningError, ExitCode
+from ocrpipe.folders.intake import STAGING_DIR, staging_refused
+from ocrpipe.folders.names import readable_name
+from ocrpipe.index.metrics import load_metrics
 from ocrpipe.logs import setup_logging
-from ocrpipe.metrics import load_metrics
-from ocrpipe.names import readable_name
-from ocrpipe.pools import process_pool_factory, spawn_context
-from ocrpipe.scheduler import Scheduler
-from ocrpipe.toolcheck import build_profile, missing_languages, probe_tools
 from ocrpipe.proctree import kill_tree
+from ocrpipe.tools.check import check_tools
+from ocrpipe.web.api import Api
+from ocrpipe.web.server import HttpService, start_api
 
 log = logging.getLogger("ocrpipe")
 LOCK_FILE = "ocrpipe.lock"
 PID_FILE = "ocrpipe.pid"
-
-
-def check_tools(settings: Settings) -> dict[str, object]:
-    """The job profile, once every tool answers; otherwise a MissingToolError naming what to install."""
-    tools = probe_tools(settings)
-    missing = [t.name for t in tools if not t.ok]
-    if missing:
-        raise MissingToolError(f"missing tool(s): {', '.join(missing)}; run 'ocrpipe doctor' for install commands")
-    langs = missing_languages(settings)
-    if "osd" in langs:
-        raise MissingToolError(f"Tesseract has no orientation data ('osd'), which ROTATE_PAGES={settings.rotate_pages} "
-                               "needs; run 'ocrpipe doctor' for the install command, or set ROTATE_PAGES=off")
-    if langs:
-        raise MissingToolError(f"Tesseract has no data for OCR_LANG language(s) {', '.join(langs)}; "
-                               "run 'ocrpipe doctor' for install commands")
-    return build_profile(settings, tools)
 
 
 def take_instance_lock(settings: Settings) -> FileLock:
@@ -134,7 +118,8 @@ def log_summary(before: dict[str, Any], after: dict[str, Any], seconds: float, t
     def delta(name: str) -> int:
         return int(after.get(name) or 0) - int(before.get(name) or 0)
 
-    done, failed, held, pages = delta("jobs_done"), delta("jobs_error"), delta("duplicates_detected"), delta("pages_done")
+    done, failed = delta("jobs_done"), delta("jobs_error")
+    held, pages = delta("duplicates_detected"), delta("pages_done")
     rate = pages / seconds * 60 if seconds > 0 else 0.0
     log.info("run finished: %d file(s) done, %d failed, %d held as duplicates; %d page(s) in %.1fs (%.1f pages/min)",
              done, failed, held, pages, seconds, rate,

@@ -21,12 +21,12 @@ import pytest
 import guard
 from inputs import InputSet
 from ocrpipe.config import Settings, load_settings
-from ocrpipe.fsutil import tree_bytes
-from ocrpipe.layout import short_name
+from ocrpipe.folders.fsutil import tree_bytes
+from ocrpipe.folders.layout import short_name
 from ocrpipe.model import JobState
-from ocrpipe.pools import process_pool_factory
-from ocrpipe.scheduler import Scheduler
-from ocrpipe.store import new_state_record, transition, write_new_state
+from ocrpipe.engine.pools import process_pool_factory
+from ocrpipe.engine.scheduler import Scheduler
+from ocrpipe.folders.store import new_state_record, transition, write_new_state
 
 FAKE_TOOL = Path(__file__).parent / "fakes" / "fake_tool.py"
 CORPUS_VARIABLE = "OCRPIPE_CORPUS"
@@ -90,7 +90,7 @@ def make_pdf(pages: int = 1, scenario: str | None = None) -> bytes:
 
 def finished_jobs(data_dir: Path) -> list[dict[str, Any]]:
     """Every job recorded in the data folder's job index, oldest first."""
-    from ocrpipe.jobindex import JobIndex
+    from ocrpipe.index.jobindex import JobIndex
 
     with JobIndex(data_dir / "index", readonly=True) as index:
         return list(index)

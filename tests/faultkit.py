@@ -13,7 +13,7 @@ import pytest
 
 from conftest import TEST_PROFILE
 from ocrpipe.config import Settings
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.engine.scheduler import Scheduler
 
 
 class SimulatedCrash(BaseException):
@@ -107,7 +107,7 @@ def files_under(folder: Path) -> list[str]:
 
 def finished(data_dir: Path) -> list[dict[str, Any]]:
     """The jobs in the index, oldest first."""
-    from ocrpipe.jobindex import JobIndex
+    from ocrpipe.index.jobindex import JobIndex
 
     with JobIndex(data_dir / "index", readonly=True) as index:
         return list(index)

@@ -14,7 +14,7 @@ from conftest import job_ready_for_ocr
 from inputs import InputSet
 from ocrpipe.config import load_settings
 from ocrpipe.stages.batch import run_ocr_batch
-from ocrpipe.store import read_state
+from ocrpipe.folders.store import read_state
 
 pytestmark = pytest.mark.integration
 

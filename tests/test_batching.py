@@ -11,10 +11,10 @@ from typing import Any, Callable
 import pikepdf
 
 from conftest import drive, finished_jobs, job_ready_for_ocr, make_pdf, read_calls
-from ocrpipe.batching import page_workers, plan_ocr_units
+from ocrpipe.engine.batching import page_workers, plan_ocr_units
 from ocrpipe.config import Settings
 from ocrpipe.stages.batch import batch_would_drop, merge, split
-from ocrpipe.store import update_state
+from ocrpipe.folders.store import update_state
 
 
 @dataclass

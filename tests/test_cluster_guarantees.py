@@ -15,15 +15,15 @@ import pytest
 
 from conftest import make_pdf
 from faultkit import Driven
-from ocrpipe.cancel import cancel_reason, request_cancel
+from ocrpipe.folders.cancel import cancel_reason, request_cancel
 from ocrpipe.config import Settings
 from ocrpipe.errors import TransientError
-from ocrpipe.fileclock import FileClock
-from ocrpipe.heartbeat import HeartbeatWriter, heartbeat_path
+from ocrpipe.folders.fileclock import FileClock
+from ocrpipe.folders.heartbeat import HeartbeatWriter, heartbeat_path
 from ocrpipe.model import JobState, Stage
-from ocrpipe.remote import InData, from_wire, to_wire
+from ocrpipe.cluster.remote import InData, from_wire, to_wire
 from ocrpipe.stages.common import Member, run_members
-from ocrpipe.store import read_state, update_state
+from ocrpipe.folders.store import read_state, update_state
 from ocrpipe.tools.run import run_tool
 
 
@@ -96,7 +96,7 @@ def test_a_cancel_request_stops_the_tools_where_they_run_and_only_its_attempts(t
 
 def ocr_running(make_settings: Callable[..., Settings], data_dir: Path) -> tuple[Settings, Path]:
     """A job folder whose record is ready for OCR attempt 1."""
-    from ocrpipe.store import new_state_record, transition, write_new_state
+    from ocrpipe.folders.store import new_state_record, transition, write_new_state
 
     settings = make_settings()
     job_dir = data_dir / "work" / "k"

@@ -103,7 +103,7 @@ def test_non_finite_numbers_are_refused(tmp_path: Path, value: str) -> None:
 
 
 def test_newest_ghostscript_folder_wins_on_windows(tmp_path: Path) -> None:
-    from ocrpipe.tools.locate import find_tool
+    from ocrpipe.locate import find_tool
 
     for version in ("gs9.56.1", "gs10.02.1", "gs10.0.0"):
         exe = tmp_path / "gs" / version / "bin" / "gswin64c.exe"

@@ -18,11 +18,11 @@ import pytest
 
 from conftest import TEST_PROFILE, drive, finished_jobs, make_pdf, read_calls
 from ocrpipe.cli import main
-from ocrpipe.cluster import dask_pools
+from ocrpipe.cluster.client import dask_pools
 from ocrpipe.config import Settings
-from ocrpipe.heartbeat import heartbeat_path, read_heartbeat
+from ocrpipe.folders.heartbeat import heartbeat_path, read_heartbeat
 from ocrpipe.model import Stage
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.engine.scheduler import Scheduler
 
 import distributed  # the test extra installs it: CI runs these tests, never skips them
 

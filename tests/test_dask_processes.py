@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 import inputs
-from ocrpipe.heartbeat import read_heartbeat
+from ocrpipe.folders.heartbeat import read_heartbeat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from daskbench import BIN, LocalFarm  # noqa: E402  (the bench starts its farm the same way)

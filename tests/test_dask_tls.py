@@ -24,8 +24,8 @@ from conftest import TEST_PROFILE, drive, finished_jobs, make_pdf
 from ocrpipe.cli import main
 from ocrpipe.config import Settings
 from ocrpipe.errors import ClusterError, ConfigError
-from ocrpipe.remote import MARKER_FILE
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.cluster.remote import MARKER_FILE
+from ocrpipe.engine.scheduler import Scheduler
 
 import distributed  # the test extra installs it: CI runs these tests, never skips them
 from distributed.security import Security
@@ -162,7 +162,7 @@ def test_without_the_cluster_certificates_no_client_reaches_the_scheduler_or_a_w
 
 def test_ocrpipe_runs_its_stages_on_a_tls_cluster_with_its_certificates(
         tls_cluster: Any, certs: Path, data_dir: Path, make_settings: Callable[..., Settings]) -> None:
-    from ocrpipe.cluster import dask_pools
+    from ocrpipe.cluster.client import dask_pools
 
     address = tls_cluster.scheduler_address
     settings = make_settings(OCR_EXECUTOR=address, PREP_EXECUTOR=address, **tls_env(certs, "client"))
@@ -182,7 +182,7 @@ def test_ocrpipe_runs_its_stages_on_a_tls_cluster_with_its_certificates(
 
 def test_certificates_of_another_cluster_stop_the_start_with_a_clear_error(
         tls_cluster: Any, tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
-    from ocrpipe.cluster import dask_pools
+    from ocrpipe.cluster.client import dask_pools
 
     other = tmp_path / "other-cluster"
     assert main(["cluster-certs", "--out", str(other)]) == 0

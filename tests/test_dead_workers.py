@@ -17,10 +17,10 @@ import pytest
 from conftest import drive, make_pdf, read_calls
 from faultkit import finished
 from ocrpipe.config import Settings
-from ocrpipe.heartbeat import heartbeat_path, read_heartbeat
+from ocrpipe.folders.heartbeat import heartbeat_path, read_heartbeat
 from ocrpipe.model import Stage
-from ocrpipe.scheduler import Scheduler
-from ocrpipe.store import read_state
+from ocrpipe.engine.scheduler import Scheduler
+from ocrpipe.folders.store import read_state
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 

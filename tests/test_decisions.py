@@ -15,10 +15,10 @@ import pytest
 from conftest import make_pdf
 from faultkit import Driven, SimulatedCrash, finished
 from ocrpipe.config import Settings
-from ocrpipe.dupcli import UsageError, decide
-from ocrpipe.duplicates import hold_folder
-from ocrpipe.fsutil import sha256_file
-from ocrpipe.layout import short_name
+from ocrpipe.duplicates.cli import UsageError, decide
+from ocrpipe.duplicates.hold import hold_folder
+from ocrpipe.folders.fsutil import sha256_file
+from ocrpipe.folders.layout import short_name
 
 REPORT_FIELDS = {"jobKey", "detectedAt", "incoming", "existing", "profile", "actions", "arrivals"}
 
@@ -314,13 +314,13 @@ def test_a_crash_at_any_step_of_an_action_is_finished_at_the_next_start(
 def test_a_held_file_another_program_keeps_open_is_moved_at_a_later_tick(
         make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows: the rename fails while an antivirus holds the file; the decision stays and is retried."""
-    import ocrpipe.decisions
+    import ocrpipe.engine.decisions
 
     settings = make_settings()
     data = settings.data_dir
     driven, now = first_done_then_held(settings, "copy.pdf")
     write_decision(data, {"action": "FORCE_REPROCESS"})
-    real = ocrpipe.decisions.move_replacing
+    real = ocrpipe.engine.decisions.move_replacing
     refusals = [1]
 
     def held_open(*args: Any) -> Path:
@@ -329,7 +329,7 @@ def test_a_held_file_another_program_keeps_open_is_moved_at_a_later_tick(
             raise PermissionError(13, "The process cannot access the file", str(args[0]))
         return real(*args)
 
-    monkeypatch.setattr(ocrpipe.decisions, "move_replacing", held_open)
+    monkeypatch.setattr(ocrpipe.engine.decisions, "move_replacing", held_open)
     driven.scheduler.tick(now + 1)
     assert "could not carry out the decision yet" in json.loads((held_folder(data) / "status.json").read_text())["error"]
     assert len(held_files(data)) == 1
@@ -446,13 +446,13 @@ def test_a_malformed_decision_is_not_reported_again_when_more_files_arrive(
 
 def test_a_decision_written_while_the_run_reads_one_is_carried_out_too(
         make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
-    import ocrpipe.decisions
+    import ocrpipe.engine.decisions
 
     settings = make_settings()
     data = settings.data_dir
     driven, now = first_done_then_held(settings, "one.pdf", "two.pdf")
     write_decision(data, {"action": "USE_EXISTING_RESULT", "file": "one.pdf"})
-    real = ocrpipe.decisions.read_json
+    real = ocrpipe.engine.decisions.read_json
     written = []
 
     def read_then_a_person_writes(path: Path) -> Any:
@@ -462,7 +462,7 @@ def test_a_decision_written_while_the_run_reads_one_is_carried_out_too(
             write_decision(data, {"action": "DISCARD", "file": "two.pdf"})
         return value
 
-    monkeypatch.setattr(ocrpipe.decisions, "read_json", read_then_a_person_writes)
+    monkeypatch.setattr(ocrpipe.engine.decisions, "read_json", read_then_a_person_writes)
     now = driven.run_all(now)
     driven.run_all(now)  # the one written meanwhile is new: carried out at a next tick
     assert written and held_files(data) == [] and (data / "out" / "one.pdf").is_file()

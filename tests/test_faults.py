@@ -18,10 +18,10 @@ import pytest
 from conftest import make_pdf
 from faultkit import Driven, SimulatedCrash, crash_at, files_under, finished
 from ocrpipe.config import Settings
-from ocrpipe.heartbeat import HOST, heartbeat_path
+from ocrpipe.folders.heartbeat import HOST, heartbeat_path
 from ocrpipe.model import JobState, Stage
 from ocrpipe.ownprocs import mark_env
-from ocrpipe.store import read_state
+from ocrpipe.folders.store import read_state
 
 MB = 2**20
 
@@ -328,7 +328,7 @@ def test_publishing_again_after_a_crash_on_a_volume_without_hard_links_places_no
 
 def test_an_atomic_write_over_a_file_held_for_a_moment_is_retried(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ocrpipe.fsutil import atomic_write_json
+    from ocrpipe.folders.fsutil import atomic_write_json
 
     real, refusals = os.replace, [2]
 
@@ -350,7 +350,7 @@ def test_a_fault_outside_any_job_is_retried_with_a_pause_then_stops_with_its_own
         data_dir: Path, make_settings: Callable[..., Settings]) -> None:
     from conftest import TEST_PROFILE
     from ocrpipe.errors import ExitCode, OcrpipeError
-    from ocrpipe.scheduler import Scheduler
+    from ocrpipe.engine.scheduler import Scheduler
 
     def no_pool(workers: int) -> Any:
         raise OSError(errno.EMFILE, "Too many open files")
@@ -370,7 +370,7 @@ def test_a_fault_outside_any_job_is_retried_with_a_pause_then_stops_with_its_own
 
 def test_a_job_index_fault_while_finishing_a_job_is_retried_and_the_job_still_ends_well(
         data_dir: Path, make_settings: Callable[..., Settings]) -> None:
-    from ocrpipe.indexdb import IndexBusyError
+    from ocrpipe.index.db import IndexBusyError
 
     drop(data_dir, "a.pdf", make_pdf(1))
     driven = Driven(make_settings())

@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 
 import fidelity_inputs as gen
 from conftest import drive, finished_jobs, job_ready_for_ocr
-from ocrpipe.batching import plan_ocr_units
+from ocrpipe.engine.batching import plan_ocr_units
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code, ConfigError, PermanentError
 from ocrpipe.config import load_settings
 from ocrpipe.stages.fidelity import ImageSig, batch_group, ghostscript_reason, image_changes, page_images
 from ocrpipe.stages.pdfa import run_fields
-from ocrpipe.store import update_state
+from ocrpipe.folders.store import update_state
 from ocrpipe.tools.ocrmypdf import build_argv, profile_args
 
 LOSSLESS_KINDS = ("png", "rgb", "ccitt", "bilevel", "palette", "16bit", "userunit", "rotate")

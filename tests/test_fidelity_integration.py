@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 import fidelity_inputs as gen
 from conftest import TEST_PROFILE, finished_jobs, made_job_key
 from ocrpipe.config import Settings, load_settings
-from ocrpipe.layout import short_name
+from ocrpipe.folders.layout import short_name
 from ocrpipe.model import normalise_languages
-from ocrpipe.pools import process_pool_factory
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.engine.pools import process_pool_factory
+from ocrpipe.engine.scheduler import Scheduler
 from ocrpipe.stages.batch import run_ocr_batch
 from ocrpipe.stages.fidelity import ImageSig, page_images
 from ocrpipe.stages.prep import run_prep
-from ocrpipe.store import new_state_record, read_state, write_new_state
+from ocrpipe.folders.store import new_state_record, read_state, write_new_state
 from ocrpipe.tools.ocrmypdf import build_argv
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ocrpipe import fsutil
-from ocrpipe.fsutil import candidate_names, drop_temp, move_replacing, place_file, sha256_file
+from ocrpipe.folders import fsutil
+from ocrpipe.folders.fsutil import candidate_names, drop_temp, move_replacing, place_file, sha256_file
 
 
 def test_candidate_names() -> None:

@@ -15,11 +15,11 @@ import pytest
 
 from conftest import make_pdf
 from ocrpipe.config import Settings
-from ocrpipe.heartbeat import HOST, HeartbeatWriter, is_heartbeat_stale, kill_recorded, read_heartbeat, tool_running
+from ocrpipe.folders.heartbeat import HOST, HeartbeatWriter, is_heartbeat_stale, kill_recorded, read_heartbeat, tool_running
 from ocrpipe.model import JobState, Stage
 from ocrpipe.ownprocs import mark_env
-from ocrpipe.scheduler import Job, Scheduler
-from ocrpipe.store import new_state_record, read_state, transition, write_new_state
+from ocrpipe.engine.scheduler import Job, Scheduler
+from ocrpipe.folders.store import new_state_record, read_state, transition, write_new_state
 
 
 def test_absent_heartbeat_with_zero_absent_timeout_is_stale(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import inputs
 from conftest import finished_jobs, folder_usage, make_pdf
 from inputs import InputSet
 from ocrpipe.config import load_settings
-from ocrpipe.status import print_status
+from ocrpipe.ops.status import print_status
 from test_integration import (
     _FOREIGN_SETTINGS, Run, _kill_tree, drop, drop_built, files_under, page_texts, sha256_of,
 )

@@ -15,10 +15,10 @@ from conftest import make_pdf
 from faultkit import Driven
 from ocrpipe.config import Settings
 from ocrpipe.errors import WorkerSetupError
-from ocrpipe.layout import short_name
-from ocrpipe.pathcheck import UnsafePath, check_job_key, check_name, child_path
-from ocrpipe.remote import MARKER_FILE, check_view, marker_token
-from ocrpipe.store import new_state_record
+from ocrpipe.folders.layout import short_name
+from ocrpipe.folders.pathcheck import UnsafePath, check_job_key, check_name, child_path
+from ocrpipe.cluster.remote import MARKER_FILE, check_view, marker_token
+from ocrpipe.folders.store import new_state_record
 from test_decisions import first_done_then_held, held_files, held_folder, write_decision
 
 KEY = "a" * 64 + "__" + "b" * 64

@@ -12,12 +12,12 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from conftest import http_json
-from ocrpipe.api import Api, Response
+from ocrpipe.web.api import Api, Response
 from ocrpipe.config import Settings
 from ocrpipe.errors import ConfigError
-from ocrpipe.httpapi import MAX_CONNECTIONS, HttpService, serve
-from ocrpipe.jobindex import JobIndex
-from ocrpipe.snapshot import SnapshotHolder
+from ocrpipe.web.server import MAX_CONNECTIONS, HttpService, serve
+from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.engine.snapshot import SnapshotHolder
 
 KEY = "a" * 64 + "__" + "b" * 64
 TIMEOUT = 1.0  # HTTP_TIMEOUT_SECONDS in these tests: idle connections are cut after this long

@@ -18,12 +18,12 @@ from urllib.request import url2pathname
 import pytest
 
 from conftest import http_json, http_request, make_pdf
-from ocrpipe.api import Api
+from ocrpipe.web.api import Api
 from ocrpipe.config import Settings
-from ocrpipe.httpapi import HttpService, serve
-from ocrpipe.jobindex import JobIndex
-from ocrpipe.metrics import make_empty_metrics
-from ocrpipe.snapshot import JobView, PoolView, Snapshot, SnapshotHolder
+from ocrpipe.web.server import HttpService, serve
+from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.index.metrics import make_empty_metrics
+from ocrpipe.engine.snapshot import JobView, PoolView, Snapshot, SnapshotHolder
 
 KEY = "a" * 64 + "__" + "b" * 64
 MB = 2**20

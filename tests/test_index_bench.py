@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import indexbench  # noqa: E402
-from ocrpipe.jobindex import JobIndex  # noqa: E402
+from ocrpipe.index.jobindex import JobIndex  # noqa: E402
 
 
 def test_index_history_imports_n_jobs_and_reports_every_figure(tmp_path: Path, fake_env: dict[str, str],

@@ -15,13 +15,13 @@ import pytest
 
 from conftest import TEST_PROFILE, finished_jobs, make_pdf
 from ocrpipe.config import Settings
-from ocrpipe.fsutil import sha256_file
-from ocrpipe.indexdb import DB_FILE
-from ocrpipe.indexrebuild import open_run_index
-from ocrpipe.jobindex import JobIndex
+from ocrpipe.folders.fsutil import sha256_file
+from ocrpipe.index.db import DB_FILE
+from ocrpipe.index.rebuild import open_run_index
+from ocrpipe.index.jobindex import JobIndex
 from ocrpipe.model import make_job_key
-from ocrpipe.scheduler import Scheduler
-from ocrpipe.store import read_state
+from ocrpipe.engine.scheduler import Scheduler
+from ocrpipe.folders.store import read_state
 
 
 class Inline(Executor):
@@ -42,8 +42,8 @@ sys.path.insert(0, sys.argv[2])
 from conftest import TEST_PROFILE
 from test_index_recovery import Inline
 from ocrpipe.config import load_settings
-from ocrpipe.jobindex import JobIndex
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.engine.scheduler import Scheduler
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))  # SIGTERM is TerminateProcess on Windows

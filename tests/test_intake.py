@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ocrpipe.intake import STAGING_DIR, Intake, is_ignored, stage, staged_leftovers
+from ocrpipe.folders.intake import STAGING_DIR, Intake, is_ignored, stage, staged_leftovers
 
 
 @pytest.mark.parametrize("name", ["scan.pdf.tmp", "big.PART", "x.crdownload", "~$report.docx", ".hidden",
@@ -76,7 +76,7 @@ def test_stage_gives_up_quietly_when_the_file_is_gone(tmp_path: Path) -> None:
 
 def test_files_held_open_by_another_program_do_not_keep_run_once_waiting(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from ocrpipe import intake as intake_module
+    from ocrpipe.folders import intake as intake_module
 
     (tmp_path / "locked.pdf").write_bytes(b"x")
     (tmp_path / "free.pdf").write_bytes(b"y")
@@ -90,7 +90,7 @@ def test_files_held_open_by_another_program_do_not_keep_run_once_waiting(tmp_pat
 
 def test_status_counts_only_files_ocrpipe_would_take(tmp_path: Path) -> None:
     from ocrpipe.config import load_settings
-    from ocrpipe.status import collect_status
+    from ocrpipe.ops.status import collect_status
 
     inbox = tmp_path / "in"
     inbox.mkdir()

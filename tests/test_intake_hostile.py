@@ -16,11 +16,11 @@ import pytest
 
 from conftest import make_pdf
 from faultkit import Driven
-from ocrpipe import intake as intake_module
+from ocrpipe.folders import intake as intake_module
 from ocrpipe.config import ConfigError, Settings, load_settings
 from ocrpipe.errors import ExitCode
-from ocrpipe.intake import STAGING_DIR, Intake
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.folders.intake import STAGING_DIR, Intake
+from ocrpipe.engine.scheduler import Scheduler
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="symbolic links and FIFOs as an ordinary user: POSIX")
 TICK_TIMEOUT = 20.0
@@ -146,7 +146,7 @@ def test_a_staged_file_swapped_for_a_link_is_not_hashed_nor_taken(make_settings:
             staged.path.symlink_to(outside / "secret.pdf")
         return staged
 
-    monkeypatch.setattr("ocrpipe.scheduler.stage_file", swap)
+    monkeypatch.setattr("ocrpipe.engine.scheduler.stage_file", swap)
     driven = Driven(make_settings())
     for n in range(5):
         driven.scheduler.tick(float(n))
@@ -159,7 +159,7 @@ def test_a_result_or_original_swapped_for_a_link_is_not_published(tmp_path: Path
                                                                    keep_source: bool) -> None:
     """Publishing copies final.pdf to out/ and moves the original to archive/ or error/ (place_file), and
     work/ is written by every cluster worker: a link there is neither read through nor moved."""
-    from ocrpipe.fsutil import move_replacing, place_file
+    from ocrpipe.folders.fsutil import move_replacing, place_file
 
     before = tree(outside)
     job = tmp_path / "work" / "job"
@@ -175,7 +175,7 @@ def test_a_result_or_original_swapped_for_a_link_is_not_published(tmp_path: Path
 
 
 def test_the_windows_branch_takes_junctions_and_symlinks_for_links_but_not_cloud_files() -> None:
-    from ocrpipe import nofollow
+    from ocrpipe.folders import nofollow
 
     class Stat:
         def __init__(self, attributes: int, tag: int) -> None:
@@ -360,6 +360,6 @@ def test_a_fifo_staged_between_the_check_and_the_rename_is_not_hashed(make_setti
             os.mkfifo(candidate.path)
         return real_stage(candidate, *args, **kwargs)
 
-    monkeypatch.setattr("ocrpipe.scheduler.stage_file", swap_then_stage)
+    monkeypatch.setattr("ocrpipe.engine.scheduler.stage_file", swap_then_stage)
     drive_within(Driven(make_settings()), inbox)
     assert list(outputs(data_dir)) == ["good.pdf"]

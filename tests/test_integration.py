@@ -27,8 +27,8 @@ from pdfminer.high_level import extract_text
 import inputs
 from conftest import finished_jobs
 from inputs import InputSet
-from ocrpipe.layout import short_name
-from ocrpipe.tools.locate import default_command
+from ocrpipe.folders.layout import short_name
+from ocrpipe.locate import default_command
 
 pytestmark = pytest.mark.integration
 

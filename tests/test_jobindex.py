@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 import pytest
 
-import ocrpipe.indexdb
-from ocrpipe.indexdb import DB_FILE, IndexBusyError
-from ocrpipe.indexmigrate import export_jsonl
+import ocrpipe.index.db
+from ocrpipe.index.db import DB_FILE, IndexBusyError
+from ocrpipe.index.migrate import export_jsonl
 from ocrpipe.config import Settings
-from ocrpipe.jobindex import JobIndex
-from ocrpipe.status import collect_status
-from ocrpipe.store import new_state_record, write_new_state
+from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.ops.status import collect_status
+from ocrpipe.folders.store import new_state_record, write_new_state
 
 
 def job(key: str, run: str = "r1", state: str = "DONE", **fields: Any) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def test_a_busy_index_is_waited_on_then_named_never_an_internal_error(index: Job
         released.join()
         assert index.is_done("waited")
 
-        monkeypatch.setattr(ocrpipe.indexdb, "BUSY_TIMEOUT_SECONDS", 0.1)
+        monkeypatch.setattr(ocrpipe.index.db, "BUSY_TIMEOUT_SECONDS", 0.1)
         with JobIndex(tmp_path / "index") as impatient:
             other.execute("BEGIN IMMEDIATE")
             with pytest.raises(IndexBusyError, match="stayed locked by another program"):
@@ -110,9 +110,9 @@ WRITER = """
 import sys
 from pathlib import Path
 from ocrpipe.config import Settings
-from ocrpipe.jobindex import JobIndex
-from ocrpipe.status import collect_status
-from ocrpipe.store import new_state_record, write_new_state
+from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.ops.status import collect_status
+from ocrpipe.folders.store import new_state_record, write_new_state
 with JobIndex(Path(sys.argv[1])) as index:
     for n in range(int(sys.argv[2])):
         index.record({"jobKey": f"k{n}", "runId": "r", "state": "DONE" if n % 4 else "ERROR"})
@@ -121,9 +121,9 @@ READER = """
 import json, sys
 from pathlib import Path
 from ocrpipe.config import Settings
-from ocrpipe.jobindex import JobIndex
-from ocrpipe.status import collect_status
-from ocrpipe.store import new_state_record, write_new_state
+from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.ops.status import collect_status
+from ocrpipe.folders.store import new_state_record, write_new_state
 totals = []
 while not totals or totals[-1] < int(sys.argv[2]):
     with JobIndex(Path(sys.argv[1]), readonly=True) as index:

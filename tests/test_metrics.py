@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ocrpipe.metrics import COUNTERS, load_metrics, make_empty_metrics, set_gauge, update_metrics, write_metrics
+from ocrpipe.index.metrics import COUNTERS, load_metrics, make_empty_metrics, set_gauge, update_metrics, write_metrics
 
 
 def test_empty_metrics_has_every_counter_at_zero() -> None:

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from conftest import drive, finished_jobs, make_pdf
 from ocrpipe.config import Settings
-from ocrpipe.fsutil import candidate_names, place_file
-from ocrpipe.names import MAX_NAME_BYTES, safe_name, safe_relpath
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.folders.fsutil import candidate_names, place_file
+from ocrpipe.folders.names import MAX_NAME_BYTES, safe_name, safe_relpath
+from ocrpipe.engine.scheduler import Scheduler
 
 
 @pytest.mark.parametrize(("name", "safe"), [

@@ -9,7 +9,7 @@ import pytest
 
 from ocrpipe.errors import Code, PermanentError, TransientError
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
-from ocrpipe.toolcheck import own_ocrmypdf_version
+from ocrpipe.tools.check import own_ocrmypdf_version
 from ocrpipe.tools.run import ToolResult, probe_version
 
 

@@ -25,7 +25,7 @@ from ocrpipe.config import Settings, load_settings
 from ocrpipe.stages.batch import run_ocr_batch
 from ocrpipe.stages.ocr import run_ocr
 from ocrpipe.stages.split import run_ocr_split
-from ocrpipe.store import read_state, update_state
+from ocrpipe.folders.store import read_state, update_state
 from ocrpipe.tools.ocrpipe_orientation_plugin import MIN_CONFIDENCE, Reading, read_hocr, upright_image
 
 pytestmark = pytest.mark.integration

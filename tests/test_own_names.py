@@ -12,7 +12,7 @@ import pytest
 from conftest import drive, make_pdf
 from faultkit import Driven, finished
 from ocrpipe.config import Settings
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.engine.scheduler import Scheduler
 
 OWN_NAMES = ("x.arrival.json", "status.json", "decision.json", "Error.JSON")
 

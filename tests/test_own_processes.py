@@ -15,14 +15,14 @@ import psutil
 import pytest
 
 from faultkit import Driven
-from ocrpipe.cancel import cancel_path, cancel_reason
+from ocrpipe.folders.cancel import cancel_path, cancel_reason
 from ocrpipe.config import Settings
-from ocrpipe.heartbeat import HOST, heartbeat_path, read_heartbeat
-from ocrpipe.layout import short_name
+from ocrpipe.folders.heartbeat import HOST, heartbeat_path, read_heartbeat
+from ocrpipe.folders.layout import short_name
 from ocrpipe.model import JobState, Stage
 from ocrpipe.ownprocs import OWNER_VARIABLE
 from ocrpipe.stages.common import tool_env
-from ocrpipe.store import new_state_record, transition, update_state, write_new_state
+from ocrpipe.folders.store import new_state_record, transition, update_state, write_new_state
 
 KEY = f"{'a' * 64}__{'b' * 64}"
 

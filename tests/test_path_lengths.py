@@ -17,12 +17,12 @@ import pytest
 
 from conftest import TEST_PROFILE, drive, make_pdf
 from ocrpipe.config import Settings
-from ocrpipe.duplicates import held_keys
-from ocrpipe.layout import (
+from ocrpipe.duplicates.hold import held_keys
+from ocrpipe.folders.layout import (
     DATA_FOLDER_BUDGET, MAX_FOLDER_CHARS, MAX_PATH_CHARS, find_folder, fit_name, folder_for, input_name, long_path,
     plain_path, short_name,
 )
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.engine.scheduler import Scheduler
 
 KEY = "a" * 64 + "__" + "b" * 64
 # What ocrmypdf creates under its temp folder (TMPDIR = the job's tmp/), measured with strace on a real run:
@@ -251,7 +251,7 @@ def test_a_job_folder_of_the_older_layout_resumes_and_finishes(data_dir: Path,
                                                                make_settings: Callable[..., Settings]) -> None:
     """A data folder from before short names: work/<full job key>/ with input/<original name> goes on."""
     from ocrpipe.model import JobState
-    from ocrpipe.store import new_state_record, transition, write_new_state
+    from ocrpipe.folders.store import new_state_record, transition, write_new_state
 
     job_dir = data_dir / "work" / KEY
     record = new_state_record(job_key=KEY, run_id="old", file_hash="a" * 64, profile_hash="b" * 64,
@@ -275,13 +275,13 @@ def test_a_job_folder_of_the_older_layout_resumes_and_finishes(data_dir: Path,
 
 @pytest.mark.parametrize("windows", [True, False])
 def test_outputs_and_archived_files_use_long_paths_when_a_file_there_could_pass_the_limit(windows: bool) -> None:
-    from ocrpipe.publish import mirrored_folder
+    from ocrpipe.folders.publish import mirrored_folder
 
     root = PureWindowsPath("C:\\" + "d" * 76 + "\\archive") if windows else PurePosixPath("/" + "d" * 79 + "/archive")
     tmp = ".0123456789abcdef-01234567.orig.ocrpipe-tmp"
     fits = PurePosixPath("May/" + "n" * 100 + ".pdf")
     deep = PurePosixPath("Scanner-3/2026/Dezember/" + "n" * 150 + ".pdf")  # the folder fits, the file does not
-    with mock.patch("ocrpipe.publish.long_path", lambda p, always=False: long_path(p, windows=windows, always=always)):
+    with mock.patch("ocrpipe.folders.publish.long_path", lambda p, always=False: long_path(p, windows=windows, always=always)):
         near = mirrored_folder(root, fits, tmp)  # type: ignore[arg-type]
         far = mirrored_folder(root, deep, tmp)  # type: ignore[arg-type]
     assert str(near) == str(root / "May")

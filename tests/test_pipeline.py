@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 from conftest import drive, finished_jobs, make_pdf, read_calls
-from ocrpipe.layout import short_name
+from ocrpipe.folders.layout import short_name
 from ocrpipe.config import Settings
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.engine.scheduler import Scheduler
 
 SchedulerFor = Callable[[Settings], Scheduler]
 

@@ -18,7 +18,7 @@ import inputs
 from conftest import folder_usage, make_pdf
 from ocrpipe.config import load_settings
 from ocrpipe.stages.prep import run_prep
-from ocrpipe.store import new_state_record, read_state, write_new_state
+from ocrpipe.folders.store import new_state_record, read_state, write_new_state
 
 pytestmark = pytest.mark.integration
 

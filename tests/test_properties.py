@@ -32,8 +32,8 @@ from conftest import TEST_PROFILE, fake_command, make_pdf
 from faultkit import DrivenExecutor, SimulatedCrash
 from ocrpipe.config import Settings, load_settings
 from ocrpipe.model import JobState, is_legal_transition
-from ocrpipe.scheduler import Scheduler
-from ocrpipe.store import read_state
+from ocrpipe.engine.scheduler import Scheduler
+from ocrpipe.folders.store import read_state
 
 
 def digest(path: Path) -> str:
@@ -248,7 +248,7 @@ class PipelineMachine(RuleBasedStateMachine):
     def discarded(self) -> Counter[str]:
         """Files a DISCARD deleted, by digest: the job index names each decision with its key (whose
         first half is the file's sha256)."""
-        from ocrpipe.jobindex import JobIndex
+        from ocrpipe.index.jobindex import JobIndex
 
         gone: Counter[str] = Counter()
         with JobIndex(self.data / "index", readonly=True) as index:

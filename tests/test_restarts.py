@@ -18,8 +18,8 @@ from faultkit import Driven, SimulatedCrash, files_under
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code
 from ocrpipe.model import JobState
-from ocrpipe.restarts import RESTARTS_LIMIT
-from ocrpipe.store import read_state
+from ocrpipe.engine.restarts import RESTARTS_LIMIT
+from ocrpipe.folders.store import read_state
 
 
 def drop(data_dir: Path, name: str, content: bytes) -> None:

@@ -12,10 +12,11 @@ from unittest import mock
 
 import pytest
 
-from ocrpipe import cli, schedule
+from ocrpipe import cli
+from ocrpipe.ops import schedule
 from ocrpipe.config import Settings
 from ocrpipe.errors import ConfigError, ExitCode, MissingToolError, ScheduleError
-from ocrpipe.schedule import (
+from ocrpipe.ops.schedule import (
     TASK_NS, action_for, cron_line, iso_duration, parse_every, schtasks_create_argv, schtasks_delete_argv,
     systemd_units, task_xml, time_limit,
 )

@@ -10,10 +10,10 @@ from typing import Callable
 import pytest
 
 from conftest import drive, http_json, job_ready_for_ocr, make_pdf
-from ocrpipe.api import Api
+from ocrpipe.web.api import Api
 from ocrpipe.config import Settings
-from ocrpipe.httpapi import serve
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.web.server import serve
+from ocrpipe.engine.scheduler import Scheduler
 
 SchedulerFor = Callable[..., Scheduler]
 

@@ -14,15 +14,15 @@ import pytest
 
 import inputs
 from conftest import drive, finished_jobs, job_ready_for_ocr, make_pdf, read_calls
-from ocrpipe.batching import split_parts
+from ocrpipe.engine.batching import split_parts
 from ocrpipe.config import Settings
 from ocrpipe.model import JobState
 from ocrpipe.stages.fidelity import page_images
 from ocrpipe.stages import split as split_stage
-from ocrpipe.stages.common import RAW_PDF
+from ocrpipe.folders.layout import RAW_PDF
 from ocrpipe.stages.pagemerge import check_merged, has_text_layer, split_blocker
 from ocrpipe.stages.rangeplan import describe_pages
-from ocrpipe.store import transition, update_state
+from ocrpipe.folders.store import transition, update_state
 
 PAGES = 10
 

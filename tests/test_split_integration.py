@@ -13,7 +13,7 @@ from pikepdf.pdfa import validate_written
 import inputs
 from ocrpipe.config import load_settings
 from ocrpipe.stages.split import run_ocr_split
-from ocrpipe.store import read_state, update_state
+from ocrpipe.folders.store import read_state, update_state
 from conftest import job_ready_for_ocr
 from test_split import assert_same_structure
 

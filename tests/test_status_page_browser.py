@@ -14,10 +14,10 @@ from typing import Callable
 import pytest
 
 from conftest import drive, make_pdf
-from ocrpipe.api import Api
+from ocrpipe.web.api import Api
 from ocrpipe.config import Settings
-from ocrpipe.httpapi import serve
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.web.server import serve
+from ocrpipe.engine.scheduler import Scheduler
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(os.environ.get("OCRPIPE_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "test-artifacts")

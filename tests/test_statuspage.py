@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ocrpipe import history
-from ocrpipe.duplicates import hold_duplicate
-from ocrpipe.history import open_history
-from ocrpipe.jobindex import JobIndex
-from ocrpipe.dupreport import refresh
-from ocrpipe.statuspage import _duplicates_table, pages_chart, pending_duplicates
+from ocrpipe.index import history
+from ocrpipe.duplicates.hold import hold_duplicate
+from ocrpipe.index.history import open_history
+from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.duplicates.report import refresh
+from ocrpipe.web.statuspage import _duplicates_table, pages_chart, pending_duplicates
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -9,8 +9,8 @@ from typing import Callable
 
 from conftest import drive, make_pdf
 from ocrpipe.config import Settings
-from ocrpipe.scheduler import SWEEP_EVERY, Scheduler
-from ocrpipe.sweep import EmptyFolderSweeper
+from ocrpipe.engine.scheduler import SWEEP_EVERY, Scheduler
+from ocrpipe.folders.sweep import EmptyFolderSweeper
 
 
 def aged(folder: Path, seconds: float) -> Path:

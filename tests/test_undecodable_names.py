@@ -15,14 +15,14 @@ from typing import Any, Callable
 
 import pytest
 
-import ocrpipe.admission
-import ocrpipe.scheduler
+import ocrpipe.engine.admission
+import ocrpipe.engine.scheduler
 from conftest import TEST_PROFILE, make_pdf
 from faultkit import Driven, finished
 from ocrpipe.config import Settings
-from ocrpipe.indexrebuild import DiskHistory
-from ocrpipe.intake import STAGED_JOURNAL, stage, walk_inbox
-from ocrpipe import names
+from ocrpipe.index.rebuild import DiskHistory
+from ocrpipe.folders.intake import STAGED_JOURNAL, stage, walk_inbox
+from ocrpipe.folders import names
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Windows names are UTF-16: no undecodable bytes")
 
@@ -132,12 +132,12 @@ def test_a_fault_while_taking_in_one_file_sends_it_to_error_and_the_run_goes_on(
     (data / "in" / "odd.pdf").write_bytes(b"odd bytes")
     (data / "in" / "good.pdf").write_bytes(make_pdf(1))
     if where == "hashing":
-        monkeypatch.setattr(ocrpipe.admission, "sha256_file", fail_for("odd", exc, ocrpipe.admission.sha256_file))
+        monkeypatch.setattr(ocrpipe.engine.admission, "sha256_file", fail_for("odd", exc, ocrpipe.engine.admission.sha256_file))
     elif where == "staging":
-        monkeypatch.setattr(ocrpipe.scheduler, "stage_file", fail_for("odd", exc, ocrpipe.scheduler.stage_file))
+        monkeypatch.setattr(ocrpipe.engine.scheduler, "stage_file", fail_for("odd", exc, ocrpipe.engine.scheduler.stage_file))
     else:
         odd_hash = hashlib.sha256(b"odd bytes").hexdigest()
-        monkeypatch.setattr(ocrpipe.admission, "make_job_key", fail_for(odd_hash, exc, ocrpipe.admission.make_job_key))
+        monkeypatch.setattr(ocrpipe.engine.admission, "make_job_key", fail_for(odd_hash, exc, ocrpipe.engine.admission.make_job_key))
     driven = Driven(settings)
     driven.run_all(0.0)
     assert [job["source"] for job in finished(data)] == ["good.pdf"] and (data / "out" / "good.pdf").is_file()
@@ -162,7 +162,7 @@ def test_a_file_that_can_be_neither_taken_nor_moved_stays_in_in_logged_once(
     (data / "in" / "odd.pdf").write_bytes(b"odd bytes")
     (data / "in" / "good.pdf").write_bytes(make_pdf(1))
     fault = OSError(errno.EACCES, "Permission denied")
-    monkeypatch.setattr(ocrpipe.scheduler, "stage_file", fail_for("odd", fault, ocrpipe.scheduler.stage_file))
+    monkeypatch.setattr(ocrpipe.engine.scheduler, "stage_file", fail_for("odd", fault, ocrpipe.engine.scheduler.stage_file))
     monkeypatch.setattr(os, "replace", fail_for("odd", fault, os.replace))
     driven = Driven(settings)
     with caplog.at_level(logging.WARNING, logger="ocrpipe"):

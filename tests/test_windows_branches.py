@@ -16,15 +16,15 @@ import pytest
 
 from conftest import job_ready_for_ocr, make_pdf
 from ocrpipe.config import Settings
-from ocrpipe.doctor import doctor
+from ocrpipe.ops.doctor import doctor
 from ocrpipe.errors import ExitCode
-from ocrpipe.heartbeat import HOST
+from ocrpipe.folders.heartbeat import HOST
 from ocrpipe.model import JobState
-from ocrpipe.scheduler import Scheduler
+from ocrpipe.engine.scheduler import Scheduler
 from ocrpipe.stages.common import tool_env
-from ocrpipe.store import read_state, transition
+from ocrpipe.folders.store import read_state, transition
 from ocrpipe.runner import StopSignals, stop_signal_names
-from ocrpipe.toolcheck import language_install_hint, windows_tessdata
+from ocrpipe.tools.check import language_install_hint, windows_tessdata
 from ocrpipe.tools.run import CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, detach_flags
 
 

@@ -6,9 +6,9 @@ import io
 import os
 import re
 import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import img2pdf
 import pikepdf

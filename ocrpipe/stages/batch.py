@@ -4,22 +4,23 @@ once), then split back into one PDF/A per document, each checked like a single r
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 import pikepdf
 
 from ocrpipe.config import Settings
-from ocrpipe.model import Stage, normalise_languages
 from ocrpipe.errors import RedoAlone, TransientError
-from ocrpipe.outcome import StageOutcome
-from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, Member, run_members, tool_env
+from ocrpipe.folders.layout import FINAL_PDF, RAW_PDF
+from ocrpipe.folders.outcome import StageOutcome
+from ocrpipe.model import Stage, normalise_languages
+from ocrpipe.stages.common import Member, run_members, tool_env
 from ocrpipe.stages.docmeta import give_own_metadata
-from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, orientation_fields, turn_reported_pages
 from ocrpipe.stages.fidelity import has_deflatable_jpeg
-from ocrpipe.stages.pdfa import batch_spoiled, images_changed, optimizer_unused, save_as_pdfa
 from ocrpipe.stages.ocr import publish, verify_output
+from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, orientation_fields, turn_reported_pages
+from ocrpipe.stages.pdfa import batch_spoiled, images_changed, optimizer_unused, save_as_pdfa
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
 

@@ -6,25 +6,24 @@ import errno
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import psutil
 
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code, DiskFullError, RedoAlone, SplitFailed, StageError, ToolTimeout
-from ocrpipe.fsutil import remove_tree
-from ocrpipe.heartbeat import HOST, HeartbeatWriter, heartbeat_path
+from ocrpipe.folders.fsutil import remove_tree
+from ocrpipe.folders.heartbeat import HOST, HeartbeatWriter, heartbeat_path
+from ocrpipe.folders.layout import TMP_DIR
+from ocrpipe.folders.outcome import READY_STATES, StageOutcome, mark_failed, mark_started
+from ocrpipe.folders.store import read_state, update_state, utc_now
 from ocrpipe.logs import job_context, job_log_context
 from ocrpipe.model import JobState, Stage, running_state, submitted_state
-from ocrpipe.outcome import READY_STATES, StageOutcome, mark_failed, mark_started
 from ocrpipe.ownprocs import mark_env
-from ocrpipe.store import read_state, update_state, utc_now
 
-RAW_PDF = "raw.pdf"
-FINAL_PDF = "final.pdf"
-TMP_DIR = "tmp"
 log = logging.getLogger("ocrpipe.worker")
 
 
@@ -37,7 +36,8 @@ def tool_env(settings: Settings, job_dir: Path) -> dict[str, str]:
     tmp.mkdir(parents=True, exist_ok=True)
     env.update(TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp), OMP_THREAD_LIMIT="1")
     # ocrmypdf finds Tesseract and Ghostscript on PATH: put configured ones first.
-    extra = [str(Path(cmd[0]).parent) for cmd in (settings.tesseract, settings.ghostscript) if Path(cmd[0]).is_absolute()]
+    extra = [str(Path(cmd[0]).parent) for cmd in (settings.tesseract, settings.ghostscript)
+             if Path(cmd[0]).is_absolute()]
     if extra:
         env["PATH"] = os.pathsep.join([*extra, env.get("PATH", "")])
     return env
@@ -189,7 +189,8 @@ def _run_started(settings: Settings, stage: Stage, members: Sequence[Member], wo
             remove_tree(folder)
 
 
-def _write_own(member: Member, stage: Stage, identity: dict[str, Any], mutate: Callable[[dict[str, Any]], None]) -> None:
+def _write_own(member: Member, stage: Stage, identity: dict[str, Any],
+               mutate: Callable[[dict[str, Any]], None]) -> None:
     """Write this attempt's end, unless the record has moved on (then it is dropped, and said)."""
     def checked(record: dict[str, Any]) -> None:
         check_own(record, stage, member.attempts, identity)

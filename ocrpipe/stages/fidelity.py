@@ -4,8 +4,9 @@ PDF/A step would have to send it through Ghostscript, which re-encodes images.""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import pikepdf
 from pikepdf.pdfa import PdfaError
@@ -112,7 +113,7 @@ def image_changes(expected: list[list[ImageSig]], actual: list[list[ImageSig]]) 
     (up to the optimizer's lossless wrapping)."""
     if len(expected) != len(actual):
         return f"{len(actual)} pages instead of {len(expected)}"
-    for number, (want, got) in enumerate(zip(expected, actual), start=1):
+    for number, (want, got) in enumerate(zip(expected, actual, strict=False), start=1):
         if sorted(s.lossless_view() for s in want) != sorted(s.lossless_view() for s in got):
             lost = [str(s) for s in want if s not in got] or ["nothing"]
             new = [str(s) for s in got if s not in want] or ["nothing"]

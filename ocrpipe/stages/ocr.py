@@ -12,15 +12,16 @@ import pikepdf
 
 from ocrpipe.config import Settings
 from ocrpipe.errors import TransientError
+from ocrpipe.folders.fsutil import remove_tree
+from ocrpipe.folders.layout import FINAL_PDF, RAW_PDF
+from ocrpipe.folders.outcome import StageOutcome, mark_done
+from ocrpipe.folders.publish import publish_done
+from ocrpipe.folders.store import LOCK_FILE, STATE_FILE, read_state
 from ocrpipe.logs import job_context
 from ocrpipe.model import Stage, normalise_languages
-from ocrpipe.outcome import StageOutcome, mark_done
-from ocrpipe.publish import publish_done
-from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, run_stage, tool_env
+from ocrpipe.stages.common import run_stage, tool_env
 from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, orientation_fields, turn_reported_pages
 from ocrpipe.stages.pdfa import run_fields
-from ocrpipe.fsutil import remove_tree
-from ocrpipe.store import LOCK_FILE, STATE_FILE, read_state
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
 

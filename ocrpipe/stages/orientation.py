@@ -11,7 +11,7 @@ from typing import Any
 import pikepdf
 
 from ocrpipe.config import Settings
-from ocrpipe.fsutil import atomic_write_json, read_json
+from ocrpipe.folders.fsutil import atomic_write_json, read_json
 from ocrpipe.tools.ocrmypdf import orientation_args
 
 log = logging.getLogger("ocrpipe.ocr")

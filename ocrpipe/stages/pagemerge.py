@@ -4,8 +4,8 @@ still point at them), and check the result. Pure pikepdf, no tools."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pikepdf
 from pikepdf.pdfa import check as pdfa_check
@@ -85,7 +85,7 @@ def graft(raw: Path, outputs: Sequence[Path], ranges: Sequence[Sequence[int]], o
             for source, pages in zip(sources, ranges, strict=True):
                 if len(source.pages) != len(pages):
                     raise ValueError(f"a range holds {len(source.pages)} pages instead of {len(pages)}")
-                ocred.update(zip(pages, source.pages))
+                ocred.update(zip(pages, source.pages, strict=False))
             if sorted(ocred) != list(range(len(doc.pages))):
                 raise ValueError(f"the ranges hold {len(ocred)} of the document's {len(doc.pages)} pages")
             for index, own in enumerate(doc.pages):

@@ -10,17 +10,17 @@ import pikepdf
 
 from ocrpipe.config import Settings
 from ocrpipe.errors import Code, PermanentError
-from ocrpipe.fsutil import remove_tree
-from ocrpipe.layout import long_path, plain_path
+from ocrpipe.folders.fsutil import remove_tree
+from ocrpipe.folders.layout import RAW_PDF, long_path, plain_path
+from ocrpipe.folders.outcome import StageOutcome, mark_prepared
+from ocrpipe.folders.store import read_state, update_state
 from ocrpipe.model import Stage
 from ocrpipe.stages.assemble import assemble, natural_key
 from ocrpipe.stages.batch import batch_would_drop
+from ocrpipe.stages.common import run_stage, tool_env
 from ocrpipe.stages.fidelity import batch_group, ghostscript_reason
-from ocrpipe.outcome import StageOutcome, mark_prepared
-from ocrpipe.stages.common import RAW_PDF, run_stage, tool_env
 from ocrpipe.stages.pdftraits import largest_image, read_traits
 from ocrpipe.stages.sniff import Kind, sniff
-from ocrpipe.store import read_state, update_state
 from ocrpipe.tools.sevenzip import ArchiveLimits, check_entries, extract_archive, list_archive, office_document
 
 PAGE_KINDS = (Kind.PDF, Kind.IMAGE)

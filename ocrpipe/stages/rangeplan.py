@@ -6,7 +6,7 @@ is decoded."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pikepdf
 

@@ -20,17 +20,23 @@ import pikepdf
 
 from ocrpipe.config import Settings
 from ocrpipe.errors import DiskFullError, SplitFailed, StageError
-from ocrpipe.fsutil import atomic_write_json, read_json, remove_tree
+from ocrpipe.folders.fsutil import atomic_write_json, read_json, remove_tree
+from ocrpipe.folders.layout import FINAL_PDF, RAW_PDF, TMP_DIR
+from ocrpipe.folders.outcome import StageOutcome
+from ocrpipe.folders.store import read_state
 from ocrpipe.model import Stage, normalise_languages
-from ocrpipe.outcome import StageOutcome
-from ocrpipe.stages.common import FINAL_PDF, RAW_PDF, TMP_DIR, run_stage, tool_env
+from ocrpipe.stages.common import run_stage, tool_env
 from ocrpipe.stages.ocr import ocr_whole, publish, verify_output
-from ocrpipe.stages.orientation import (merged_range_fields, ocrmypdf_options, orientation_env, save_range_fields,
-                                        turn_reported_pages)
+from ocrpipe.stages.orientation import (
+    merged_range_fields,
+    ocrmypdf_options,
+    orientation_env,
+    save_range_fields,
+    turn_reported_pages,
+)
 from ocrpipe.stages.pagemerge import check_merged, cut_range, graft, split_blocker
 from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, run_fields
 from ocrpipe.stages.rangeplan import balanced_ranges, describe_pages, document_work
-from ocrpipe.store import read_state
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
 
@@ -114,7 +120,7 @@ def _ocr_ranges(settings: Settings, folder: Path, ranges: list[list[int]], *, jo
     with ThreadPoolExecutor(max_workers=max(1, len(todo))) as threads:
         # Each thread keeps this one's log context (job key, attempt).
         failed = [(n, exc) for n, exc in zip(todo, threads.map(
-            lambda n: contextvars.copy_context().run(one, n, jobs), todo)) if exc is not None]
+            lambda n: contextvars.copy_context().run(one, n, jobs), todo), strict=False) if exc is not None]
     for n, first in failed:
         log.warning("range of pages %s failed (%s); running it again alone", describe_pages(ranges[n]), first)
         again = one(n, settings.cpu_count)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ocrpipe.errors import Code, DiskFullError, PermanentError, TransientError
 from ocrpipe.tools.run import ToolResult, disk_full

@@ -9,12 +9,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from ocrpipe.errors import ToolTimeout, TransientError
-from ocrpipe.heartbeat import cancelled, tool_running
+from ocrpipe.folders.heartbeat import cancelled, tool_running
 from ocrpipe.proctree import kill_tree
 
 STDERR_TAIL_CHARS = 2000
@@ -135,7 +135,8 @@ def disk_full(result: ToolResult) -> bool:
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
 
 
-def probe_version(command: Sequence[str], args: Sequence[str] = ("--version",), *, env: Mapping[str, str] | None = None) -> str | None:
+def probe_version(command: Sequence[str], args: Sequence[str] = ("--version",), *,
+                  env: Mapping[str, str] | None = None) -> str | None:
     """The tool's version number, or None when it does not run."""
     try:
         result = run_tool([*command, *args], timeout=30, env=env)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Mapping, Sequence
 
 from ocrpipe.errors import Code, DiskFullError, PermanentError, StageError, TransientError
 from ocrpipe.tools.run import ToolResult, disk_full, run_tool

@@ -1,0 +1,81 @@
+"""``ocrpipe status``: counts by state, running jobs and recent errors, read from files only."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+from ocrpipe.config import Settings
+from ocrpipe.folders.fsutil import read_json
+from ocrpipe.folders.intake import walk_inbox
+from ocrpipe.folders.store import STATE_FILE
+from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.index.metrics import METRICS_FILE
+from ocrpipe.model import RUNNING_STATES, JobState
+
+RECENT_ERRORS = 5
+ERRORS_BY_CODE_WINDOW = 100  # "recent": the last this many failed jobs, grouped by reason code
+
+
+def collect_status(settings: Settings) -> dict[str, Any]:
+    """Safe while ``ocrpipe run`` works: every file read is written atomically, and the job index is
+    read in WAL mode (aggregate queries only: nothing loads the history)."""
+    with JobIndex(settings.index_dir, readonly=True) as index:
+        counts: Counter[str] = Counter(index.counts())
+        running = []
+        work = settings.work_dir
+        for state_file in sorted(work.glob(f"*/{STATE_FILE}")) if work.is_dir() else []:
+            try:
+                record = read_json(state_file)
+            except (OSError, ValueError):
+                continue
+            if index.is_recorded(record.get("jobKey", ""), record.get("runId", "")):
+                continue  # finished and recorded; its folder is being removed
+            counts[record["state"]] += 1
+            if JobState(record["state"]) in RUNNING_STATES:
+                running.append({"jobKey": record["jobKey"], "state": record["state"],
+                                "source": record["source"]["relpath"], "since": record["history"][-1]["at"]})
+        window = index.page(ERRORS_BY_CODE_WINDOW, state="ERROR").jobs
+        errors = window[:RECENT_ERRORS][::-1]  # oldest of them first
+        by_code = Counter(e.get("reasonCode") or "UNKNOWN" for e in window)
+    waiting = sum(1 for _ in walk_inbox(settings.in_dir, settings.intake_max_depth)) if settings.in_dir.is_dir() else 0
+    held = sum(1 for p in settings.hold_dir.iterdir() if p.is_dir()) if settings.hold_dir.is_dir() else 0
+    try:
+        metrics = read_json(settings.index_dir / METRICS_FILE)
+    except (OSError, ValueError):
+        metrics = None
+    return {"counts": dict(sorted(counts.items())), "running": running, "waitingInInbox": waiting,
+            "heldDuplicates": held, "recentErrors": [
+                {"jobKey": e["jobKey"], "source": e.get("source"), "reason": e.get("reason"),
+                 "code": e.get("reasonCode")} for e in errors],
+            "recentErrorsByCode": dict(by_code.most_common()),
+            "metricsUpdatedAt": (metrics or {}).get("updatedAt")}
+
+
+def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout) -> None:
+    status = collect_status(settings)
+    if as_json:
+        print(json.dumps(status, indent=2, ensure_ascii=False), file=out)
+        return
+    print(f"Data folder: {settings.data_dir}", file=out)
+    print(f"Waiting in {Path(settings.in_dir).name}/: {status['waitingInInbox']}   "
+          f"held duplicates: {status['heldDuplicates']}", file=out)
+    print("Jobs by state:" if status["counts"] else "Jobs by state: none yet", file=out)
+    for state, n in status["counts"].items():
+        print(f"  {state:<16} {n}", file=out)
+    if status["running"]:
+        print("Running:", file=out)
+        for job in status["running"]:
+            print(f"  {job['state']:<12} {job['source']}  (since {job['since']}, job {job['jobKey'][:12]})", file=out)
+    if status["recentErrors"]:
+        print(f"Recent errors by code (the last {ERRORS_BY_CODE_WINDOW} at most):", file=out)
+        for code, n in status["recentErrorsByCode"].items():
+            print(f"  {code:<24} {n}", file=out)
+        print("Recent errors:", file=out)
+        for err in status["recentErrors"]:
+            print(f"  {err['source']}: {err['reason']} [{err['code'] or 'UNKNOWN'}]", file=out)
+    if status["metricsUpdatedAt"]:
+        print(f"Last scheduler tick: {status['metricsUpdatedAt']}", file=out)

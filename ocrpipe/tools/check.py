@@ -1,0 +1,137 @@
+"""Which tools are there, in which version, and how to install the missing ones."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import re
+import sys
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import PureWindowsPath
+from typing import Any
+
+from ocrpipe.config import Settings
+from ocrpipe.errors import MissingToolError, TransientError
+from ocrpipe.model import canonical_profile, normalise_languages
+from ocrpipe.tools.ocrmypdf import profile_args
+from ocrpipe.tools.run import probe_version, run_tool
+
+INSTALL = {
+    "7z": ("sudo apt-get install -y p7zip-full", "winget install --id 7zip.7zip"),
+    "ocrmypdf": ("pip install ocrmypdf  (in ocrpipe's virtualenv)", "pip install ocrmypdf  (in ocrpipe's virtualenv)"),
+    "tesseract": ("sudo apt-get install -y tesseract-ocr", "winget install --id UB-Mannheim.TesseractOCR"),
+    "ghostscript": ("sudo apt-get install -y ghostscript", "winget install --id ArtifexSoftware.GhostScript"),
+}
+
+
+@dataclass(frozen=True)
+class ToolStatus:
+    name: str
+    command: tuple[str, ...]
+    version: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.version is not None
+
+
+def probe_tools(settings: Settings) -> list[ToolStatus]:
+    """Each tool's version, asked in parallel: every start of ocrpipe waits for the slowest only."""
+    env = dict(settings.tool_env)
+    tools = [("7z", settings.seven_zip, ()), ("ocrmypdf", settings.ocrmypdf, ("--version",)),
+             ("tesseract", settings.tesseract, ("--version",)), ("ghostscript", settings.ghostscript, ("--version",))]
+
+    def version_of(name: str, command: tuple[str, ...], args: tuple[str, ...]) -> str | None:
+        if name == "ocrmypdf" and command == (sys.executable, "-m", "ocrmypdf"):
+            return own_ocrmypdf_version()
+        return probe_version(command, args, env=env)
+
+    with ThreadPoolExecutor(max_workers=len(tools)) as pool:
+        versions = list(pool.map(lambda t: version_of(*t), tools))
+    return [ToolStatus(name, command, version) for (name, command, _), version in zip(tools, versions, strict=False)]
+
+
+def own_ocrmypdf_version() -> str | None:
+    """The version of the ocrmypdf installed beside ocrpipe, which the default OCRMYPDF command runs:
+    read from its package metadata, since ``python -m ocrmypdf --version`` costs 0.6 s of imports at
+    every start (a scheduled ``run --once`` pays it every few minutes)."""
+    if importlib.util.find_spec("ocrmypdf") is None:
+        return None
+    try:
+        return importlib.metadata.version("ocrmypdf")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def tesseract_languages(settings: Settings) -> set[str] | None:
+    """Installed Tesseract languages, or None when Tesseract does not run."""
+    try:
+        result = run_tool([*settings.tesseract, "--list-langs"], timeout=30, env=dict(settings.tool_env))
+    except TransientError:
+        return None
+    if result.returncode != 0:
+        return None
+    lines = (result.stdout + "\n" + result.stderr_tail).splitlines()
+    return {line.strip() for line in lines if re.fullmatch(r"[A-Za-z_]+", line.strip())}
+
+
+def missing_languages(settings: Settings) -> list[str]:
+    """OCR_LANG's languages Tesseract lacks, and its orientation data ('osd') unless ROTATE_PAGES=off."""
+    installed = tesseract_languages(settings)
+    wanted = normalise_languages(settings.ocr_lang).split("+") + (["osd"] if settings.rotate_pages != "off" else [])
+    return wanted if installed is None else [lang for lang in wanted if lang not in installed]
+
+
+WINDOWS_TESSERACT_HOME = PureWindowsPath(r"C:\Program Files\Tesseract-OCR")
+TESSDATA_URL = "https://github.com/tesseract-ocr/tessdata_fast/raw/main"
+
+
+def windows_tessdata(tesseract: tuple[str, ...], environ: Mapping[str, str]) -> PureWindowsPath:
+    """Where Tesseract on Windows reads its languages: TESSDATA_PREFIX if set, else the tessdata folder
+    beside tesseract.exe (the UB-Mannheim installer's layout)."""
+    if environ.get("TESSDATA_PREFIX"):
+        return PureWindowsPath(environ["TESSDATA_PREFIX"])
+    exe = PureWindowsPath(tesseract[0]) if tesseract else PureWindowsPath("tesseract")
+    return (exe.parent if exe.is_absolute() else WINDOWS_TESSERACT_HOME) / "tessdata"
+
+
+def language_install_hint(lang: str,
+                          tessdata: PureWindowsPath = WINDOWS_TESSERACT_HOME / "tessdata") -> tuple[str, str]:
+    return (f"sudo apt-get install -y tesseract-ocr-{lang.replace('_', '-').lower()}",
+            f"save {TESSDATA_URL}/{lang}.traineddata as {tessdata / (lang + '.traineddata')} "
+            "(or run the UB-Mannheim installer again and tick the language)")
+
+
+def osd_install_hint(tessdata: PureWindowsPath = WINDOWS_TESSERACT_HOME / "tessdata") -> tuple[str, str]:
+    """Tesseract's orientation data (``osd``), which ROTATE_PAGES auto and always need."""
+    return ("sudo apt-get install -y tesseract-ocr-osd",
+            f"part of the UB-Mannheim Tesseract installer (run it again); or save {TESSDATA_URL}/osd.traineddata "
+            f"as {tessdata / 'osd.traineddata'}")
+
+
+def build_profile(settings: Settings, tools: list[ToolStatus]) -> dict[str, Any]:
+    return canonical_profile(
+        ocr_lang=settings.ocr_lang,
+        ocrmypdf_args=profile_args(settings.ocr_args, settings.pdfa, rotate_pages=settings.rotate_pages,
+                                    deskew=settings.deskew),
+        tool_versions={t.name: t.version or "missing" for t in tools},
+        image_dpi=settings.image_dpi,
+    )
+
+
+def check_tools(settings: Settings) -> dict[str, object]:
+    """The job profile, once every tool answers; otherwise a MissingToolError naming what to install."""
+    tools = probe_tools(settings)
+    missing = [t.name for t in tools if not t.ok]
+    if missing:
+        raise MissingToolError(f"missing tool(s): {', '.join(missing)}; run 'ocrpipe doctor' for install commands")
+    langs = missing_languages(settings)
+    if "osd" in langs:
+        raise MissingToolError(f"Tesseract has no orientation data ('osd'), which ROTATE_PAGES={settings.rotate_pages} "
+                               "needs; run 'ocrpipe doctor' for the install command, or set ROTATE_PAGES=off")
+    if langs:
+        raise MissingToolError(f"Tesseract has no data for OCR_LANG language(s) {', '.join(langs)}; "
+                               "run 'ocrpipe doctor' for install commands")
+    return build_profile(settings, tools)
