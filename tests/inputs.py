@@ -492,7 +492,7 @@ def prose_page(seed: int, *, lines: int = 24, **page: object) -> Image.Image:
     return text_page(prose(seed, lines), size=LETTER_PX, font_px=44, **{**noisy, **page})  # type: ignore[arg-type]
 
 
-# Issue 17: page sizes and rotations a long document may mix (points), cycled over its pages.
+# Page sizes and rotations a long document may mix (points), cycled over its pages.
 BOOK_PAGES = (((612, 792), 0), ((595, 842), 90), ((420, 595), 180), ((792, 612), 270), ((612, 1008), 0))
 
 

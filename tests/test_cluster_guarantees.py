@@ -1,4 +1,4 @@
-"""Issue 19's guarantees, on one machine: heartbeats judged by the file server's clock, cancel requests
+"""What a cluster guarantees, checked on one machine: heartbeats judged by the file server's clock, cancel requests
 obeyed where the tools run, and an attempt that ended late never writing over its retry."""
 
 from __future__ import annotations

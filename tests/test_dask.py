@@ -1,4 +1,4 @@
-"""The stages on a Dask cluster (issue 19): a LocalCluster of 2 worker processes, fake tools launched
+"""The stages on a Dask cluster: a LocalCluster of 2 worker processes, fake tools launched
 through the tool commands, the same scheduler as with local pools."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 19 with real processes: ``dask scheduler``, two ``ocrpipe worker`` and ``ocrpipe run --once``
+"""The stages on a Dask cluster, with real processes: ``dask scheduler``, two ``ocrpipe worker`` and ``ocrpipe run --once``
 on localhost with the real tools; one worker machine's ocrpipe worker is SIGKILLed mid-run."""
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def test_a_worker_killed_while_idle_does_not_stop_the_next_file(
 
 def test_the_pools_start_warm_with_every_prep_worker_and_one_ocr_worker(
         make_settings: Callable[..., Settings], scheduler_for: Callable[..., Scheduler]) -> None:
-    """Issue 17: the first OCR worker starts beside the first PREP, not after it; the others when needed."""
+    """The first OCR worker starts beside the first PREP, not after it; the others when needed."""
     scheduler = scheduler_for(make_settings(PREP_CONCURRENCY="2", OCR_CONCURRENCY="2"))
     scheduler.warm_pools()
     # A process pool starts its workers as tasks are submitted: what warm_pools started is there now.

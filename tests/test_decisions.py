@@ -379,7 +379,7 @@ def test_a_hold_of_an_older_version_is_described_at_start_and_can_be_decided(
     [held] = held_files(data)
     for leftover in [*folder.glob("*.arrival.json"), *(data / "reports" / "duplicates").glob("*.json")]:
         leftover.unlink()
-    # As issue 16's hold_duplicate wrote it (the key inside: the folder has the short name).
+    # As hold_duplicate wrote it once short folder names came in (the key inside: the folder has the short name).
     (folder / "status.json").write_text(json.dumps({"status": "DUPLICATE_PENDING", "jobKey": key,
                                                     "heldFile": held.name}))
     driven = Driven(settings)
@@ -394,7 +394,7 @@ def test_a_hold_of_an_older_version_is_described_at_start_and_can_be_decided(
 
 
 def test_a_hold_folder_named_by_the_full_key_still_works(make_settings: Callable[..., Settings]) -> None:
-    """Held before issue 16: the folder is named by the full key, status.json has no key inside. A start
+    """Held before folders got short names: the folder is named by the full key, status.json has no key inside. A start
     describes it, decide finds it by a start of the key, a new arrival of the key joins it."""
     settings = make_settings()
     data = settings.data_dir

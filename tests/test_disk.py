@@ -75,7 +75,7 @@ def test_document_that_can_never_fit_goes_to_error_with_its_code(
     [folder] = list((data_dir / "error").iterdir())
     error = json.loads((folder / "error.json").read_text())
     assert error["source"] == "huge.pdf" and error["code"] == "DISK_TOO_SMALL"
-    # One OCR attempt is charged (issue 9's never-fitting unit fails through the normal settle), none run.
+    # One OCR attempt is charged (a unit that can never fit fails through the normal settle), none run.
     assert error["attempts"] == {"PREP": 1, "OCR": 1} and "more than the whole work volume holds" in error["reason"]
     assert "2000 MB" in error["reason"]
     assert (data_dir / "out" / "small.pdf").exists()

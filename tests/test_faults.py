@@ -1,4 +1,4 @@
-"""The faults of issue 9, each reproduced: a long-running ocrpipe survives them, loses nothing,
+"""The faults a long-running ocrpipe meets, each reproduced: a long-running ocrpipe survives them, loses nothing,
 doubles nothing and sends no innocent file to error/. The pools are executors the test drives; the
 stage functions run for real, with the fake tools."""
 

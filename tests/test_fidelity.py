@@ -244,7 +244,7 @@ def test_the_run_records_ghostscript_and_pdfa_choices(tmp_path: Path) -> None:
     assert skipped.startswith("a regular PDF, since only Ghostscript could make PDF/A (JPEG 2000")
     with pytest.raises(PermanentError, match="could not be made PDF/A .JPEG 2000.*PDFA=required") as refused:
         run_fields(pdfa_setting="required", pdfa=None, tool_log=quiet, **common)
-    assert refused.value.code is Code.PDF_PDFA_FAILED  # issue 15's reason code for it
+    assert refused.value.code is Code.PDF_PDFA_FAILED  # the reason code for a PDF/A that could not be made
     out.write_bytes(gen.jpx_page())
     assert run_fields(pdfa_setting="auto", pdfa="2B", tool_log=quiet, **common)["reencodeReason"] == (
         "page 1: /FlateDecode 600x300 8-bit /DeviceGray became /JPXDecode 600x300 8-bit /DeviceRGB")

@@ -38,7 +38,7 @@ def _hocr(lines: list[tuple[tuple[int, int, int, int], list[tuple[str, int]]]], 
 
 
 def test_pool_workers_name_the_plugins_folder_variable_without_importing_ocrmypdf() -> None:
-    """Issue 17: importing the plugin (hence ocrmypdf) cost every PREP and OCR worker 0.3 s of CPU."""
+    """Importing the plugin (hence ocrmypdf) cost every PREP and OCR worker 0.3 s of CPU."""
     assert orientation.ORIENTATION_DIR_ENV == ORIENTATION_DIR_ENV
     probe = "import sys, ocrpipe.engine.worker; ocrpipe.engine.worker.warm_up(); print(sorted(m for m in sys.modules if m == 'ocrmypdf'))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)

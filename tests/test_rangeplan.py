@@ -1,4 +1,4 @@
-"""Issue 17: a long document's page ranges carry about equal estimated work (pixels Tesseract reads),
+"""A long document's page ranges carry about equal estimated work (pixels Tesseract reads),
 cover every page once and in order, and the estimate reads only what the PDF declares."""
 
 from __future__ import annotations

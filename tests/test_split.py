@@ -1,4 +1,4 @@
-"""Issue 17: a lone long document OCRed as page ranges and merged back (fake ocrmypdf): its structure,
+"""A lone long document OCRed as page ranges and merged back (fake ocrmypdf): its structure,
 page order and text survive; a failing range is retried alone, then the document runs whole; a crash
 between the ranges and the merge is finished on restart, never published half."""
 

@@ -1,4 +1,4 @@
-"""Issue 17 with the real tools: a generated 10-page document split in two, merged into one valid PDF/A
+"""Splitting a long document, with the real tools: a generated 10-page document split in two, merged into one valid PDF/A
 with every page's text, its structure (outline, destinations, links, page labels) and page geometry."""
 
 from __future__ import annotations
