@@ -10,6 +10,7 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ocrpipe import __version__
 from ocrpipe.cluster.certs import DEFAULT_DAYS
@@ -27,7 +28,7 @@ WINDOWS = os.name == "nt"  # schedule's default format, and whether schtasks exi
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2, as configuration errors do
+    def error(self, message: str) -> NoReturn:  # usage errors exit 2, as configuration errors do
         self.print_usage(sys.stderr)
         self.exit(ExitCode.BAD_CONFIG, f"ocrpipe: error: {message}\n")
 

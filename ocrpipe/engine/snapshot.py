@@ -18,7 +18,7 @@ log = logging.getLogger("ocrpipe.snapshot")
 
 if TYPE_CHECKING:  # the scheduler imports this module
     from ocrpipe.engine.jobs import Job, Unit
-    from ocrpipe.engine.pools import StagePool
+    from ocrpipe.engine.pools import Pool
     from ocrpipe.model import Stage
 
 
@@ -84,7 +84,7 @@ class SnapshotHolder:
         with self._lock:
             return self._latest
 
-    def publish(self, now: float, *, jobs: Iterable[Job], units: Iterable[Unit], pools: Mapping[Stage, StagePool],
+    def publish(self, now: float, *, jobs: Iterable[Job], units: Iterable[Unit], pools: Mapping[Stage, Pool],
                 metrics: Mapping[str, Any], waiting: int, held: int, admitting: bool) -> Snapshot | None:
         """Called by the scheduler at the end of a tick with what it tracks. Never raises: a fault here
         must not stop the pipeline; the API then shows the last good snapshot, and /health turns 503
@@ -101,7 +101,7 @@ class SnapshotHolder:
             self._latest = snapshot
         return snapshot
 
-    def _make(self, now: float, jobs: list[Job], units: list[Unit], pools: Mapping[Stage, StagePool],
+    def _make(self, now: float, jobs: list[Job], units: list[Unit], pools: Mapping[Stage, Pool],
               metrics: Mapping[str, Any], waiting: int, held: int, admitting: bool) -> Snapshot:
         wall = datetime.now(UTC)
         wall_iso = wall.isoformat(timespec="milliseconds")

@@ -174,7 +174,7 @@ def checked_identity(value: Any) -> dict[str, Any] | None:
     pid, created = value.get("pid"), value.get("createTime")
     if type(pid) is not int or not 0 < pid <= MAX_PID:  # type(): True is an int to isinstance
         return None
-    if type(created) not in (int, float) or not math.isfinite(created) or created < 0:
+    if not (type(created) is int or type(created) is float) or not math.isfinite(created) or created < 0:
         return None
     return {"pid": pid, "createTime": float(created)}
 

@@ -63,7 +63,7 @@ def read_state(job_dir: Path) -> dict[str, Any]:
     can be written by anyone who can write work/ (every worker machine, on a cluster)."""
     record = read_json(job_dir / STATE_FILE)
     check_input(record)
-    return record  # type: ignore[no-any-return]
+    return record
 
 
 def check_input(record: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +52,16 @@ class History:
         found: list[tuple[str, int]] = []
         before: int | None = None
         while True:
+            args: tuple[int, ...]
             if before is None:
                 query, args = f"{_FINISHES} ORDER BY id DESC LIMIT ?", (CHART_PAGE,)
             else:
                 query, args = f"{_FINISHES} WHERE id < ? ORDER BY id DESC LIMIT ?", (before, CHART_PAGE)
-            rows = self.index.read(lambda c, q=query, a=args: c.execute(q, a).fetchall(), [])
+
+            def finishes(c: sqlite3.Connection, q: str = query, a: tuple[int, ...] = args) -> list[Any]:
+                return c.execute(q, a).fetchall()
+
+            rows: list[Any] = self.index.read(finishes, [])
             for _, finished, pages, state in rows:
                 if isinstance(finished, str) and finished < since_iso:
                     return found

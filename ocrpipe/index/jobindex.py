@@ -124,10 +124,13 @@ class JobIndex:
                         conn.rollback()
                 self._failed(exc)
                 self._recover(exc)
-                return work(self._holder[0])  # type: ignore[arg-type]
+                recovered = self._holder[0]
+                assert recovered is not None  # _recover connected a new file or raised
+                return work(recovered)
 
-    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``work`` in one transaction, taken at once (BEGIN IMMEDIATE waits up to the busy timeout)."""
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T | None:
+        """``work`` in one transaction, taken at once (BEGIN IMMEDIATE waits up to the busy timeout).
+        None, and ``work`` not run, once the index is closed."""
         def transaction(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -141,7 +144,7 @@ class JobIndex:
 
         if self.readonly:
             raise RuntimeError("a read-only job index cannot be written")  # a bug, not a user's error
-        return self.read(transaction, None)  # type: ignore[arg-type]
+        return self.read(transaction, None)
 
     # ----- damage -----------------------------------------------------------------------------
 
@@ -216,14 +219,16 @@ class JobIndex:
 
     def get(self, job_key: str) -> list[dict[str, Any]]:
         """Every run of this key, oldest first."""
-        rows = self.read(lambda c: c.execute(f"{SELECT} WHERE job_key = ? ORDER BY id", (job_key,)).fetchall(), [])
+        rows: list[Any] = self.read(
+            lambda c: c.execute(f"{SELECT} WHERE job_key = ? ORDER BY id", (job_key,)).fetchall(), [])
         return [from_row(r) for r in rows]
 
     def page(self, limit: int = 50, *, offset: int = 0, before: int | None = None,
              state: str | None = None) -> JobPage:
         """Newest jobs first, optionally of one state. ``before`` (from the previous page) is a cursor
         that stays cheap however deep one pages; ``offset`` is for small jumps."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if before is not None:
             where.append("id < ?")
             args.append(before)
@@ -231,22 +236,25 @@ class JobIndex:
             where.append("state = ?")
             args.append(state)
         sql = f"{SELECT}{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id DESC LIMIT ? OFFSET ?"
-        rows = self.read(lambda c: c.execute(sql, (*args, limit + 1, max(0, offset))).fetchall(), [])
+        rows: list[Any] = self.read(lambda c: c.execute(sql, (*args, limit + 1, max(0, offset))).fetchall(), [])
         more = len(rows) > limit
         rows = rows[:limit]
         return JobPage([from_row(r) for r in rows], rows[-1][0] if more and rows else None)
 
     def counts(self) -> dict[str, int]:
         """Jobs by state (each run counts), from the state index alone."""
-        rows = self.read(lambda c: c.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall(), [])
+        rows: list[Any] = self.read(
+            lambda c: c.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall(), [])
         return dict(rows)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Every job, oldest first, read in short batches (a writer is never held up for long)."""
         last = 0
         while True:
-            rows = self.read(lambda c, after=last: c.execute(f"{SELECT} WHERE id > ? ORDER BY id LIMIT ?",
-                                                             (after, EXPORT_BATCH)).fetchall(), [])
+            def batch(c: sqlite3.Connection, after: int = last) -> list[Any]:
+                return c.execute(f"{SELECT} WHERE id > ? ORDER BY id LIMIT ?", (after, EXPORT_BATCH)).fetchall()
+
+            rows: list[Any] = self.read(batch, [])
             if not rows:
                 return
             last = rows[-1][0]

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol, TextIO, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar
 
 from ocrpipe.errors import ConfigError
 from ocrpipe.folders.fsutil import candidate_names
@@ -25,7 +25,9 @@ class JobIndex(Protocol):
     index_dir: Path
     path: Path
 
-    def write(self, work: Callable[[sqlite3.Connection], T]) -> T: ...
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T | None: ...
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
 
 log = logging.getLogger("ocrpipe.index")
 JSONL_FILE = "jobs.jsonl"
@@ -84,8 +86,9 @@ def _import(conn: sqlite3.Connection, path: Path) -> int:
     return added
 
 
-def import_jsonl(index: JobIndex, path: Path) -> int:
-    """All of ``path`` in one transaction: a crash half-way imports nothing, so it is simply done again."""
+def import_jsonl(index: JobIndex, path: Path) -> int | None:
+    """All of ``path`` in one transaction: a crash half-way imports nothing, so it is simply done again.
+    The number of jobs added (None when the index is closed)."""
     return index.write(lambda conn: _import(conn, path))
 
 

@@ -113,9 +113,10 @@ def run_members(settings: Settings, stage: Stage, members: Sequence[Member], wor
         return refused
     # Not fsynced: lost in a power cut, the stage simply runs again. ``batch`` is written at every start
     # (None when alone): a restart that cuts the attempt short counts differently for a batch's members.
-    records = [update_state(m.job_dir, lambda r, m=m: _start(r, stage, m.attempts,
-                                                             {**identity, "batch": None, **started}),
-                            durable=False) for m in members]
+    def starter(m: Member) -> Callable[[dict[str, Any]], None]:
+        return lambda r: _start(r, stage, m.attempts, {**identity, "batch": None, **started})
+
+    records = [update_state(m.job_dir, starter(m), durable=False) for m in members]
     with job_log_context(**log_context(stage, members, records, started.get("batch"))):
         log.debug("%s attempt started for %d document(s)", stage.value, len(members))
         return _run_started(settings, stage, members, work, finish=finish, scratch=scratch, on_failure=on_failure,

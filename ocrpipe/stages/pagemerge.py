@@ -65,7 +65,8 @@ def cut_range(raw: Path, pages: Sequence[int], out: Path) -> None:
 
 
 def _effective(page: pikepdf.Object, key: str) -> pikepdf.Object | None:
-    node, depth = page, 0
+    node: pikepdf.Object | None = page
+    depth = 0
     while isinstance(node, pikepdf.Dictionary) and depth < 64:
         if key in node:
             return node[key]
@@ -110,9 +111,9 @@ def _replace_page(doc: pikepdf.Pdf, own: pikepdf.Dictionary, new: pikepdf.Dictio
             own[key] = _copy(doc, value)
     for key in INHERITED:
         if key not in own and key != "/Rotate":
-            value = _effective(new, key)
-            if value is not None:
-                own[key] = _copy(doc, value)
+            inherited = _effective(new, key)
+            if inherited is not None:
+                own[key] = _copy(doc, inherited)
     if "/Rotate" not in own:
         rotate = _effective(new, "/Rotate")
         own.Rotate = int(rotate) if rotate is not None else 0
@@ -143,7 +144,8 @@ def _page_tree_nodes(node: pikepdf.Object, depth: int = 0) -> Iterator[pikepdf.D
 def has_text_layer(page: pikepdf.Page) -> bool:
     """ocrmypdf's text layer (a Form XObject it names /OCR-…, on a blank page too) or text shown
     by the page itself (a page --skip-text left as it was)."""
-    xobjects = page.obj.get("/Resources", {}).get("/XObject", {})
+    resources: pikepdf.Object | dict[str, pikepdf.Object] = page.obj.get("/Resources", {})
+    xobjects: pikepdf.Object | dict[str, pikepdf.Object] = resources.get("/XObject", {})
     if any(str(name).startswith(OCR_LAYER_PREFIX) for name in xobjects.keys()):
         return True
     return _shows_text(page.obj, 0)
@@ -151,12 +153,13 @@ def has_text_layer(page: pikepdf.Page) -> bool:
 
 def _shows_text(holder: pikepdf.Object, depth: int) -> bool:
     try:
-        if any(str(op) in TEXT_SHOWING for _, op in pikepdf.parse_content_stream(holder)):
+        if any(str(instruction.operator) in TEXT_SHOWING for instruction in pikepdf.parse_content_stream(holder)):
             return True
     except pikepdf.PdfError:
         return False
-    resources = holder.get("/Resources", {})
-    forms = [x for _, x in resources.get("/XObject", {}).items()
+    resources: pikepdf.Object | dict[str, pikepdf.Object] = holder.get("/Resources", {})
+    xobjects: pikepdf.Object | dict[str, pikepdf.Object] = resources.get("/XObject", {})
+    forms = [x for _, x in xobjects.items()
              if isinstance(x, pikepdf.Stream) and x.get("/Subtype") == "/Form"]
     return depth < MAX_FORM_DEPTH and any(_shows_text(form, depth + 1) for form in forms)
 

@@ -13,6 +13,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pikepdf
 from ocrmypdf import hookimpl
@@ -21,6 +23,7 @@ from ocrmypdf.exceptions import SubprocessOutputError
 from ocrmypdf.helpers import Resolution
 from PIL import Image
 
+pypdfium: ModuleType | None
 try:  # ocrmypdf 17's pdfium rasterizer; with an older ocrmypdf (>= 16 is allowed) the raster is turned instead
     from ocrmypdf.builtin_plugins import pypdfium
 except ImportError:
@@ -140,7 +143,8 @@ def upright_image(source: Path, angle: int, target: Path, options: object) -> tu
             turn = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
                     270: Image.Transpose.ROTATE_270}
             turned = image.transpose(turn[angle])
-            turned.save(target, **({"dpi": (dpi[1], dpi[0]) if angle != 180 else dpi} if dpi else {}))
+            params: dict[str, Any] = {"dpi": (dpi[1], dpi[0]) if angle != 180 else dpi} if dpi else {}
+            turned.save(target, **params)
     return size
 
 
@@ -193,7 +197,7 @@ class AdaptiveOrientationEngine(TesseractOcrEngine):
     upright. Its reading is kept when it reads right; ocrpipe then turns the page (its /Rotate)."""
 
     @staticmethod
-    def generate_hocr(input_file, output_hocr, output_text, options):  # type: ignore[no-untyped-def]
+    def generate_hocr(input_file: Path, output_hocr: Path, output_text: Path, options: object) -> None:
         TesseractOcrEngine.generate_hocr(input_file, output_hocr, output_text, options)
         first = read_hocr(Path(output_hocr).read_text(encoding="utf-8"))
         if not first.suspicious:
@@ -236,7 +240,7 @@ def _read_upright(input_file: Path, output_hocr: Path, output_text: Path, angle:
 
 
 @hookimpl
-def get_ocr_engine(options):  # type: ignore[no-untyped-def]
+def get_ocr_engine(options: object) -> AdaptiveOrientationEngine | None:
     """This engine wherever ocrmypdf's own Tesseract engine would run."""
     if options is not None and getattr(options, "ocr_engine", "auto") not in ("auto", "tesseract"):
         return None

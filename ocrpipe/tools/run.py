@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TypedDict
 
 from ocrpipe.errors import ToolTimeout, TransientError
 from ocrpipe.folders.heartbeat import cancelled, tool_running
@@ -39,7 +40,14 @@ CREATE_NEW_PROCESS_GROUP = 0x00000200
 CREATE_NO_WINDOW = 0x08000000
 
 
-def detach_flags(*, windows: bool = sys.platform == "win32") -> dict[str, object]:
+class DetachFlags(TypedDict, total=False):
+    """The keyword arguments of ``subprocess.Popen`` that detach_flags gives."""
+
+    creationflags: int
+    start_new_session: bool
+
+
+def detach_flags(*, windows: bool = sys.platform == "win32") -> DetachFlags:
     """A tool gets its own process group, so a Ctrl+C in the terminal reaches ocrpipe, not the tool:
     ocrpipe then decides whether to let it finish or to kill the tree. On Windows a new process group
     still shares the console, which sends CTRL_BREAK and console close to every process on it; a
@@ -97,7 +105,7 @@ def run_tool(
         return ToolResult(returncode, stdout, _read_tail(err), seconds)
 
 
-def _wait(proc: subprocess.Popen, timeout: float, watch: Callable[[], None] | None, every: float) -> int:
+def _wait(proc: subprocess.Popen[bytes], timeout: float, watch: Callable[[], None] | None, every: float) -> int:
     if watch is None:
         return proc.wait(timeout=timeout)
     deadline = time.monotonic() + timeout
@@ -110,14 +118,14 @@ def _wait(proc: subprocess.Popen, timeout: float, watch: Callable[[], None] | No
             watch()
 
 
-def _stderr_file(log_path: Path | None):  # type: ignore[no-untyped-def]
+def _stderr_file(log_path: Path | None) -> IO[bytes]:
     if log_path is None:
         return tempfile.TemporaryFile()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     return open(log_path, "w+b")
 
 
-def _read_tail(handle) -> str:  # type: ignore[no-untyped-def]
+def _read_tail(handle: IO[bytes]) -> str:
     handle.flush()
     size = handle.seek(0, os.SEEK_END)
     handle.seek(max(0, size - 4 * STDERR_TAIL_CHARS))

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from io import BufferedIOBase
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; a browser's, cookies included, is far less
 
@@ -95,7 +95,7 @@ class HeadReader:
     """The handler's ``rfile``: counts the request head's bytes against MAX_HEAD_BYTES, and turns a cut by
     the gate into a timeout, which the standard library's handler ends quietly."""
 
-    def __init__(self, raw: BinaryIO, *, was_cut: Callable[[], bool], limit: int = MAX_HEAD_BYTES) -> None:
+    def __init__(self, raw: BufferedIOBase, *, was_cut: Callable[[], bool], limit: int = MAX_HEAD_BYTES) -> None:
         self.raw = raw
         self.was_cut = was_cut
         self.left = limit

@@ -21,7 +21,8 @@ def check_health(snapshot: Snapshot | None, *, clock: float, started: float, sta
     """(healthy, body). ``clock`` and ``started`` are on the scheduler's clock (monotonic)."""
     if snapshot is None:  # not ticked yet: fine while the start is recent
         age = clock - started
-        tick = {"ok": age <= stale_seconds, "lastTickAt": None, "ageSeconds": None, "staleAfterSeconds": stale_seconds}
+        tick: dict[str, Any] = {"ok": age <= stale_seconds, "lastTickAt": None, "ageSeconds": None,
+                                "staleAfterSeconds": stale_seconds}
     else:
         age = max(0.0, clock - snapshot.tickMonotonic)
         tick = {"ok": age <= stale_seconds, "lastTickAt": snapshot.tickAt, "ageSeconds": round(age, 3),

@@ -108,14 +108,20 @@ def refuse_busy(sock: socket.socket) -> None:
 
 class ApiHandler(BaseHTTPRequestHandler):
     server: ApiServer
+    raw_requestline: bytes  # set by handle_one_request; typeshed leaves this undocumented attribute out
+    head_reader: HeadReader  # the rfile setup() puts in place
     server_version = "ocrpipe"  # HTTP/1.0: one request per connection, so no thread waits on an idle client
     unread = False  # the client sent more than was read: the connection lingers before it closes
 
     def setup(self) -> None:
-        self.timeout = self.server.read_timeout  # each read and write; the gate bounds the whole head
+        # each read and write; the gate bounds the whole head. typeshed declares StreamRequestHandler.timeout
+        # a ClassVar, but setup() reads it from the instance, so one handler's own timeout works.
+        self.timeout = self.server.read_timeout  # type: ignore[misc]
         super().setup()
         gate, sock = self.server.gate, self.request
-        self.rfile = HeadReader(self.rfile, was_cut=lambda: gate.was_cut(sock))  # type: ignore[assignment]
+        self.head_reader = HeadReader(self.rfile, was_cut=lambda: gate.was_cut(sock))
+        # HeadReader has the two reading methods the handler uses, not all of typeshed's BufferedIOBase.
+        self.rfile = self.head_reader  # type: ignore[assignment]
 
     def handle(self) -> None:
         super().handle()
@@ -127,7 +133,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             super().handle_one_request()
         except HeadTooLarge:
             self.unread = True
-            if self.rfile.lines == 0:  # type: ignore[attr-defined]
+            if self.head_reader.lines == 0:
                 self.requestline, self.command, self.request_version = "", "", "HTTP/1.0"
                 self.send_error(414, f"the request line is longer than {MAX_HEAD_BYTES} bytes")
             else:
