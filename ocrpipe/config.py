@@ -25,7 +25,7 @@ T = TypeVar("T")
 MB_PER_OCR_RUN = 512
 MB_PER_PAGE_WORKER = 128
 DEFAULT_BATCH_MAX_PAGES = 20
-# Issue 17: a lone document of at least this many pages is OCRed as page ranges (README, Speed); 0: never.
+# A lone document of at least this many pages is OCRed as page ranges (README, Speed); 0: never.
 # Measured on 2 cores (bench --single-doc, real scans): 49 pages split in two 0.99 x the wall time of one
 # ``ocrmypdf --jobs 2`` call, whole 1.12 x; 19 pages split 1.02 x (median of 3; whole: 1.13 x), at 1.09 x its
 # CPU. Each extra call costs about 1.5-2 s of CPU, so below about 16 pages a split would cost over 10 % more.
@@ -95,7 +95,7 @@ class Settings:
     http_timeout_seconds: float = 5.0  # for a request's head to arrive, and for each read or write after
     # The environment the tools start from (PATH, locale…), captured once here.
     tool_env: tuple[tuple[str, str], ...] = ()
-    # Issue 19: where each stage runs: "local" (the process pools) or a Dask scheduler's address.
+    # Where each stage runs: "local" (the process pools) or a Dask scheduler's address.
     prep_executor: str = "local"
     ocr_executor: str = "local"
     worker_data_dir: str | None = None  # DATA_DIR as the Dask workers see it (None: the same path)

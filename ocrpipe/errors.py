@@ -133,12 +133,12 @@ class TransientError(StageError):
 
 
 class RedoAlone(TransientError):
-    """Issue 10: what a batch gave this document is not what ocrmypdf alone gives it (its images
+    """What a batch gave this document is not what ocrmypdf alone gives it (its images
     changed): it is OCRed again alone, an attempt that does not count (as after a failed batch)."""
 
 
 class SplitFailed(TransientError):
-    """Issue 17: a document split into page ranges could not be OCRed or merged that way: it is
+    """A document split into page ranges could not be OCRed or merged that way: it is
     OCRed whole, an attempt that does not count."""
 
 

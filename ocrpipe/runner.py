@@ -141,7 +141,7 @@ def run(settings: Settings, *, once: bool) -> ExitCode:
 
 def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], started: float) -> ExitCode:
     profile = check_tools(settings)
-    stage_pools, clusters = dask_pools(settings)  # issue 19: connected now, or a clear error (exit 3)
+    stage_pools, clusters = dask_pools(settings)  # connected now, or a clear error (exit 3)
     try:
         lock = take_instance_lock(settings)
     except BaseException:

@@ -60,7 +60,7 @@ def refresh(folder: Path, reports_dir: Path, *, key: str, existing: dict[str, An
 
 def report_file(reports_dir: Path, key: str) -> Path:
     """``reports/duplicates/<jobKey>.json``, named by the full key as the design asks: 80 + 20 + 130 + 5
-    characters, 249 with its atomic-write temp, within MAX_PATH for the data folder issue 16 budgets."""
+    characters, 249 with its atomic-write temp, within MAX_PATH for a data folder of up to 80 characters."""
     return child_path(reports_dir, f"{check_job_key(key)}.json")
 
 

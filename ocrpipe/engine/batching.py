@@ -69,7 +69,7 @@ def plan_ocr_units(ready: Sequence[Plannable], *, free_slots: int, max_batch_pag
 
 
 def split_parts(pages: int | None, *, spare_slots: int, cores: int, min_pages: int) -> int:
-    """Issue 17: into how many page ranges a lone long document is OCRed (1: whole). Only when slots
+    """Into how many page ranges a lone long document is OCRed (1: whole). Only when slots
     and cores would otherwise idle, at most one range per core, and no range shorter than half of
     ``min_pages`` (each call costs about 1.5 s of CPU before its first page)."""
     if not min_pages or not pages or pages < min_pages or spare_slots < 2 or cores < 2:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ocrpipe.config import Settings
 from ocrpipe.engine.batching import page_workers, plan_ocr_units, split_parts
-from ocrpipe.engine.entry import run_ocr, run_ocr_batch, run_ocr_split, run_prep  # issue 17: stages imported in workers
+from ocrpipe.engine.entry import run_ocr, run_ocr_batch, run_ocr_split, run_prep  # stages imported in workers, not here
 from ocrpipe.engine.jobs import Job, Unit
 from ocrpipe.engine.pools import ExecutorFactory, Pool, StagePool
 from ocrpipe.errors import WorkerSetupError
@@ -81,7 +81,7 @@ class Dispatcher:
         self.pools: dict[Stage, Pool] = {
             Stage.PREP: StagePool("PREP", settings.prep_concurrency, executor_factory),
             Stage.OCR: StagePool("OCR", settings.ocr_concurrency, executor_factory),
-            **(stage_pools or {}),  # issue 19: a stage on a Dask cluster
+            **(stage_pools or {}),  # a stage on a Dask cluster
         }
         self.disk_free = disk_free
         self.disk_total = disk_total
@@ -115,7 +115,7 @@ class Dispatcher:
         units = [Unit(stage, jobs) for jobs in
                  plan_ocr_units(ready, free_slots=free, max_batch_pages=self.settings.ocr_batch_max_pages)]
         if len(units) == 1 and not units[0].batch and not units[0].jobs[0].whole:
-            # Issue 17: fewer documents than slots and cores: a long one is OCRed as page ranges.
+            # Fewer documents than slots and cores: a long one is OCRed as page ranges.
             busy_cores = self.busy(Stage.OCR)
             units[0].parts = split_parts(units[0].jobs[0].pages, spare_slots=free,
                                          cores=self.settings.cpu_count - busy_cores,

@@ -23,8 +23,8 @@ class Job:
     not_before: float = 0.0
     grace_until: float = 0.0  # after a pause of the scheduler itself, staleness is not judged before this
     solo: bool = False  # never batched: its batch failed, or a batch would drop part of it (bookmarks…)
-    batch_group: str | None = None  # issue 10: batched only with jobs of the same group (PREP's batchGroup)
-    whole: bool = False  # issue 17: never split into page ranges (a split of it failed)
+    batch_group: str | None = None  # batched only with jobs of the same group (PREP's batchGroup)
+    whole: bool = False  # never split into page ranges (a split of it failed)
     seq: int = 0
 
     @property
@@ -38,7 +38,7 @@ class Unit:
 
     stage: Stage
     jobs: list[Job]
-    parts: int = 1  # issue 17: a long document OCRed as this many page ranges, one OCR slot each
+    parts: int = 1  # a long document OCRed as this many page ranges, one OCR slot each
 
     @property
     def slots(self) -> int:

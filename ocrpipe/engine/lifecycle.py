@@ -143,7 +143,7 @@ class Lifecycle:
             job.pages = int(record["pages"])
             job.state = JobState.PREP_DONE
             solo_reason = record.get("soloReason")
-            gs_reason = record.get("ghostscriptReason")  # issue 10: never batched with others
+            gs_reason = record.get("ghostscriptReason")  # never batched with others
             job.solo = job.solo or bool(solo_reason) or bool(gs_reason)
             job.batch_group = record.get("batchGroup")
             alone = (f"; OCRed alone, since a batch would drop its {solo_reason}" if solo_reason else
@@ -205,12 +205,14 @@ class Lifecycle:
             "kind": record.get("kind"), "pdfa": record.get("pdfa"), "batchSize": record.get("batchSize"),
             "attempts": record.get("attempts"), "timings": record.get("timings"),
             "reason": (record.get("lastError") or {}).get("reason") if state == "ERROR" else None,
-            "code": (record.get("lastError") or {}).get("exitCode") if state == "ERROR" else None,  # issue 12
+            # the tool's exit code
+            "code": (record.get("lastError") or {}).get("exitCode") if state == "ERROR" else None,
             "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"],
             "decision": record.get("decision"), **extra,  # a FORCE_REPROCESS run carries the person's decision
-            **{key: record.get(key) for key in RUN_FIDELITY_FIELDS},  # issue 10
+            **{key: record.get(key) for key in RUN_FIDELITY_FIELDS},  # what a batch or split kept of the output
             **({"reasonCode": (record.get("lastError") or {}).get("code")} if state == "ERROR" else {}),
-            **{k: record[k] for k in ("signed", "signature") if record.get(k)},  # issue 15
+            # a signed input, and how its signature went
+            **{k: record[k] for k in ("signed", "signature") if record.get(k)},
             **({"sourceBytes": record["source"]["relpathBytes"]} if record["source"].get("relpathBytes") else {}),
         })
         self.jobs.pop(job.key, None)

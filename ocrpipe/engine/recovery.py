@@ -57,8 +57,8 @@ def resume_work(life: Lifecycle) -> None:
         job = Job(record["jobKey"], job_dir, JobState(record["state"]), pages=record.get("pages"),
                   attempts=dict(record["attempts"]),
                   solo=bool(record.get("soloReason") or record.get("batchFailed") or record.get("ghostscriptReason")),
-                  batch_group=record.get("batchGroup"),  # issue 10: kept across a restart
-                  whole=bool(record.get("splitFailed")))  # issue 17
+                  batch_group=record.get("batchGroup"),  # kept across a restart
+                  whole=bool(record.get("splitFailed")))  # a split that failed is not tried again
         life.track(job)
         try:
             _resume_job(life, job, record)

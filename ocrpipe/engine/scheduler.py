@@ -26,7 +26,7 @@ from ocrpipe.folders.intake import stage as stage_file
 from ocrpipe.folders.outcome import READY_STATES, StageOutcome
 from ocrpipe.folders.sweep import EmptyFolderSweeper
 from ocrpipe.index.metrics import load_metrics, set_gauge, write_metrics
-from ocrpipe.index.rebuild import open_run_index  # issue 12: the job index in SQLite
+from ocrpipe.index.rebuild import open_run_index
 from ocrpipe.model import Stage
 
 __all__ = ["Job", "Scheduler", "Unit"]
@@ -49,7 +49,7 @@ class Scheduler:
         self.pools = self.dispatcher.pools
         self.intake = Intake(settings.in_dir, settings.stable_seconds, max_depth=settings.intake_max_depth)
         self._looked = False  # the last poll of in/ ended without a fault: only then can in/ count as empty
-        self.sweeper = EmptyFolderSweeper(settings.in_dir, empty_for=settings.empty_folder_seconds)  # issue 15
+        self.sweeper = EmptyFolderSweeper(settings.in_dir, empty_for=settings.empty_folder_seconds)
         self._next_sweep = 0.0
         self.jobs: dict[str, Job] = {}
         self.admitting = True
@@ -57,9 +57,9 @@ class Scheduler:
         self._written_metrics: dict[str, Any] = {}
         self._next_metrics_write = 0.0
         self._started = False
-        self.snapshot = SnapshotHolder()  # issue 14: what the HTTP API reads, published at the end of each step
+        self.snapshot = SnapshotHolder()  # what the HTTP API reads, published at the end of each step
         self._faults = 0
-        self.ticks = 0  # steps taken: the run summary's ticks per second (issue 19's scheduler limit)
+        self.ticks = 0  # steps taken: the run summary's ticks per second (how many files one scheduler can admit)
         self._paused_until = 0.0
         self._unsettled: list[tuple[Job, StageOutcome]] = []  # outcomes a fault outside the job interrupted
 
@@ -89,7 +89,7 @@ class Scheduler:
     def warm_pools(self) -> None:
         """Start the PREP workers now, so the first file does not wait for one, and one OCR worker: its
         start-up (pikepdf, Pillow) runs beside the first PREP, which no OCR can start before, instead of
-        after it (issue 17: about 0.6 s off a lone document's wall time). The other OCR workers start
+        after it (about 0.6 s off a lone document's wall time). The other OCR workers start
         when needed, so their start-up does not compete with the first OCR for the cores."""
         self.pools[Stage.PREP].warm()
         self.pools[Stage.OCR].warm(1)
@@ -100,7 +100,7 @@ class Scheduler:
         if wait:  # every batch of this run has ended: a batch folder left now is an orphan's
             remove_batch_folders(self.settings.work_dir)
         if self._started:
-            self.index.close()  # issue 12
+            self.index.close()
 
     def stop_admitting(self) -> None:
         """First step of a graceful stop: take nothing new, start no new stage."""
@@ -163,7 +163,7 @@ class Scheduler:
             for stage in (Stage.PREP, Stage.OCR):
                 self._dispatch(stage, now)
         self._write_metrics(now)
-        # issue 14: what the HTTP API's threads read, copied from what the scheduler tracks
+        # what the HTTP API's threads read, copied from what the scheduler tracks
         self.snapshot.publish(now, jobs=self.jobs.values(), units=self.dispatcher.units.values(), pools=self.pools,
                               metrics=self.metrics, waiting=self.intake.pending, held=len(self.admission.held),
                               admitting=self.admitting)

@@ -1,4 +1,4 @@
-"""Issue 17: which pages of a long document each ocrmypdf call OCRs (its page range). Tesseract's time
+"""Which pages of a long document each ocrmypdf call OCRs (its page range). Tesseract's time
 on a page grows with the pixels ocrmypdf rasterises it at (the whole page at its images' resolution),
 and a scanned document mixes full 300-dpi pages with small or 1440-dpi strips; so the ranges carry
 about equal estimated work, not equal page counts. The estimate reads what the PDF declares: nothing
