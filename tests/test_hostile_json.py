@@ -261,7 +261,7 @@ def without_blocking(step: Callable[[], None], folder: Path, timeout: float = 15
 
 @pytest.mark.skipif(os.name != "posix", reason="FIFOs, and links as an ordinary user: POSIX")
 @pytest.mark.parametrize("form", ["fifo", "link"])
-@pytest.mark.parametrize("which", ["status.json", "decision.json", "sidecar", "heartbeat"])
+@pytest.mark.parametrize("which", ["status.json", "decision.json", "sidecar", "heartbeat", "status.json+sidecar"])
 def test_a_json_file_of_ocrpipe_made_a_link_or_a_fifo_is_not_read_and_blocks_nothing(
         make_settings: Callable[..., Settings], which: str, form: str) -> None:
     """A read of status.json, a decision, a sidecar or a heartbeat opened a FIFO put in its place (the
@@ -281,6 +281,11 @@ def test_a_json_file_of_ocrpipe_made_a_link_or_a_fifo_is_not_read_and_blocks_not
         driven.scheduler.tick(now + 1)
         [job_dir] = [p for p in settings.work_dir.iterdir() if p.is_dir()]
         path = job_dir / "prep.heartbeat"
+    elif which == "status.json+sidecar":  # the folder names no key: a new copy's hold looks for its folder
+        [sidecar] = folder.glob(".*.arrival.json")
+        replace_with(sidecar, form, target)
+        path = folder / "status.json"
+        (data / "in" / "copy2.pdf").write_bytes(make_pdf(2))
     else:
         [sidecar] = folder.glob(".*.arrival.json")
         path = sidecar if which == "sidecar" else folder / which
