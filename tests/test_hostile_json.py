@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from conftest import make_pdf
 from faultkit import Driven
+from test_decisions import first_done_then_held, held_files, held_folder, write_decision
+
+from ocrpipe.cluster.remote import MARKER_FILE, check_view, marker_token
 from ocrpipe.config import Settings
 from ocrpipe.errors import WorkerSetupError
 from ocrpipe.folders.layout import short_name
 from ocrpipe.folders.pathcheck import UnsafePath, check_job_key, check_name, child_path
-from ocrpipe.cluster.remote import MARKER_FILE, check_view, marker_token
 from ocrpipe.folders.store import new_state_record
-from test_decisions import first_done_then_held, held_files, held_folder, write_decision
 
 KEY = "a" * 64 + "__" + "b" * 64
 HELD = "20240101T000000000000Z__x.pdf"
@@ -218,3 +221,82 @@ def test_a_hand_written_cluster_marker_is_replaced_not_trusted(tmp_path: Path, c
     assert len(token) == 32 and int(token, 16) >= 0
     assert json.loads((tmp_path / MARKER_FILE).read_text())["token"] == token
     check_view(tmp_path, token)
+
+
+# ----- ocrpipe's JSON files made links or FIFOs ---------------------------------------------------------
+
+def replace_with(path: Path, form: str, target: Path) -> None:
+    path.unlink(missing_ok=True)
+    if form == "link":
+        path.symlink_to(target)
+    else:
+        os.mkfifo(path)
+
+
+def without_blocking(step: Callable[[], None], folder: Path, timeout: float = 15.0) -> None:
+    """``step`` in a thread: if it waits on a FIFO under ``folder`` past ``timeout``, each FIFO is opened for
+    writing (the reader gets an end of file) and the test fails instead of hanging."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            step()
+        except BaseException as exc:  # noqa: BLE001 — handed to the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    blocked = thread.is_alive()
+    while thread.is_alive():
+        for fifo in (p for p in folder.rglob("*") if p.is_fifo()):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        thread.join(0.5)
+    assert not blocked, "a step blocked on a FIFO"
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs, and links as an ordinary user: POSIX")
+@pytest.mark.parametrize("form", ["fifo", "link"])
+@pytest.mark.parametrize("which", ["status.json", "decision.json", "sidecar", "heartbeat", "status.json+sidecar"])
+def test_a_json_file_of_ocrpipe_made_a_link_or_a_fifo_is_not_read_and_blocks_nothing(
+        make_settings: Callable[..., Settings], which: str, form: str) -> None:
+    """A read of status.json, a decision, a sidecar or a heartbeat opened a FIFO put in its place (the
+    scheduler waited for ever) or read through a link the file it points to, outside the data folder."""
+    settings = make_settings()
+    data = settings.data_dir
+    outside = sentinel(data)
+    target = data.parent / "beside.json"  # what the link points to: not read by snapshot()
+    target.write_text('{"keep": true}')
+    mtime = target.stat().st_mtime_ns
+    os.utime(target, ns=(mtime - 10**11, mtime))  # a read moves the access time (relatime) from now on
+    before = snapshot(outside), target.stat().st_atime_ns
+    driven, now = first_done_then_held(settings, "copy.pdf")
+    folder = held_folder(data)
+    if which == "heartbeat":
+        (data / "in" / "next.pdf").write_bytes(make_pdf(1, scenario="next"))
+        driven.scheduler.tick(now + 1)
+        [job_dir] = [p for p in settings.work_dir.iterdir() if p.is_dir()]
+        path = job_dir / "prep.heartbeat"
+    elif which == "status.json+sidecar":  # the folder names no key: a new copy's hold looks for its folder
+        [sidecar] = folder.glob(".*.arrival.json")
+        replace_with(sidecar, form, target)
+        path = folder / "status.json"
+        (data / "in" / "copy2.pdf").write_bytes(make_pdf(2))
+    else:
+        [sidecar] = folder.glob(".*.arrival.json")
+        path = sidecar if which == "sidecar" else folder / which
+    replace_with(path, form, target)
+
+    def steps() -> None:
+        for n in range(3):
+            driven.scheduler.tick(now + 2 + n)
+        driven.restart()
+        driven.scheduler.tick(now + 10)
+
+    without_blocking(steps, data)
+    assert (snapshot(outside), target.stat().st_atime_ns) == before

@@ -1,6 +1,6 @@
 """Whoever can drop files can also plant links, FIFOs and very deep folders in in/ and in its staging folder:
 nothing outside the data folder is read, moved or published, nothing blocks a tick, and a good file beside
-them is still taken in."""
+them is still taken in. And a link in work/ (written by every cluster worker) is not followed at start."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-
 from conftest import make_pdf
 from faultkit import Driven
-from ocrpipe.folders import intake as intake_module
+
 from ocrpipe.config import ConfigError, Settings, load_settings
-from ocrpipe.errors import ExitCode
-from ocrpipe.folders.intake import STAGING_DIR, Intake
 from ocrpipe.engine.scheduler import Scheduler
+from ocrpipe.errors import ExitCode
+from ocrpipe.folders import intake as intake_module
+from ocrpipe.folders.intake import STAGING_DIR, Intake
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="symbolic links and FIFOs as an ordinary user: POSIX")
 TICK_TIMEOUT = 20.0
@@ -172,6 +172,29 @@ def test_a_result_or_original_swapped_for_a_link_is_not_published(tmp_path: Path
     assert tree(outside) == before and tree(tmp_path / "out") == {} and tree(tmp_path / "archive") == {}
     assert not any(p.is_symlink() for p in (tmp_path / "out").iterdir())
     assert (job / "final.pdf").is_symlink()
+
+
+@posix_only
+def test_a_link_in_work_named_as_a_job_folder_is_not_followed_at_start(
+        make_settings: Callable[..., Settings], data_dir: Path, outside: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """work/ is written by every cluster worker. A start cleans each job folder up (its tmp/ deleted,
+    its input/ looked at): through a link named as a job folder, that deleted tmp/ where it pointed."""
+    (outside / "tmp").mkdir()
+    (outside / "tmp" / "keep.txt").write_bytes(b"keep")
+    (outside / "input").mkdir()
+    before = tree(outside)
+    (data_dir / "work").mkdir(parents=True)
+    link = data_dir / "work" / "0123456789abcdef_01234567"
+    link.symlink_to(outside, target_is_directory=True)
+    (data_dir / "in").mkdir()
+    (data_dir / "in" / "good.pdf").write_bytes(make_pdf(1))
+    with caplog.at_level("WARNING"):
+        driven = run_driven(make_settings())
+        driven.restart()
+        driven.run_all(100.0)
+    assert tree(outside) == before and (outside / "input").is_dir()
+    assert link.is_symlink() and list(outputs(data_dir)) == ["good.pdf"]
+    assert "is a link, not a job folder of ocrpipe; not followed" in caplog.text
 
 
 def test_the_windows_branch_takes_junctions_and_symlinks_for_links_but_not_cloud_files() -> None:

@@ -16,28 +16,50 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections import Counter
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from unittest import mock
 
+from conftest import TEST_PROFILE, fake_command, make_pdf
+from faultkit import DrivenExecutor, SimulatedCrash
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from conftest import TEST_PROFILE, fake_command, make_pdf
-from faultkit import DrivenExecutor, SimulatedCrash
 from ocrpipe.config import Settings, load_settings
-from ocrpipe.model import JobState, is_legal_transition
 from ocrpipe.engine.scheduler import Scheduler
 from ocrpipe.folders.store import read_state
+from ocrpipe.model import JobState, is_legal_transition
 
 
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def digest(path: Path | str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def regular_files(folder: Path | str) -> Iterator[str]:
+    """The regular files under ``folder``; links are never followed nor counted, FIFOs not counted."""
+    for dirpath, _, names in os.walk(folder):  # os.walk does not enter links to folders
+        for name in names:
+            path = os.path.join(dirpath, name)
+            try:
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    yield path
+            except FileNotFoundError:
+                continue
+
+
+def write_decision(folder: Path, text: str) -> None:
+    """A person's decision.json, in place of what is there: a link or FIFO someone else put there goes."""
+    path = folder / "decision.json"
+    if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        path.unlink()
+    path.write_text(text, encoding="utf-8")
 
 
 class PipelineMachine(RuleBasedStateMachine):
@@ -57,6 +79,7 @@ class PipelineMachine(RuleBasedStateMachine):
         self.dropped: list[bytes] = []
         self.now = 0.0
         self.executors: list[DrivenExecutor] = []
+        self.foreign: set[Path] = set()  # put in work/ by someone else: ocrpipe leaves it there
         self.restart()
 
     def restart(self) -> None:
@@ -88,8 +111,8 @@ class PipelineMachine(RuleBasedStateMachine):
             if self.scheduler.idle():
                 break
         assert self.scheduler.idle(), [(j.key[:8], j.state) for j in self.scheduler.jobs.values()]
-        assert not [p for p in (self.data / "in").rglob("*") if p.is_file()]
-        assert not list((self.data / "work").iterdir())
+        assert not list(regular_files(self.data / "in"))  # links and FIFOs someone put there stay
+        assert not [p for p in (self.data / "work").iterdir() if p not in self.foreign]
         self.every_dropped_file_is_in_exactly_one_place()
         self.nothing_is_published_twice()
         event(f"decided {sum(self.discarded().values())} discard(s), out {len(list((self.data / 'out').iterdir()))}")
@@ -178,14 +201,14 @@ class PipelineMachine(RuleBasedStateMachine):
         files = sorted(p.name for p in folder.iterdir() if "__" in p.name and not p.name.endswith(".json"))
         if one_file and files:
             decision["file"] = data.draw(st.sampled_from(files))
-        (folder / "decision.json").write_text(json.dumps(decision), encoding="utf-8")
+        write_decision(folder, json.dumps(decision))
 
     @precondition(lambda self: self.held_keys())
     @rule(data=st.data(), text=st.sampled_from(["{", '{"action": "BURN"}', '{"action": "DISCARD", "file": "x"}']))
     def decide_badly(self, data: st.DataObject, text: str) -> None:
         """A malformed decision: it moves nothing (until a good one replaces it)."""
         folder = self.data / "hold" / "duplicates" / data.draw(st.sampled_from(self.held_keys()))
-        (folder / "decision.json").write_text(text, encoding="utf-8")
+        write_decision(folder, text)
 
     @rule()
     def crash_and_restart(self) -> None:
@@ -235,14 +258,18 @@ class PipelineMachine(RuleBasedStateMachine):
     # ----- invariants ------------------------------------------------------------------------
 
     def places(self) -> Counter[str]:
-        """Where every copy of every dropped file is now (out/ holds results, not originals)."""
+        """Where every copy of every dropped file is now (out/ holds results, not originals): regular
+        files with a dropped file's bytes, whatever their names (a dropped file may be named error.json)."""
+        folders = [self.data / "in", self.data / "archive", self.data / "error", self.data / "hold" / "duplicates"]
+        work = self.data / "work"
+        folders += [job / "input" for job in (work.iterdir() if work.is_dir() else [])
+                    if job.is_dir() and not job.is_symlink()]
         found: Counter[str] = Counter()
-        for folder, pattern in ((self.data / "in", "**/*"), (self.data / "work", "*/input/*"),
-                                (self.data / "archive", "**/*"), (self.data / "error", "*/*"),
-                                (self.data / "hold" / "duplicates", "*/*")):
-            for path in folder.glob(pattern):
-                if path.is_file() and not path.name.endswith(".json"):
-                    found[digest(path)] += 1
+        for folder in folders:
+            for path in regular_files(folder):
+                sha = digest(path)
+                if sha in self.drops:
+                    found[sha] += 1
         return found
 
     def discarded(self) -> Counter[str]:

@@ -14,6 +14,7 @@ from ocrpipe.folders.cancel import request_cancel
 from ocrpipe.folders.fsutil import remove_tree
 from ocrpipe.folders.heartbeat import heartbeat_path, read_heartbeat
 from ocrpipe.folders.layout import FINAL_PDF, TMP_DIR, is_job_folder_name, short_name
+from ocrpipe.folders.nofollow import is_real_dir
 from ocrpipe.folders.outcome import StageOutcome, mark_done
 from ocrpipe.folders.pathcheck import UnsafePath, check_job_key
 from ocrpipe.folders.publish import drop_publish_temps, publish_done
@@ -34,6 +35,11 @@ def resume_work(life: Lifecycle) -> None:
     remove_batch_folders(work_dir)
     # Job folders: short names, or full keys (older data folders); batch folders are hidden.
     for job_dir in sorted(p for p in work_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not is_real_dir(job_dir):
+            # A link to a folder (on a cluster anyone can write work/): never followed, since cleaning up
+            # a job folder deletes its tmp/ and may move its input/, there wherever it points.
+            log.warning("%s is a link, not a job folder of ocrpipe; not followed, left as it is", job_dir)
+            continue
         if not is_job_folder_name(job_dir.name) and not (job_dir / "state.json").exists():
             # Not ocrpipe's (someone put it in work/): nothing in it is touched.
             log.warning("%s is not a job folder of ocrpipe (no state.json); left as it is", job_dir)

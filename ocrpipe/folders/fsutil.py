@@ -100,8 +100,11 @@ def atomic_write_json(path: Path, obj: Any, *, durable: bool = True, pretty: boo
 
 
 def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """A JSON file under the data folder, where anyone who can write it can put a link or a FIFO in place of
+    status.json, decision.json, state.json…: only a regular file is read, never through a link nor waiting
+    on a FIFO; anything else raises NotRegularFile (an OSError, as for a file that cannot be read)."""
+    with open_regular(path) as handle:
+        return json.loads(handle.read().decode("utf-8"))
 
 
 def candidate_names(name: str) -> Iterator[str]:

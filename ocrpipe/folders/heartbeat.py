@@ -6,7 +6,6 @@ requests (cancel.py): it kills its own tools, on the machine that runs them."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,7 +20,7 @@ from typing import Any
 import psutil
 
 from ocrpipe.folders.cancel import cancel_reason
-from ocrpipe.folders.fsutil import atomic_write_json
+from ocrpipe.folders.fsutil import atomic_write_json, read_json
 from ocrpipe.model import Stage
 from ocrpipe.ownprocs import is_own
 from ocrpipe.proctree import kill_tree
@@ -154,7 +153,7 @@ def read_heartbeat(hb_path: Path) -> dict[str, Any] | None:
     """The heartbeat, its fields checked; None when absent, unreadable or not of the shape ocrpipe
     writes (then nothing it names is cancelled or killed, and the log says so once)."""
     try:
-        raw = json.loads(hb_path.read_text(encoding="utf-8"))
+        raw = read_json(hb_path)  # never through a link, never waiting on a FIFO
     except (OSError, ValueError):
         return None
     beat = checked_heartbeat(raw)

@@ -9,12 +9,13 @@ unlikely second key with the same prefix) keep working: lookups try both.
 
 from __future__ import annotations
 
-import json
 import ntpath
 import os
 import re
 from pathlib import Path, PurePath
 from typing import TypeVar
+
+from ocrpipe.folders.fsutil import read_json
 
 # MAX_PATH is 260 with the terminating NUL: a path holds at most 259 characters, and CreateDirectory
 # keeps room for an 8.3 file name, so a folder at most 247.
@@ -49,8 +50,7 @@ def is_job_folder_name(name: str) -> bool:
 
 def _key_in(folder: Path, record_file: str) -> str | None:
     try:
-        with open(folder / record_file, encoding="utf-8") as handle:
-            key = json.load(handle).get("jobKey")
+        key = read_json(folder / record_file).get("jobKey")  # never through a link, never waiting on a FIFO
     except (OSError, ValueError, AttributeError):
         return None
     return key if isinstance(key, str) else None
