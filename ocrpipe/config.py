@@ -47,6 +47,8 @@ ROTATE_PAGES_CHOICES = ("AUTO", "ALWAYS", "OFF")
 # The event types an outbox event can have; HOOK_EVENTS picks among them.
 HOOK_EVENT_TYPES = ("job.done", "job.error", "duplicate.held", "decision.applied")
 WEBHOOK_SECRET_PREFIX = "whsec_"  # Standard Webhooks: "whsec_" + the key in base64
+# Kept out of the environment the tools and the hook command start from: only the webhook signs.
+SECRET_VARIABLES = frozenset({"WEBHOOK_SECRET"})
 
 
 @dataclass(frozen=True)
@@ -340,7 +342,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
                                    "an IP address or host name, e.g. 127.0.0.1"),
         health_stale_seconds=read.number("HEALTH_STALE_SECONDS", 30.0, minimum=1),
         http_timeout_seconds=read.number("HTTP_TIMEOUT_SECONDS", 5.0, minimum=0.1),
-        tool_env=tuple(sorted(environ.items())),
+        tool_env=tuple(sorted((k, v) for k, v in environ.items() if k not in SECRET_VARIABLES)),
         prep_executor=read.get("PREP_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tls://host:8786"),
         ocr_executor=read.get("OCR_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tls://host:8786"),
         worker_data_dir=read.raw("WORKER_DATA_DIR"),

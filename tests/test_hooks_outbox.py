@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from conftest import make_pdf
 from faultkit import Driven, SimulatedCrash, crash_at, finished
+
 from ocrpipe.config import Settings
 from ocrpipe.folders.outbox import event_id
 from ocrpipe.index.jobindex import JobIndex

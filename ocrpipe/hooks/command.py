@@ -26,7 +26,6 @@ VARIABLES = {
     "OCRPIPE_PAGES": "pages", "OCRPIPE_SECONDS": "seconds", "OCRPIPE_ACTION": "action",
     "OCRPIPE_HELD": "held",
 }
-HIDDEN_VARIABLES = ("WEBHOOK_SECRET",)  # the command is not the webhook: it gets no key to forge with
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class HookResult:
 
 def event_environment(base: Mapping[str, str], event_id: str, event_type: str, data: Mapping[str, Any],
                       ) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in HIDDEN_VARIABLES}
+    env = dict(base)  # the settings' tool environment: WEBHOOK_SECRET is not in it
     env["OCRPIPE_EVENT"] = event_type
     env["OCRPIPE_EVENT_ID"] = event_id
     for variable, field in VARIABLES.items():

@@ -17,9 +17,9 @@ import sys
 import time
 
 
-def record(log: str, scenario: str, event: object) -> None:
-    line = json.dumps({"scenario": scenario, "pid": os.getpid(), "stdin": event,
-                       "env": {k: v for k, v in os.environ.items() if k.startswith("OCRPIPE_") or k == "WEBHOOK_SECRET"}})
+def record(log: str, scenario: str, event: object, child: int | None = None) -> None:
+    seen = {k: v for k, v in os.environ.items() if k.startswith("OCRPIPE_") or k == "WEBHOOK_SECRET"}
+    line = json.dumps({"scenario": scenario, "pid": os.getpid(), "child": child, "stdin": event, "env": seen})
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
 
@@ -27,8 +27,8 @@ def record(log: str, scenario: str, event: object) -> None:
 def main() -> int:
     log, scenario = sys.argv[1], sys.argv[2]
     if scenario == "hang":
-        record(log, scenario, None)
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], stdin=subprocess.DEVNULL)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], stdin=subprocess.DEVNULL)
+        record(log, scenario, None, child.pid)
         time.sleep(120)
         return 0
     if scenario == "flood":
