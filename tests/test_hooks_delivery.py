@@ -317,3 +317,18 @@ def test_drain_delivers_what_is_pending_within_its_bound(make_settings: Callable
     dead = make_settings(WEBHOOK_URL="http://127.0.0.1:9/", DATA_DIR=str(settings.data_dir / "two"))
     an_event(dead)
     assert Courier(dead).drain(0) == 1  # nothing listens: tried once, then the bound ends it
+
+
+def test_the_start_removes_only_its_own_leftover_temp_files(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(WEBHOOK_URL="http://127.0.0.1:9/")
+    ident = an_event(settings)
+    pending = settings.data_dir / "hooks" / "pending"
+    ours = [f".{ident}.json.0123abcd.tmp", f".{ident}.delivery.json.89abcdef.tmp"]
+    theirs = [".notes.tmp", f".{ident}.json.tmp"]
+    for name in ours + theirs:
+        (pending / name).write_text("x")
+    courier = Courier(settings)
+    courier.start()
+    courier.stop()
+    left = set(files(pending)) - {f"{ident}.delivery.json"}  # there once the thread tried it
+    assert left == {f"{ident}.json", *theirs}

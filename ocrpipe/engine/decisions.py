@@ -74,10 +74,10 @@ class Decisions:
         for folder, problem in bad.items():
             self._report_bad(folder, problem)
         for key in sorted(held):
-            self._apply(key, force_refresh=not self._up_to_date(key))
-            if wanted(self.settings, HELD):  # a hold a crash cut short before its event was written
-                for arrival in arrivals(self._folder(key)):
+            if wanted(self.settings, HELD):  # a hold a crash cut short before its event was written: before a
+                for arrival in arrivals(self._folder(key)):  # decision carried out below forgets the arrival
                     announce_held(self.settings, key, arrival)
+            self._apply(key, force_refresh=not self._up_to_date(key))
 
     def _report_bad(self, folder: Path, problem: str) -> None:
         """A folder of hold/ whose status.json or sidecar names a key that cannot be its own (written by

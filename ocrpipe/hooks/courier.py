@@ -21,6 +21,7 @@ from ocrpipe.hooks.command import HookResult, event_environment, run_hook_comman
 from ocrpipe.hooks.events import (
     BadEvent,
     Event,
+    drop_leftover_temps,
     event_names,
     forget,
     read_delivery,
@@ -194,6 +195,9 @@ class Courier:
     # ----- the thread ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Called before the scheduler's first tick: nothing writes into hooks/ yet."""
+        for folder in (pending_dir(self.settings), failed_dir(self.settings)):
+            drop_leftover_temps(folder)
         self._thread = threading.Thread(target=self._run, name="ocrpipe-hooks", daemon=True)
         self._thread.start()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,8 @@ log = logging.getLogger("ocrpipe.hooks")
 
 MAX_EVENT_BYTES = 256 * 1024  # an event is a few hundred bytes; a bigger file is not one of ours
 DELIVERY_SUFFIX = ".delivery.json"  # beside an event: its attempts, what was delivered, the last error
+# What a kill leaves of an atomic write here (fsutil.atomic_write_bytes' temp names): ocrpipe's own, removed.
+LEFTOVER_TEMP = re.compile(r"\.evt_[0-9a-f]{32}(\.delivery)?\.json\.[0-9a-f]{8}\.tmp")
 TEXT_FIELDS = ("runId", "state", "source", "reason", "code", "action", "note", "decidedAt", "heldFile",
                "detectedAt")
 PATH_FIELDS = ("output", "archived", "errorDir", "held")
@@ -57,6 +60,16 @@ def event_names(folder: Path) -> list[str]:
             if ext == "json" and EVENT_ID.fullmatch(stem) and is_regular(entry.stat(follow_symlinks=False)):
                 names.append(entry.name)
     return names
+
+
+def drop_leftover_temps(folder: Path) -> None:
+    """At start, before anything writes here: the temp files of writes a kill cut short."""
+    if not is_real_dir(folder):
+        return
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if LEFTOVER_TEMP.fullmatch(entry.name) and is_regular(entry.stat(follow_symlinks=False)):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def read_event(path: Path, settings: Settings) -> Event:
