@@ -1,5 +1,5 @@
 """Command line: ``ocrpipe run | worker | cluster-certs | doctor | status | export | schedule | duplicates |
-decide``; the only place errors become exit codes."""
+decide | hooks``; the only place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--file", help="only this held file (its held name or its original name)")
     decide.add_argument("--note", help="a note kept with the decision in the job index")
     decide.add_argument("--data", type=Path)
+    hooks = sub.add_parser("hooks", help="hook events waiting or given up; 'hooks retry' puts failed ones back")
+    hooks.add_argument("verb", nargs="?", choices=["list", "retry"], default="list",
+                       help="list (the default) or retry")
+    hooks.add_argument("ids", nargs="*", metavar="EVENT_ID", help="retry only these events (default: all failed)")
+    hooks.add_argument("--data", type=Path)
+    hooks.add_argument("--json", action="store_true", help="machine-readable output (list)")
     return parser
 
 
@@ -154,6 +160,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(f"ocrpipe: decision written to {hold_folder(settings.hold_dir, key) / DECISION_FILE}; "
               "ocrpipe run (or the next run --once) carries it out")
+        return ExitCode.OK
+    if args.command == "hooks":
+        from ocrpipe.hooks import cli as hookcli
+
+        if args.verb == "retry":
+            hookcli.retry(settings, list(args.ids))
+        else:
+            hookcli.print_hooks(settings, as_json=args.json)
         return ExitCode.OK
     from ocrpipe.ops.status import print_status
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 import re
 import shlex
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -38,6 +41,33 @@ PDFA_CHOICES = ("AUTO", "LOSSLESS", "REQUIRED")
 # auto: pages that read like turned ones are checked and turned; always: every page (ocrmypdf's
 # --rotate-pages); off: none. See the README's "Orientation" for what each costs.
 ROTATE_PAGES_CHOICES = ("AUTO", "ALWAYS", "OFF")
+
+
+# ----- hooks: the command and the webhook told of every job that ends (docs/hooks.md) ---------------------
+# The event types an outbox event can have; HOOK_EVENTS picks among them.
+HOOK_EVENT_TYPES = ("job.done", "job.error", "duplicate.held", "decision.applied")
+WEBHOOK_SECRET_PREFIX = "whsec_"  # Standard Webhooks: "whsec_" + the key in base64
+# Kept out of the environment the tools and the hook command start from: only the webhook signs.
+SECRET_VARIABLES = frozenset({"WEBHOOK_SECRET"})
+
+
+@dataclass(frozen=True)
+class HookSettings:
+    """Who is told when a job ends: a command, a webhook, or both; neither set turns the outbox off."""
+
+    command: tuple[str, ...] = ()
+    timeout_seconds: float = 30.0
+    webhook_url: str | None = None
+    webhook_secret: bytes | None = field(default=None, repr=False)  # the HMAC key itself, never logged
+    webhook_timeout_seconds: float = 10.0
+    events: frozenset[str] = frozenset(HOOK_EVENT_TYPES)
+    retry_limit_seconds: float = 86400.0  # after this long undelivered, an event goes to hooks/failed/
+    backlog_seconds: float = 3600.0  # /health fails while an event has waited longer than this
+    once_timeout_seconds: float = 60.0  # how long `run --once` keeps delivering before it exits
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.command or self.webhook_url)
 
 
 @dataclass(frozen=True)
@@ -108,6 +138,7 @@ class Settings:
     # The concurrency limits an operator set (None: not set): a cluster's size is bounded by them.
     prep_concurrency_set: int | None = None
     ocr_concurrency_set: int | None = None
+    hooks: HookSettings = HookSettings()  # the command hook and the webhook (docs/hooks.md)
 
     @property
     def work_dir(self) -> Path:
@@ -311,7 +342,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
                                    "an IP address or host name, e.g. 127.0.0.1"),
         health_stale_seconds=read.number("HEALTH_STALE_SECONDS", 30.0, minimum=1),
         http_timeout_seconds=read.number("HTTP_TIMEOUT_SECONDS", 5.0, minimum=0.1),
-        tool_env=tuple(sorted(environ.items())),
+        tool_env=tuple(sorted((k, v) for k, v in environ.items() if k not in SECRET_VARIABLES)),
         prep_executor=read.get("PREP_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tls://host:8786"),
         ocr_executor=read.get("OCR_EXECUTOR", _executor, "local", "local or a Dask scheduler address, e.g. tls://host:8786"),
         worker_data_dir=read.raw("WORKER_DATA_DIR"),
@@ -324,6 +355,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         if read.raw("PREP_CONCURRENCY") else None,
         ocr_concurrency_set=int(read.number("OCR_CONCURRENCY", 1, minimum=1, integer=True))
         if read.raw("OCR_CONCURRENCY") else None,
+        hooks=_hook_settings(read),
     )
     check_cluster(settings)
     return settings
@@ -336,3 +368,53 @@ def check_cluster(settings: Settings, scheduler: tuple[str, str] | None = None) 
                                                ("OCR_EXECUTOR", settings.ocr_executor)]
     for name, address in addresses:
         check_address(name, address, tls=tls, allow_insecure=settings.dask_allow_insecure)
+
+
+def _hook_settings(read: _Reader) -> HookSettings:
+    """HOOK_* and WEBHOOK_*: each bad value named, as for every other setting."""
+    raw_command = read.raw("HOOK_COMMAND")
+    command: tuple[str, ...] = ()
+    if raw_command is not None:
+        command = read.command("HOOK_COMMAND", "hook")  # split like OCR_ARGS; a path with spaces stays whole
+    url = read.raw("WEBHOOK_URL")
+    if url is not None:
+        url = url.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+            raise ConfigError(f"WEBHOOK_URL={url!r} is not valid: expected an http:// or https:// address")
+    return HookSettings(
+        command=command,
+        timeout_seconds=read.number("HOOK_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+        webhook_url=url,
+        webhook_secret=_webhook_secret(read.raw("WEBHOOK_SECRET")),
+        webhook_timeout_seconds=read.number("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+        events=read.get("HOOK_EVENTS", _hook_events, frozenset(HOOK_EVENT_TYPES),
+                        f"event types separated by commas, among {', '.join(HOOK_EVENT_TYPES)}"),
+        retry_limit_seconds=read.number("HOOK_RETRY_LIMIT_SECONDS", 86400.0, minimum=1),
+        backlog_seconds=read.number("HOOK_BACKLOG_SECONDS", 3600.0, minimum=1),
+        once_timeout_seconds=read.number("HOOK_ONCE_TIMEOUT_SECONDS", 60.0, minimum=0),
+    )
+
+
+def _hook_events(raw: str) -> frozenset[str]:
+    chosen = frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+    if not chosen or chosen - set(HOOK_EVENT_TYPES):
+        raise ValueError(raw)
+    return chosen
+
+
+def _webhook_secret(raw: str | None) -> bytes | None:
+    """``whsec_<base64>`` (as Standard Webhooks libraries make them) is the key in base64; any other
+    text is the key itself, as UTF-8. The message never repeats the secret."""
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if raw.startswith(WEBHOOK_SECRET_PREFIX):
+        try:
+            key = base64.b64decode(raw[len(WEBHOOK_SECRET_PREFIX):], validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            raise ConfigError("WEBHOOK_SECRET is not valid: after whsec_ it must be base64 (the value is not shown)")
+        return key
+    return raw.encode("utf-8")

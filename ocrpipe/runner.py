@@ -20,7 +20,8 @@ from ocrpipe.engine.scheduler import Scheduler
 from ocrpipe.errors import AlreadyRunningError, ExitCode
 from ocrpipe.folders.intake import STAGING_DIR, staging_refused
 from ocrpipe.folders.names import readable_name
-from ocrpipe.index.metrics import load_metrics
+from ocrpipe.hooks.courier import Courier
+from ocrpipe.index.metrics import load_metrics, write_metrics
 from ocrpipe.logs import setup_logging
 from ocrpipe.proctree import kill_tree
 from ocrpipe.tools.check import check_tools
@@ -104,13 +105,44 @@ def where(executor: str, concurrency: int) -> str:
     return str(concurrency) if executor == "local" else f"on {executor}"
 
 
-def start_http(settings: Settings, scheduler: Scheduler, profile: dict[str, Any]) -> HttpService | None:
+def start_http(settings: Settings, scheduler: Scheduler, profile: dict[str, Any],
+               courier: Courier | None = None) -> HttpService | None:
     """The HTTP API over the scheduler's published snapshots, unless ORCHESTRATOR_PORT=0."""
     if settings.orchestrator_port == 0:
         return None
     tools = profile.get("tool_versions")
-    api = Api(settings, scheduler.snapshot, tools=tools if isinstance(tools, dict) else {})
+    api = Api(settings, scheduler.snapshot, tools=tools if isinstance(tools, dict) else {},
+              hooks=courier.view if courier is not None else None)
     return start_api(api, settings.orchestrator_host, settings.orchestrator_port)
+
+
+def start_hooks(settings: Settings, scheduler: Scheduler) -> Courier | None:
+    """The delivery loop of the hook events, on a thread of its own, when a hook is set."""
+    if not settings.hooks.enabled:
+        return None
+    courier = Courier(settings)
+    scheduler.metric_feeds.append(courier.feed_metrics)
+    courier.start()
+    return courier
+
+
+def deliver_before_exit(courier: Courier, settings: Settings) -> None:
+    """``run --once``: what is pending is delivered before the exit, so a scheduled task notifies too."""
+    courier.stop()
+    left = courier.drain(settings.hooks.once_timeout_seconds)
+    if left:
+        log.warning("%d hook event(s) not delivered within HOOK_ONCE_TIMEOUT_SECONDS=%g; the next run tries again",
+                    left, settings.hooks.once_timeout_seconds)
+
+
+def stop_hooks(courier: Courier | None, scheduler: Scheduler, settings: Settings) -> None:
+    if courier is None:
+        return
+    courier.stop()
+    metrics = getattr(scheduler, "metrics", None)
+    if metrics is not None:  # the last deliveries' counts, written now: no tick comes after
+        courier.feed_metrics(metrics)
+        write_metrics(metrics, settings.index_dir)
 
 
 def log_summary(before: dict[str, Any], after: dict[str, Any], seconds: float, ticks: int = 0) -> None:
@@ -156,7 +188,8 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
     signals.install()
     scheduler = Scheduler(settings, profile=profile,
                           executor_factory=process_pool_factory(queue, settings.log_level), stage_pools=stage_pools)
-    http = start_http(settings, scheduler, profile)
+    courier = start_hooks(settings, scheduler)
+    http = start_http(settings, scheduler, profile, courier)
     scheduler.warm_pools()
     log.info("ocrpipe watching %s (PREP %s, OCR %s)%s", settings.in_dir, where(settings.prep_executor,
              settings.prep_concurrency), where(settings.ocr_executor, settings.ocr_concurrency),
@@ -164,12 +197,15 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
     stopped = True
     try:
         stopped = _loop(scheduler, settings, signals, once=once)
+        if once and not stopped and courier is not None:
+            deliver_before_exit(courier, settings)
     except KeyboardInterrupt:
         pass
     finally:
         if stopped:
             log.warning("stopped; unfinished jobs resume at the next start")
-            kill_descendants()  # what is still running after the grace period
+            kill_descendants()  # what is still running after the grace period (a hook command too)
+        stop_hooks(courier, scheduler, settings)
         scheduler.close(wait=not stopped)
         for cluster in clusters:
             cluster.close()

@@ -3,7 +3,8 @@ die, workers that die after doing their work, pools that break while idle, peopl
 duplicates (well or badly), and ocrpipe crashing between any two file moves (in the scheduler, in a
 worker, in its own restart, in carrying out a decision) and restarting, once or twice in a row.
 Invariants: every dropped file is in exactly one place or deleted by a DISCARD, nothing is published
-twice, every state change is legal.
+twice, every state change is legal, every run the job index records has its hook event in the outbox and
+every such event is of a run that ended.
 
 The pools are replaced by an executor the test drives (the scheduler only knows the Executor
 interface); the stage functions themselves run for real, with the fake tools.
@@ -73,7 +74,7 @@ class PipelineMachine(RuleBasedStateMachine):
             "OCRMYPDF": fake_command("ocrmypdf"), "STABLE_SECONDS": "0", "POLL_SECONDS": "1",
             "RETRY_BACKOFF_SECONDS": "0", "OCR_CONCURRENCY": "2", "PREP_CONCURRENCY": "2",
             "OCR_TIMEOUT_SECONDS": "1", "OCR_TIMEOUT_PER_PAGE_SECONDS": "0", "MIN_FREE_MB": "0",
-            "OCR_BATCH_MAX_PAGES": "4",
+            "OCR_BATCH_MAX_PAGES": "4", "WEBHOOK_URL": "http://127.0.0.1:9/",  # events written, none delivered
         })
         self.drops: Counter[str] = Counter()  # bytes digest -> times dropped
         self.dropped: list[bytes] = []
@@ -299,6 +300,26 @@ class PipelineMachine(RuleBasedStateMachine):
         assert len(outputs) == len(set(outputs)) and not [n for n in outputs if " (" in n or n.startswith(".")]
         archived = [p.name for p in (self.data / "archive").glob("*") if p.is_file() and not p.name.startswith(".")]
         assert sorted(n.rsplit(".", 1)[0] for n in archived) == sorted(n.rsplit(".", 1)[0] for n in outputs)
+
+    @invariant()
+    def every_ended_run_has_one_event_and_every_event_a_run_that_ended(self) -> None:
+        """The outbox (nothing delivers here, so every event stays in hooks/pending/): a run in the job index
+        has its event; an event's run is in the index, or ended in work/ with its recording cut short."""
+        if not hasattr(self, "data"):
+            return
+        from ocrpipe.index.jobindex import JobIndex
+
+        folder = self.data / "hooks" / "pending"
+        events = [json.loads(p.read_text()) for p in folder.glob("evt_*.json")] if folder.is_dir() else []
+        announced = {(e["data"]["jobKey"], e["data"]["runId"]) for e in events if e["type"].startswith("job.")}
+        with JobIndex(self.data / "index", readonly=True) as index:
+            recorded = {(run["jobKey"], run["runId"]) for run in index}
+        ended = set()
+        for state_file in (self.data / "work").glob("*/state.json"):
+            record = read_state(state_file.parent)
+            if record["state"] in ("DONE", "ERROR"):
+                ended.add((record["jobKey"], record["runId"]))
+        assert recorded <= announced <= recorded | ended, (recorded, announced, ended)
 
     @invariant()
     def every_recorded_transition_is_legal(self) -> None:

@@ -161,11 +161,12 @@ def hold_folder(hold_dir: Path, job_key: str) -> Path:
 
 
 def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path,
-                   source_bytes: str | None = None) -> Arrival:
+                   source_bytes: str | None = None, announce: bool = False) -> Arrival:
     """Move the file to ``hold/duplicates/<short job key>/<ts>__<name>``; its sidecar (with the full key,
     and ``source_bytes``, the escaped bytes of a name that was not UTF-8) is written first,
     so the held file's origin is never lost (a sidecar whose file never came is dropped
-    by :func:`arrivals`)."""
+    by :func:`arrivals`). ``announce``: its hook event is still to be written (the sidecar says so until it
+    is, so a crash right after the move does not lose the event)."""
     folder = hold_folder(hold_dir, job_key)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     folder.mkdir(parents=True, exist_ok=True)
@@ -176,7 +177,8 @@ def hold_duplicate(source: Path, *, relpath: str, job_key: str, hold_dir: Path,
                 and not (folder / sidecar_name(c)).exists() and not (folder / (c + ARRIVAL_SUFFIX)).exists())
     arrival = Arrival(folder, name, {"jobKey": job_key, "source": relpath, "detectedAt": utc_now(),
                                      "sizeBytes": source.stat().st_size,
-                                     **({"sourceBytes": source_bytes} if source_bytes else {})})
+                                     **({"sourceBytes": source_bytes} if source_bytes else {}),
+                                     **({"announce": True} if announce else {})})
     arrival.save()
     move_replacing(source, folder, name)  # one rename: the file is in staging or here, never between
     return arrival

@@ -10,6 +10,7 @@ from typing import Any
 
 from ocrpipe.config import Settings
 from ocrpipe.duplicates.hold import hold_duplicate
+from ocrpipe.engine.announce import announce_held
 from ocrpipe.engine.jobs import Job
 from ocrpipe.engine.lifecycle import Lifecycle
 from ocrpipe.folders.fsutil import move_replacing, sha256_file
@@ -17,6 +18,7 @@ from ocrpipe.folders.intake import StagedFile, unstage
 from ocrpipe.folders.layout import folder_for
 from ocrpipe.folders.names import name_bytes, readable_name
 from ocrpipe.folders.nofollow import NotRegularFile
+from ocrpipe.folders.outbox import HELD, wanted
 from ocrpipe.folders.store import STATE_FILE, new_state_record, read_state, write_new_state
 from ocrpipe.index.metrics import update_metrics
 from ocrpipe.logs import job_context
@@ -60,9 +62,10 @@ class Admission:
             return
         relpath, raw = readable_name(staged.relpath), name_bytes(staged.relpath)
         if self.known(key):
-            hold_duplicate(staged.path, relpath=relpath, job_key=key, hold_dir=self.settings.hold_dir,
-                           source_bytes=raw)
+            arrival = hold_duplicate(staged.path, relpath=relpath, job_key=key, hold_dir=self.settings.hold_dir,
+                                     source_bytes=raw, announce=wanted(self.settings, HELD))
             unstage(staged)
+            announce_held(self.settings, key, arrival)
             update_metrics(self.life.metrics, "duplicates_detected")
             self.on_held(key)
             log.info("duplicate held: %s", relpath, extra=job_context(key))

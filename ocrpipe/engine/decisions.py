@@ -23,11 +23,13 @@ from ocrpipe.duplicates.hold import (
     scan_hold,
 )
 from ocrpipe.duplicates.report import ACTIONS, refresh, report_file, status_error
+from ocrpipe.engine.announce import announce_decision, announce_held
 from ocrpipe.engine.jobs import Job
 from ocrpipe.engine.lifecycle import Lifecycle
 from ocrpipe.folders.fsutil import atomic_write_json, drop_temp, move_replacing, place_file, read_json, rename_new
 from ocrpipe.folders.layout import folder_for, plain_path
 from ocrpipe.folders.names import safe_relpath
+from ocrpipe.folders.outbox import HELD, wanted
 from ocrpipe.folders.publish import mirrored_folder, output_relpath
 from ocrpipe.folders.store import STATE_FILE, new_state_record, read_state, utc_now, write_new_state
 from ocrpipe.index.metrics import update_metrics
@@ -72,6 +74,9 @@ class Decisions:
         for folder, problem in bad.items():
             self._report_bad(folder, problem)
         for key in sorted(held):
+            if wanted(self.settings, HELD):  # a hold a crash cut short before its event was written: before a
+                for arrival in arrivals(self._folder(key)):  # decision carried out below forgets the arrival
+                    announce_held(self.settings, key, arrival)
             self._apply(key, force_refresh=not self._up_to_date(key))
 
     def _report_bad(self, folder: Path, problem: str) -> None:
@@ -264,6 +269,7 @@ class Decisions:
                 return problem
         elif intent["action"] == DISCARD:
             arrival.path.unlink(missing_ok=True)
+        announce_decision(self.settings, key, arrival)
         self.life.index.add_decision(key, self._entry(arrival))
         if intent["action"] == USE:
             for folder, tmp in self._use_temps(key, arrival):
@@ -327,6 +333,7 @@ class Decisions:
             else:
                 move_replacing(arrival.path, target.parent, target.name)
         log.info("reprocessing %s (same job key, a new run)", arrival.meta["source"], extra=job_context(job.key))
+        announce_decision(self.settings, job.key, arrival)
         self._done(job.key, arrival)
 
     def _done(self, key: str, arrival: Arrival) -> None:

@@ -12,6 +12,7 @@ from ocrpipe.engine.jobs import Job
 from ocrpipe.engine.restarts import end_restart_run, note_restart, restart_attempts
 from ocrpipe.errors import OcrpipeError
 from ocrpipe.folders.fsutil import remove_tree
+from ocrpipe.folders.outbox import write_job_end
 from ocrpipe.folders.outcome import READY_STATES, RUN_FIDELITY_FIELDS, StageOutcome, mark_failed
 from ocrpipe.folders.publish import drop_publish_temps, publish_error
 from ocrpipe.folders.store import apply_transition, read_state, update_state
@@ -198,7 +199,10 @@ class Lifecycle:
                       type(again).__name__, again, job.dir, extra=job_context(job.key))
 
     def finish(self, job: Job, record: dict[str, Any], state: str, **extra: Any) -> None:
-        """Record the finished job in the index, then remove its work folder: one step, safe to repeat."""
+        """Record the finished job in the index, then remove its work folder: one step, safe to repeat.
+        Its hook event is written first: a crash before the index has it repeats this step at the next
+        start, which finds the event already written."""
+        write_job_end(self.settings, record, state, extra.get("errorDir"))
         self.index.record({
             "jobKey": job.key, "runId": record["runId"], "state": state, "source": record["source"]["relpath"],
             "output": record.get("output"), "archived": record.get("archived"), "pages": record.get("pages"),

@@ -62,6 +62,8 @@ class Scheduler:
         self.ticks = 0  # steps taken: the run summary's ticks per second (how many files one scheduler can admit)
         self._paused_until = 0.0
         self._unsettled: list[tuple[Job, StageOutcome]] = []  # outcomes a fault outside the job interrupted
+        # Counters kept by other loops (the hooks' delivery), added to metrics.json's before each write.
+        self.metric_feeds: list[Callable[[dict[str, Any]], None]] = []
 
     # ----- life cycle -------------------------------------------------------------------------
 
@@ -179,6 +181,8 @@ class Scheduler:
         set_gauge(self.metrics, "jobs_running", running)
         set_gauge(self.metrics, "jobs_queued", len(self.jobs) + self.intake.pending - running)
         set_gauge(self.metrics, "duplicates_pending", self.decisions.pending_total)
+        for feed in self.metric_feeds:
+            feed(self.metrics)
         # Rewritten whenever a counter moved, and at least every POLL_SECONDS for a fresh updatedAt.
         counters = {k: v for k, v in self.metrics.items() if k != "updatedAt"}
         if counters != self._written_metrics or now >= self._next_metrics_write:

@@ -12,13 +12,15 @@ from ocrpipe.folders.store import utc_now
 METRICS_FILE = "metrics.json"
 # Jobs that ended in error/, one counter per family of reason codes (errors.Code: ARCHIVE_BOMB → archive).
 ERROR_FAMILY_COUNTERS = tuple(sorted({f"errors_{code.family.lower()}" for code in Code}))
+# Hook events delivered, given up (moved to hooks/failed/), and waiting in hooks/pending/ (a gauge).
+HOOK_COUNTERS = ("hooks_delivered", "hooks_failed", "hooks_pending")
 COUNTERS = (
     "jobs_done", "jobs_error", "jobs_running", "jobs_queued", "pages_done", "duplicates_detected",
     "duplicates_pending", "duplicates_used_existing", "duplicates_discarded", "duplicates_reprocessed", "retries",
-    "timeouts", "disk_errors", *ERROR_FAMILY_COUNTERS,
+    "timeouts", "disk_errors", *ERROR_FAMILY_COUNTERS, *HOOK_COUNTERS,
 )
 # Gauges describe the present and are set each tick; the rest only ever grow.
-GAUGES = frozenset({"jobs_running", "jobs_queued", "duplicates_pending"})
+GAUGES = frozenset({"jobs_running", "jobs_queued", "duplicates_pending", "hooks_pending"})
 RENAMED = {"duplicates_held": "duplicates_detected"}  # older metrics.json files carry on
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -12,6 +13,7 @@ from ocrpipe.config import Settings
 from ocrpipe.folders.fsutil import read_json
 from ocrpipe.folders.intake import walk_inbox
 from ocrpipe.folders.store import STATE_FILE
+from ocrpipe.hooks.events import backlog
 from ocrpipe.index.jobindex import JobIndex
 from ocrpipe.index.metrics import METRICS_FILE
 from ocrpipe.model import RUNNING_STATES, JobState
@@ -52,7 +54,16 @@ def collect_status(settings: Settings) -> dict[str, Any]:
                 {"jobKey": e["jobKey"], "source": e.get("source"), "reason": e.get("reason"),
                  "code": e.get("reasonCode")} for e in errors],
             "recentErrorsByCode": dict(by_code.most_common()),
-            "metricsUpdatedAt": (metrics or {}).get("updatedAt")}
+            "metricsUpdatedAt": (metrics or {}).get("updatedAt"), "hooks": hook_status(settings, metrics)}
+
+
+def hook_status(settings: Settings, metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The outbox: events waiting, given up (hooks/failed/), and delivered so far (metrics.json)."""
+    counts = backlog(settings)
+    oldest = counts.pop("oldestPendingAt")
+    delivered = (metrics or {}).get("hooks_delivered")
+    return {"enabled": settings.hooks.enabled, **counts, "delivered": delivered if isinstance(delivered, int) else 0,
+            "oldestPendingAt": datetime.fromtimestamp(oldest, UTC).isoformat(timespec="seconds") if oldest else None}
 
 
 def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout) -> None:
@@ -77,5 +88,10 @@ def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout)
         print("Recent errors:", file=out)
         for err in status["recentErrors"]:
             print(f"  {err['source']}: {err['reason']} [{err['code'] or 'UNKNOWN'}]", file=out)
+    hooks = status["hooks"]
+    if hooks["enabled"] or hooks["pending"] or hooks["failed"]:
+        since = f" (oldest since {hooks['oldestPendingAt']})" if hooks["oldestPendingAt"] else ""
+        print(f"Hook events: {hooks['delivered']} delivered, {hooks['pending']} pending{since}, "
+              f"{hooks['failed']} failed" + ("; see ocrpipe hooks" if hooks["failed"] else ""), file=out)
     if status["metricsUpdatedAt"]:
         print(f"Last scheduler tick: {status['metricsUpdatedAt']}", file=out)

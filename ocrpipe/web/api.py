@@ -66,8 +66,10 @@ class Api:
     def __init__(self, settings: Settings, snapshots: SnapshotHolder, *, tools: Mapping[str, str],
                  disk_free: Callable[[Path], int] = disk_free_bytes,
                  history: Callable[[], AbstractContextManager[History]] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 hooks: Callable[[], dict[str, Any]] | None = None) -> None:
         self.settings = settings
+        self.hooks = hooks  # the hooks' delivery loop's view (courier.Courier.view), when hooks are set
         self.snapshots = snapshots
         self.tools = dict(tools)
         self.disk_free = disk_free
@@ -120,9 +122,18 @@ class Api:
             free: int | None = self.disk_free(self.settings.work_dir)
         except OSError:
             free = None
-        return check_health(self.snapshots.latest(), clock=self.clock(), started=self.started,
-                            stale_seconds=self.settings.health_stale_seconds, free_bytes=free,
-                            min_free_mb=self.settings.min_free_mb, tools=self.tools)
+        healthy, body = check_health(self.snapshots.latest(), clock=self.clock(), started=self.started,
+                                     stale_seconds=self.settings.health_stale_seconds, free_bytes=free,
+                                     min_free_mb=self.settings.min_free_mb, tools=self.tools)
+        if self.hooks is not None:  # failing while an event has waited longer than HOOK_BACKLOG_SECONDS
+            hooks = self.hooks()
+            body["checks"]["hooks"] = {k: hooks[k] for k in ("ok", "pending", "failed", "oldestPendingAt",
+                                                             "oldestPendingSeconds", "backlogAfterSeconds")}
+            if not hooks["ok"]:
+                healthy = False
+                body["status"] = "failing"
+                body["failing"] = [*body.get("failing", []), "hooks"]
+        return healthy, body
 
     def _jobs(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """In flight (from the snapshot) then finished (from the index), newest first. ``offset`` counts
@@ -176,6 +187,7 @@ class Api:
         snapshot = self.snapshots.latest()
         return PageData(snapshot=snapshot, metrics=self._metrics(), healthy=healthy, health=health, errors=errors,
                         finishes=finishes, duplicates=pending_duplicates(self.settings.hold_dir),
+                        hooks=self.hooks() if self.hooks is not None else None,
                         now=datetime.now(UTC),
                         tick_age=max(0.0, self.clock() - snapshot.tickMonotonic) if snapshot else 0.0)
 

@@ -48,6 +48,7 @@ class PageData:
     duplicates: tuple[int, list[dict[str, Any]]]  # how many are held, and the first few's status.json
     now: datetime  # aware, UTC
     tick_age: float = 0.0  # seconds since the snapshot's tick: running times are shown as of now
+    hooks: Mapping[str, Any] | None = None  # the hooks' delivery (courier.Courier.view), when hooks are set
 
 
 def pending_duplicates(hold_dir: Path, limit: int = SHOWN_DUPLICATES) -> tuple[int, list[dict[str, Any]]]:
@@ -88,9 +89,24 @@ def render_page(data: PageData) -> str:
                  _jobs_table(snapshot.queued if snapshot else (), running=False), "nothing is queued"),
         _section("Last errors", _errors_table(data.errors), "no errors"),
         _section(f"Duplicates waiting for a decision ({held_total})", _duplicates_table(held), "none"),
+        _hooks(data.hooks, data.metrics),
         f"<h2>Pages per minute, last {CHART_HOURS} hours</h2>", pages_chart(data.finishes, data.now),
         "</body></html>",
     ])
+
+
+def _hooks(hooks: Mapping[str, Any] | None, metrics: Mapping[str, Any]) -> str:
+    """The hook events: delivered, waiting (since when), given up, and the last error."""
+    if hooks is None:
+        return ""
+    since = f" (oldest since {_clock(hooks.get('oldestPendingAt'))})" if hooks.get("oldestPendingAt") else ""
+    line = (f"{int(metrics.get('hooks_delivered') or 0)} delivered · {hooks.get('pending', 0)} waiting{since} · "
+            f"{hooks.get('failed', 0)} failed (in hooks/failed/; ocrpipe hooks retry puts them back)")
+    error = (f'<p class="reason">last error: {escape(str(hooks["lastError"]))}</p>'
+             if hooks.get("lastError") and hooks.get("pending") else "")
+    to = ", ".join(str(t) for t in hooks.get("targets") or [])
+    return (f'<h2>Hooks ({escape(to)})</h2><p id="hooks" class="{"" if hooks.get("ok", True) else "reason"}">'
+            f"{escape(line)}</p>{error}")
 
 
 def _clock(iso: str | None) -> str:
