@@ -144,7 +144,8 @@ def fake_ocrmypdf(args: list[str]) -> int:
         print("99.1.0")
         return 0
     source, output = args[-2], args[-1]
-    log("ocrmypdf", "start", input=source, jobs=args[args.index("--jobs") + 1] if "--jobs" in args else None)
+    log("ocrmypdf", "start", input=source, jobs=args[args.index("--jobs") + 1] if "--jobs" in args else None,
+        lang=args[args.index("-l") + 1] if "-l" in args else None)
     time.sleep(float(os.environ.get("FAKE_OCR_DELAY", "0")))
     gate, deadline = os.environ.get("FAKE_OCR_WAIT_FOR"), time.time() + 120
     while gate and not os.path.exists(gate) and time.time() < deadline:
