@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import io
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pikepdf
 import pytest
@@ -207,3 +208,15 @@ def test_split_document_is_read_in_its_language(pages: tuple[str, ...], calls: l
     made = ocr_calls(tool_log)
     assert [c["lang"] for c in made] == calls and all(Path(c["input"]).name.startswith("range-") for c in made)
     assert done["secondReading"] and "fra" in done["languages"]
+
+
+def test_status_page_shows_each_documents_language_and_second_reading() -> None:
+    from ocrpipe.web.statuspage import _languages_table
+
+    html = _languages_table([
+        {"jobKey": "k1", "source": "lettre.pdf", "languages": ["fra"], "languageProbability": 0.9987,
+         "secondReading": True, "ocrLang": "eng+fra"},
+        {"jobKey": "k2", "source": "<stamp>.pdf", "languages": [], "languageProbability": 0.0, "secondReading": False},
+    ])
+    assert "<td>fra</td><td>1.00</td><td>yes: eng+fra</td>" in html
+    assert "&lt;stamp&gt;.pdf" in html and "unknown (too little text)</td><td></td><td>no</td>" in html
