@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from pdfminer.high_level import extract_text  # noqa: E402
-
 import inputs  # noqa: E402
+from pdfminer.high_level import extract_text  # noqa: E402
+from sampling import children_cpu_seconds  # noqa: E402
+
 from ocrpipe.stages.language import identify  # noqa: E402
 from ocrpipe.stages.ocrtext import sidecar_pages  # noqa: E402
 from ocrpipe.tools.ocrmypdf import build_argv  # noqa: E402
-from sampling import children_cpu_seconds  # noqa: E402
 
 LANGS = ("deu", "eng", "fra")
 DEFAULT = "eng"

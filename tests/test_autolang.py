@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pikepdf
 import pytest
-
 from conftest import drive, finished_jobs, job_ready_for_ocr, read_calls
+
 from ocrpipe.config import Settings, load_settings
 from ocrpipe.errors import ConfigError
 from ocrpipe.folders.store import update_state

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import inputs
 import pytest
+from conftest import drive, finished_jobs, job_ready_for_ocr
 from pdfminer.high_level import extract_text
 
-import inputs
-from conftest import drive, finished_jobs, job_ready_for_ocr
 from ocrpipe.config import load_settings
 from ocrpipe.tools.check import tesseract_languages
 
