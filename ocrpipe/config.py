@@ -85,7 +85,11 @@ class Settings:
     prep_concurrency: int = 1
     ocr_concurrency: int = 2
     max_jobs_in_flight: int = 32
-    ocr_lang: str = "fra+eng"
+    ocr_lang: str = "fra+eng"  # or "auto": each document in its own language (stages/language.py)
+    # OCR_LANG=auto: the languages a document may be in (empty: the installed ones, found at the start),
+    # and the language of the first reading, which a document in another candidate gets a second one after.
+    ocr_lang_candidates: tuple[str, ...] = ()
+    ocr_lang_default: str = "eng"
     ocr_args: tuple[str, ...] = ()
     image_dpi: int = 300
     seven_zip: tuple[str, ...] = ("7z",)
@@ -232,7 +236,23 @@ class _Reader:
 def _languages(raw: str) -> str:
     if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", raw):
         raise ValueError(raw)
+    if "auto" in raw.lower().split("+") and raw.lower() != "auto":
+        raise ValueError(raw)  # auto stands alone: it chooses the languages itself
+    return "auto" if raw.lower() == "auto" else raw
+
+
+def _one_language(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_]+", raw) or raw.lower() in ("auto", "osd"):
+        raise ValueError(raw)
     return raw
+
+
+def _candidates(raw: str) -> tuple[str, ...]:
+    """``deu+eng+fra`` or ``deu,eng,fra`` (spaces too): each a Tesseract language code."""
+    parts = [part for part in re.split(r"[+,\s]+", raw) if part]
+    if not parts or any(not re.fullmatch(r"[A-Za-z_]+", p) or p.lower() in ("auto", "osd") for p in parts):
+        raise ValueError(raw)
+    return tuple(sorted(set(parts)))
 
 
 def _port(raw: str) -> int:
@@ -300,7 +320,12 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         prep_concurrency=int(read.number("PREP_CONCURRENCY", 1, minimum=1, integer=True)),
         ocr_concurrency=int(read.number("OCR_CONCURRENCY", ocr_default, minimum=1, integer=True)),
         max_jobs_in_flight=int(read.number("MAX_JOBS_IN_FLIGHT", 32, minimum=1, integer=True)),
-        ocr_lang=read.get("OCR_LANG", _languages, "fra+eng", "Tesseract language codes joined by '+', e.g. fra+eng"),
+        ocr_lang=read.get("OCR_LANG", _languages, "fra+eng",
+                          "Tesseract language codes joined by '+', e.g. fra+eng, or auto"),
+        ocr_lang_candidates=read.get("OCR_LANG_CANDIDATES", _candidates, (),
+                                     "Tesseract language codes joined by '+' or ',', e.g. deu+eng+fra"),
+        ocr_lang_default=read.get("OCR_LANG_DEFAULT", _one_language, "eng",
+                                  "one Tesseract language code, e.g. eng"),
         ocr_args=ocr_args,
         image_dpi=int(read.number("IMAGE_DPI", 300, minimum=10, integer=True)),
         seven_zip=read.command("SEVEN_ZIP", "7z"),

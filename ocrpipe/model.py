@@ -101,14 +101,19 @@ def normalise_languages(lang: str) -> str:
 
 
 def canonical_profile(
-    *, ocr_lang: str, ocrmypdf_args: Iterable[str], tool_versions: dict[str, str], image_dpi: int
+    *, ocr_lang: str, ocrmypdf_args: Iterable[str], tool_versions: dict[str, str], image_dpi: int,
+    lang_candidates: Iterable[str] = (), lang_default: str = "eng",
 ) -> dict[str, Any]:
-    """What decides the output of a file: same bytes + same profile ⇒ same result."""
+    """What decides the output of a file: same bytes + same profile ⇒ same result. Under OCR_LANG=auto
+    the candidates and the first reading's language decide it too (other settings keep their old keys)."""
+    auto = {"ocr_lang_candidates": sorted(set(lang_candidates)), "ocr_lang_default": lang_default} \
+        if ocr_lang == "auto" else {}
     return {
         "ocr_lang": normalise_languages(ocr_lang),
         "ocrmypdf_args": list(ocrmypdf_args),
         "tool_versions": dict(sorted(tool_versions.items())),
         "image_dpi": image_dpi,
+        **auto,
     }
 
 

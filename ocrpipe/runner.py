@@ -24,7 +24,7 @@ from ocrpipe.hooks.courier import Courier
 from ocrpipe.index.metrics import load_metrics, write_metrics
 from ocrpipe.logs import setup_logging
 from ocrpipe.proctree import kill_tree
-from ocrpipe.tools.check import check_tools
+from ocrpipe.tools.check import check_tools, with_candidates
 from ocrpipe.web.api import Api
 from ocrpipe.web.server import HttpService, start_api
 
@@ -173,6 +173,7 @@ def run(settings: Settings, *, once: bool) -> ExitCode:
 
 def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], started: float) -> ExitCode:
     profile = check_tools(settings)
+    settings = with_candidates(settings)  # OCR_LANG=auto: the workers use the candidates the job key names
     stage_pools, clusters = dask_pools(settings)  # connected now, or a clear error (exit 3)
     try:
         lock = take_instance_lock(settings)

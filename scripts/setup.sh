@@ -7,7 +7,8 @@
 #
 # Environment:
 #   PYTHON=/path/to/python3.x   interpreter for .venv (default: the first python3.11+ found on PATH)
-#   OCR_LANG=fra+eng            Tesseract languages to make sure of (eng and fra always are)
+#   OCR_LANG=fra+eng            Tesseract languages to make sure of (eng and fra always are); with
+#                               OCR_LANG=auto, OCR_LANG_DEFAULT and OCR_LANG_CANDIDATES (deu+eng+fra) too
 #   OCRPIPE_SKIP_APT=1          never touch system packages (only report what is missing)
 #   OCRPIPE_TEST_BROWSER=1      also a headless browser for the status page test (Debian's chromium);
 #                               scripts/test.sh sets it, `ocrpipe run` itself never needs one
@@ -52,9 +53,9 @@ apt_install() {
 # Tesseract language code -> Debian package (chi_sim -> tesseract-ocr-chi-sim), as `ocrpipe doctor` says.
 lang_package() { local l=${1//_/-}; printf 'tesseract-ocr-%s' "${l,,}"; }
 
-wanted_languages() {
-    local langs="eng+fra+${OCR_LANG:-}"
-    tr '+' '\n' <<<"$langs" | sed 's/[[:space:]]//g' | grep -v -e '^$' -e '^osd$' | sort -u
+wanted_languages() {  # OCR_LANG=auto names none itself: its default and candidates count
+    local langs="eng+fra+${OCR_LANG:-}+${OCR_LANG_DEFAULT:-}+${OCR_LANG_CANDIDATES:-}"
+    tr '+,' '\n\n' <<<"$langs" | sed 's/[[:space:]]//g' | grep -v -e '^$' -e '^osd$' -e '^auto$' | sort -u
 }
 
 missing_system_packages() {

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-OCRPIPE_TEST_BROWSER=1 bash scripts/setup.sh  # also Chromium, for the status page test
+# also Chromium, for the status page test, and German for OCR_LANG=auto's tests (eng+fra+deu)
+OCR_LANG="${OCR_LANG:+$OCR_LANG+}deu" OCRPIPE_TEST_BROWSER=1 bash scripts/setup.sh
 shown=""
 [ "$#" -eq 0 ] || shown=$(printf ' %q' "$@")
 echo "test: .venv/bin/python -m pytest -q$shown   (in $PWD)"

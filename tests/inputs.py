@@ -533,3 +533,59 @@ def book_pdf(path: Path, pages: int, *, marker: str = "", images: Sequence[Path]
                                                        2, pikepdf.Dictionary(S=pikepdf.Name.D)])
         pdf.save(path, compress_streams=False, static_id=True)
     return path
+
+
+# ----- pages in French, German and English, for OCR_LANG=auto -------------------------------------------------
+
+# Pillow's built-in font draws no accented letters (a box instead): a font with them, from Ghostscript's URW
+# fonts (Debian installs them with Ghostscript, which ocrpipe needs), or Windows' own, or DejaVu.
+ACCENT_FONTS = ("/usr/share/fonts/opentype/urw-base35/NimbusSans-Regular.otf",
+                "/usr/share/fonts/type1/urw-base35/NimbusSans-Regular.t1",
+                "C:/Windows/Fonts/arial.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+LANGUAGE_LINES = {
+    "fra": ("Madame, nous avons bien reçu votre lettre du mois dernier.",
+            "Le château près de la rivière sera fermé pendant l'été.",
+            "Les élèves ont déjà préparé une fête très réussie à l'école.",
+            "La réunion aura lieu à la mairie après le déjeuner de Noël.",
+            "Nous espérons que cette décision vous conviendra.",
+            "Veuillez agréer nos salutations les plus distinguées."),
+    "deu": ("Sehr geehrte Damen und Herren, vielen Dank für Ihre Anfrage.",
+            "Die Straße vor dem Gebäude wird nächste Woche gesperrt.",
+            "Wir möchten Sie herzlich zur Eröffnung des Geschäfts einladen.",
+            "Die Gebühren müssen bis Ende März überwiesen werden.",
+            "Bitte schicken Sie uns die Unterlagen über die Prüfung.",
+            "Mit freundlichen Grüßen aus München und Köln."),
+    "eng": ("Dear Sir or Madam, thank you for your letter of last month.",
+            "The meeting will take place at the town hall after lunch.",
+            "Please find attached the invoice for the café renovation.",
+            "Our manager will review your application before the interview.",
+            "We hope that this decision will suit you and your family.",
+            "Yours faithfully, the customer service department."),
+}
+LANGUAGE_PAGE_PX = (2550, 1300)  # a Letter page's width at 300 DPI, six lines of a letter
+
+
+def accented_words(lang: str) -> list[str]:
+    """The words of a language page that carry an accent (or ß), lower-cased: what a reading must get right."""
+    words = {w.strip(".,'").lower() for line in LANGUAGE_LINES[lang] for w in line.replace("'", " ").split()}
+    return sorted(w for w in words if any(ord(c) > 127 for c in w))
+
+
+def accent_font(size: int) -> ImageFont.FreeTypeFont:
+    for candidate in ACCENT_FONTS:
+        if Path(candidate).is_file():
+            return ImageFont.truetype(candidate, size)
+    raise FileNotFoundError(f"no font with accented letters: install Ghostscript's fonts (fonts-urw-base35); "
+                            f"looked for {', '.join(ACCENT_FONTS)}")
+
+
+def language_page(lang: str, *, lines: Sequence[str] | None = None, font_px: int = FONT_PX) -> Image.Image:
+    """A page of real sentences in ``lang`` (fra, deu, eng) with their accents, at 300 DPI."""
+    font = accent_font(font_px)
+    page = Image.new("L", LANGUAGE_PAGE_PX, 255)
+    draw = ImageDraw.Draw(page)
+    y = MARGIN_PX
+    for line in LANGUAGE_LINES[lang] if lines is None else lines:
+        draw.text((MARGIN_PX, y), line, fill=0, font=font)
+        y += int(font_px * LINE_GAP)
+    return page

@@ -13,7 +13,7 @@ from ocrpipe.engine.restarts import end_restart_run, note_restart, restart_attem
 from ocrpipe.errors import OcrpipeError
 from ocrpipe.folders.fsutil import remove_tree
 from ocrpipe.folders.outbox import write_job_end
-from ocrpipe.folders.outcome import READY_STATES, RUN_FIDELITY_FIELDS, StageOutcome, mark_failed
+from ocrpipe.folders.outcome import LANGUAGE_FIELDS, READY_STATES, RUN_FIDELITY_FIELDS, StageOutcome, mark_failed
 from ocrpipe.folders.publish import drop_publish_temps, publish_error
 from ocrpipe.folders.store import apply_transition, read_state, update_state
 from ocrpipe.index.jobindex import JobIndex
@@ -214,6 +214,7 @@ class Lifecycle:
             "createdAt": record.get("createdAt"), "finishedAt": record["updatedAt"],
             "decision": record.get("decision"), **extra,  # a FORCE_REPROCESS run carries the person's decision
             **{key: record.get(key) for key in RUN_FIDELITY_FIELDS},  # what a batch or split kept of the output
+            **{key: record[key] for key in LANGUAGE_FIELDS if key in record},  # OCR_LANG=auto's finding
             **({"reasonCode": (record.get("lastError") or {}).get("code")} if state == "ERROR" else {}),
             # a signed input, and how its signature went
             **{k: record[k] for k in ("signed", "signature") if record.get(k)},

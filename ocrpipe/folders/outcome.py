@@ -17,6 +17,9 @@ from ocrpipe.model import JobState, Stage, failure_state, running_state, submitt
 # What became of the images and of PDF/A in the OCR run (stages/pdfa.py), kept in state.json and the index.
 RUN_FIDELITY_FIELDS = ("imagesReencoded", "reencodeReason", "pdfaSkippedReason")
 ORIENTATION_FIELDS = ("orientationChecked", "pagesTurned")
+# OCR_LANG=auto (stages/language.py): the language(s) found, how sure, whether a second reading ran, the
+# languages the kept reading used, each page's where pages differ, and a batch member read again alone.
+LANGUAGE_FIELDS = ("languages", "languageProbability", "secondReading", "ocrLang", "pageLanguages", "readAlone")
 
 READY_STATES = {
     Stage.PREP: frozenset({JobState.DISCOVERED, JobState.PREP_RETRY}),
@@ -88,6 +91,9 @@ def mark_done(record: dict[str, Any], outcome: StageOutcome) -> None:
                   splitInto=outcome.fields.get("splitInto"),
                   **{key: outcome.fields.get(key) for key in RUN_FIDELITY_FIELDS})
     for key in ORIENTATION_FIELDS:  # ROTATE_PAGES=auto: pages checked, pages turned
+        if key in outcome.fields:
+            record[key] = outcome.fields[key]
+    for key in LANGUAGE_FIELDS:  # OCR_LANG=auto
         if key in outcome.fields:
             record[key] = outcome.fields[key]
     if outcome.fields.get("signature"):

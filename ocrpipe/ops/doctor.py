@@ -14,12 +14,14 @@ from ocrpipe.model import normalise_languages
 from ocrpipe.stages.heic import INSTALL_HINT, heif_version
 from ocrpipe.tools.check import (
     INSTALL,
+    lang_candidates,
     language_install_hint,
     osd_install_hint,
     probe_tools,
     tesseract_languages,
     windows_tessdata,
 )
+from ocrpipe.tools.tesseract import LANGUAGES
 
 
 def _writable(folder: os.PathLike[str]) -> bool:
@@ -32,6 +34,22 @@ def _writable(folder: os.PathLike[str]) -> bool:
         return True
     except OSError:
         return False
+
+
+def _auto_languages(settings: Settings, installed: set[str] | None, out: TextIO) -> list[str]:
+    """OCR_LANG=auto: the first reading's language and the candidates, said where they come from."""
+    source = "OCR_LANG_CANDIDATES" if settings.ocr_lang_candidates else "the Tesseract languages installed, less osd"
+    candidates = lang_candidates(settings, installed)
+    print(f"  first reading in {settings.ocr_lang_default} (OCR_LANG_DEFAULT); candidates from {source}: "
+          f"{'+'.join(candidates)}", file=out)
+    return candidates
+
+
+def _identified(lang: str) -> str:
+    known = LANGUAGES.get(lang)
+    if known is None:
+        return "  (not identified from text: py3langid does not know it)"
+    return f"  ({known[1]} script)" if known[1] != "Latin" else ""
 
 
 def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
@@ -47,9 +65,12 @@ def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
     installed = tesseract_languages(settings)
     tessdata = windows_tessdata(settings.tesseract, dict(settings.tool_env))
     print(f"OCR languages (OCR_LANG={settings.ocr_lang}):", file=out)
-    for lang in normalise_languages(settings.ocr_lang).split("+"):
+    listed = normalise_languages(settings.ocr_lang).split("+")
+    if settings.ocr_lang == "auto":
+        listed = _auto_languages(settings, installed, out)
+    for lang in listed:
         if installed is not None and lang in installed:
-            print(f"  ok       {lang}", file=out)
+            print(f"  ok       {lang}{_identified(lang) if settings.ocr_lang == 'auto' else ''}", file=out)
         else:
             print(f"  MISSING  {lang}", file=out)
             problems.append((f"tesseract language '{lang}'", language_install_hint(lang, tessdata)))

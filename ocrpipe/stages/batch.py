@@ -15,23 +15,17 @@ from ocrpipe.errors import RedoAlone, TransientError
 from ocrpipe.folders.layout import FINAL_PDF, RAW_PDF
 from ocrpipe.folders.outcome import StageOutcome
 from ocrpipe.model import Stage, normalise_languages
+from ocrpipe.stages.autolang import SIDECAR, member_language
 from ocrpipe.stages.common import Member, run_members, tool_env
+from ocrpipe.stages.doclevel import DOCUMENT_LEVEL, holds_something
 from ocrpipe.stages.docmeta import give_own_metadata
 from ocrpipe.stages.fidelity import has_deflatable_jpeg
 from ocrpipe.stages.ocr import publish, verify_output
+from ocrpipe.stages.ocrtext import sidecar_pages
 from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, orientation_fields, turn_reported_pages
 from ocrpipe.stages.pdfa import batch_spoiled, images_changed, optimizer_unused, save_as_pdfa
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
-
-# What a document keeps outside its pages, which a merge page by page and the split after it would drop:
-# bookmarks, form fields, page labels, named destinations and attachments, tags, layers, articles,
-# signature permissions, a portfolio. ocrmypdf alone keeps them. (An open action is a viewer's hint, not
-# content: it does not keep a document out of a batch.)
-DOCUMENT_LEVEL = {"/Outlines": "bookmarks", "/AcroForm": "form fields", "/PageLabels": "page labels",
-                   "/Names": "named destinations or attachments", "/Dests": "named destinations",
-                   "/StructTreeRoot": "tags (structure tree)", "/OCProperties": "layers", "/Threads": "articles",
-                   "/Perms": "signature permissions", "/Collection": "portfolio"}
 
 
 def batch_would_drop(raw: Path) -> str | None:
@@ -48,19 +42,6 @@ def batch_would_drop(raw: Path) -> str | None:
     return None
 
 
-def holds_something(key: str, value: pikepdf.Object) -> bool:
-    """Scanners and converters often write empty ones: an outline without items, a form without fields."""
-    if key == "/Outlines":
-        return isinstance(value, pikepdf.Dictionary) and "/First" in value
-    if key == "/AcroForm":
-        return isinstance(value, pikepdf.Dictionary) and len(value.get("/Fields", ())) > 0
-    if isinstance(value, pikepdf.Dictionary):
-        return any(name != "/Type" for name in value.keys())
-    if isinstance(value, pikepdf.Array):
-        return len(value) > 0
-    return True
-
-
 def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[Path, int, dict[str, int]]], *,
                   jobs: int) -> list[StageOutcome]:
     """Pool entry point: ``members`` are (job folder, pages, attempts); one outcome per member, in order.
@@ -74,9 +55,10 @@ def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[P
 
     changed: dict[Path, str] = {}  # members whose images the batch changed: their final.pdf not written
     turned: dict[Path, dict] = {}  # each member's pages checked and turned (ROTATE_PAGES=auto)
+    texts: dict[Path, list[str | None]] = {}  # OCR_LANG=auto: each member's pages' text
 
     def work() -> dict:
-        pdfa, spoiled = _ocr_and_split(settings, batch_dir, pages_of, jobs=jobs, turned=turned)
+        pdfa, spoiled = _ocr_and_split(settings, batch_dir, pages_of, jobs=jobs, turned=turned, texts=texts)
         changed.update(spoiled)
         return {"pdfa": pdfa, "batchSize": len(members), "imagesReencoded": False}
 
@@ -84,7 +66,10 @@ def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[P
         # One whose images the batch changed is OCRed again alone, at no attempt's cost.
         if job_dir in changed:
             raise RedoAlone(f"its images changed in a batch ({changed[job_dir]}); OCRing it alone")
-        return publish(settings, job_dir, replace(outcome, fields={**outcome.fields, **turned.get(job_dir, {})}))
+        # OCR_LANG=auto: one in another language is read again alone, in it, at no attempt's cost.
+        found = member_language(settings, job_dir, texts[job_dir]) if job_dir in texts else {}
+        return publish(settings, job_dir, replace(outcome, fields={**outcome.fields, **turned.get(job_dir, {}),
+                                                                  **found}))
 
     return run_members(settings, Stage.OCR, [Member(job_dir, attempts, pages / total)
                                              for job_dir, pages, attempts in members],
@@ -92,22 +77,29 @@ def run_ocr_batch(settings: Settings, batch_dir: Path, members: Sequence[tuple[P
 
 
 def _ocr_and_split(settings: Settings, batch_dir: Path, members: Sequence[tuple[Path, int]], *,
-                   jobs: int, turned: dict[Path, dict]) -> tuple[str | None, dict[Path, str]]:
+                   jobs: int, turned: dict[Path, dict],
+                   texts: dict[Path, list[str | None]]) -> tuple[str | None, dict[Path, str]]:
     """The batch's PDF/A flavour, and the members whose images changed (their final.pdf not written);
-    ``turned`` gets each member's pages checked and turned."""
+    ``turned`` gets each member's pages checked and turned; ``texts``, under OCR_LANG=auto, their text."""
     batch_dir.mkdir(parents=True, exist_ok=True)
     merged, output = batch_dir / RAW_PDF, batch_dir / "final.partial.pdf"
     total = merge(members, merged)
-    argv = build_argv(settings.ocrmypdf, merged, output, lang=normalise_languages(settings.ocr_lang), jobs=jobs,
+    auto = settings.ocr_lang == "auto"  # read first in the default language, the text kept
+    sidecar = batch_dir / SIDECAR if auto else None
+    argv = build_argv(settings.ocrmypdf, merged, output,
+                      lang=settings.ocr_lang_default if auto else normalise_languages(settings.ocr_lang), jobs=jobs,
                       extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
-                      pdfa=settings.pdfa, orientation=ocrmypdf_options(settings))
+                      pdfa=settings.pdfa, orientation=ocrmypdf_options(settings), sidecar=sidecar)
     env = orientation_env(tool_env(settings, batch_dir), settings.rotate_pages)
     result = run_tool(argv, timeout=settings.ocr_timeout_for(total), env=env, log_path=batch_dir / "ocr.log")
     raise_for_exit(result)
     reports, turns = turn_reported_pages(output, env)  # before the split: each part keeps its pages' /Rotate
     first = 1
+    read = sidecar_pages(sidecar, total) if sidecar is not None else None
     for job_dir, pages in members:
         turned[job_dir] = orientation_fields(reports, turns, first, pages)
+        if read is not None:
+            texts[job_dir] = read[first - 1:first - 1 + pages]
         first += pages
     pdfa = verify_output(output, expected_pages=total)
     # PREP's prediction keeps such documents out of batches; should it miss one, nobody's output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ from ocrpipe.folders.publish import publish_done
 from ocrpipe.folders.store import LOCK_FILE, STATE_FILE, read_state
 from ocrpipe.logs import job_context
 from ocrpipe.model import Stage, normalise_languages
+from ocrpipe.stages.autolang import read_in_own_language, whole_reader
 from ocrpipe.stages.common import run_stage, tool_env
 from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, orientation_fields, turn_reported_pages
 from ocrpipe.stages.pdfa import run_fields
@@ -55,8 +57,14 @@ def clean_done_job(job_dir: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> dict[str, Any]:
-    """The whole document in one ocrmypdf call (or kept as it is, when signed and SIGNED_PDF=keep)."""
+def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int, lang: str | None = None,
+              sidecar: Path | None = None) -> dict[str, Any]:
+    """The whole document in one ocrmypdf call (or kept as it is, when signed and SIGNED_PDF=keep).
+    ``lang``: the languages of this reading (OCR_LANG=auto chooses them); ``sidecar``: its text's file."""
+    if lang is None and settings.ocr_lang == "auto":
+        read = whole_reader(settings, job_dir, pages=pages,
+                            ocr=functools.partial(ocr_whole, settings, job_dir, pages=pages, jobs=jobs))
+        return read_in_own_language(settings, job_dir, pages=pages, jobs=jobs, read=read)
     record = read_state(job_dir)
     # ocrmypdf does not write its output atomically, and the tool of an attempt whose worker died
     # elsewhere may still be running: each attempt writes its own file, so a late tool spoils nothing.
@@ -70,9 +78,10 @@ def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int) -> di
         os.replace(partial, job_dir / FINAL_PDF)
         log.info("signed PDF kept unchanged, without OCR (SIGNED_PDF=keep)", extra=ctx)
         return {"pdfa": None, "signature": "kept"}
-    argv = build_argv(settings.ocrmypdf, job_dir / RAW_PDF, partial, lang=normalise_languages(settings.ocr_lang),
-                      jobs=jobs, extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
-                      invalidate_signatures=signed, pdfa=settings.pdfa, orientation=ocrmypdf_options(settings))
+    argv = build_argv(settings.ocrmypdf, job_dir / RAW_PDF, partial,
+                      lang=lang or normalise_languages(settings.ocr_lang), jobs=jobs, extra_args=settings.ocr_args,
+                      max_image_mpixels=settings.max_image_mpixels, invalidate_signatures=signed, pdfa=settings.pdfa,
+                      orientation=ocrmypdf_options(settings), sidecar=sidecar)
     env = orientation_env(tool_env(settings, job_dir), settings.rotate_pages)
     result = run_tool(argv, timeout=settings.ocr_timeout_for(pages), env=env, log_path=job_dir / "ocr.log")
     raise_for_exit(result)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pikepdf
 from pikepdf.pdfa import check as pdfa_check
 
-from ocrpipe.stages.batch import DOCUMENT_LEVEL, holds_something
+from ocrpipe.stages.doclevel import DOCUMENT_LEVEL, holds_something
 from ocrpipe.stages.docmeta import give_own_metadata
 from ocrpipe.stages.pdfa import save_as_pdfa
 

@@ -25,8 +25,10 @@ from ocrpipe.folders.layout import FINAL_PDF, RAW_PDF, TMP_DIR
 from ocrpipe.folders.outcome import StageOutcome
 from ocrpipe.folders.store import read_state
 from ocrpipe.model import Stage, normalise_languages
+from ocrpipe.stages.autolang import SIDECAR, Reader, read_in_own_language
 from ocrpipe.stages.common import run_stage, tool_env
 from ocrpipe.stages.ocr import ocr_whole, publish, verify_output
+from ocrpipe.stages.ocrtext import sidecar_pages
 from ocrpipe.stages.orientation import (
     merged_range_fields,
     ocrmypdf_options,
@@ -53,17 +55,23 @@ def run_ocr_split(settings: Settings, job_dir: Path, *, pages: int, parts: int, 
                      attempts=attempts, finish=lambda outcome: publish(settings, job_dir, outcome))
 
 
-def _split_ocr(settings: Settings, job_dir: Path, *, pages: int, parts: int, jobs: int) -> dict[str, Any]:
+def _split_ocr(settings: Settings, job_dir: Path, *, pages: int, parts: int, jobs: int, lang: str | None = None,
+               sidecar: Path | None = None) -> dict[str, Any]:
+    """``lang``: the languages of this reading (OCR_LANG=auto chooses them); ``sidecar``: keep its text
+    (in each range's sidecar, or this one when the document is read whole)."""
     record = read_state(job_dir)
     blocker = ("it is signed" if record.get("signed") else
                f"its PDF/A needs Ghostscript ({record['ghostscriptReason']})" if record.get("ghostscriptReason") else
                split_blocker(job_dir / RAW_PDF))
     if blocker:  # found here, in the worker: the scheduler reads no PDF
         log.info("OCRed whole, not split: %s", blocker)
-        return ocr_whole(settings, job_dir, pages=pages, jobs=settings.cpu_count)
+        return ocr_whole(settings, job_dir, pages=pages, jobs=settings.cpu_count, lang=lang, sidecar=sidecar)
+    if lang is None and settings.ocr_lang == "auto":
+        read = _split_reader(settings, job_dir, pages=pages, parts=parts, jobs=jobs)
+        return read_in_own_language(settings, job_dir, pages=pages, jobs=jobs, read=read)
     ranges = plan_ranges(job_dir / RAW_PDF, parts)
-    folder = _prepared_folder(job_dir, ranges)
-    outputs = _ocr_ranges(settings, folder, ranges, jobs=jobs)
+    folder = _prepared_folder(job_dir, ranges, lang)
+    outputs = _ocr_ranges(settings, folder, ranges, jobs=jobs, lang=lang, text=sidecar is not None)
     return _merge(settings, job_dir, folder, outputs, ranges, pages=pages, predicted=record.get("ghostscriptReason"))
 
 
@@ -75,11 +83,35 @@ def plan_ranges(raw: Path, parts: int) -> list[list[int]]:
     return balanced_ranges(work, min(parts, len(work)))
 
 
-def _prepared_folder(job_dir: Path, ranges: list[list[int]]) -> Path:
-    """``split/`` for these ranges of this raw.pdf: kept from a crashed attempt with the same plan
-    (its finished ranges are reused), else made afresh."""
+def _split_reader(settings: Settings, job_dir: Path, *, pages: int, parts: int, jobs: int) -> Reader:
+    """OCR_LANG=auto's readings of a split document: its ranges, each with its text kept."""
+    def read(reading: str, text: bool) -> tuple[dict[str, Any], list[str | None] | None]:
+        sidecar = job_dir / TMP_DIR / SIDECAR if text else None
+        fields = _split_ocr(settings, job_dir, pages=pages, parts=parts, jobs=jobs, lang=reading, sidecar=sidecar)
+        if sidecar is None:
+            return fields, None
+        if not fields.get("splitInto"):  # read whole after all
+            return fields, sidecar_pages(sidecar, pages)
+        return fields, _range_texts(job_dir / SPLIT_DIR, pages)
+
+    return read
+
+
+def _range_texts(folder: Path, pages: int) -> list[str | None]:
+    """Each page's text, from the sidecars of the ranges that read it."""
+    texts: list[str | None] = [None] * pages
+    ranges = read_json(folder / PLAN_FILE)["ranges"]
+    for n, indices in enumerate(ranges):
+        for index, text in zip(indices, sidecar_pages(folder / f"range-{n}.txt", len(indices)), strict=True):
+            texts[index] = text
+    return texts
+
+
+def _prepared_folder(job_dir: Path, ranges: list[list[int]], lang: str | None = None) -> Path:
+    """``split/`` for these ranges of this raw.pdf (in these languages): kept from a crashed attempt with
+    the same plan (its finished ranges are reused), else made afresh."""
     folder, raw = job_dir / SPLIT_DIR, (job_dir / RAW_PDF).stat()
-    plan = {"ranges": ranges, "raw": [raw.st_size, raw.st_mtime_ns]}
+    plan = {"ranges": ranges, "raw": [raw.st_size, raw.st_mtime_ns], **({"lang": lang} if lang else {})}
     try:
         if read_json(folder / PLAN_FILE) == plan:
             return folder
@@ -103,7 +135,8 @@ def _finished(output: Path, pages: int) -> bool:
         return False
 
 
-def _ocr_ranges(settings: Settings, folder: Path, ranges: list[list[int]], *, jobs: int) -> list[Path]:
+def _ocr_ranges(settings: Settings, folder: Path, ranges: list[list[int]], *, jobs: int, lang: str | None = None,
+                text: bool = False) -> list[Path]:
     """Each range's OCRed PDF: the ones not finished yet run together; one that fails runs again alone."""
     remove_tree(folder / TMP_DIR)  # what a killed attempt's ocrmypdf calls left behind
     todo = [n for n, pages in enumerate(ranges) if not _finished(_range_paths(folder, n)[1], len(pages))]
@@ -112,7 +145,7 @@ def _ocr_ranges(settings: Settings, folder: Path, ranges: list[list[int]], *, jo
 
     def one(n: int, page_workers: int) -> BaseException | None:
         try:
-            _ocr_range(settings, folder, n, ranges[n], jobs=page_workers)
+            _ocr_range(settings, folder, n, ranges[n], jobs=page_workers, lang=lang, text=text)
             return None
         except (StageError, OSError) as exc:
             return exc
@@ -132,22 +165,26 @@ def _ocr_ranges(settings: Settings, folder: Path, ranges: list[list[int]], *, jo
     return [_range_paths(folder, n)[1] for n in range(len(ranges))]
 
 
-def _ocr_range(settings: Settings, folder: Path, n: int, pages: list[int], *, jobs: int) -> None:
+def _ocr_range(settings: Settings, folder: Path, n: int, pages: list[int], *, jobs: int, lang: str | None = None,
+               text: bool = False) -> None:
     source, output = _range_paths(folder, n)
+    sidecar = folder / f"range-{n}.partial.txt" if text else None
     partial = folder / f"range-{n}.partial.pdf"  # ocrmypdf does not write its output atomically
     cut = folder / f"range-{n}.cut.pdf"
     cut_range(folder.parent / RAW_PDF, pages, cut)
     os.replace(cut, source)
     count = len(pages)
-    argv = build_argv(settings.ocrmypdf, source, partial, lang=normalise_languages(settings.ocr_lang), jobs=jobs,
-                      extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels, pdfa=settings.pdfa,
-                      orientation=ocrmypdf_options(settings))
+    argv = build_argv(settings.ocrmypdf, source, partial, lang=lang or normalise_languages(settings.ocr_lang),
+                      jobs=jobs, extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
+                      pdfa=settings.pdfa, orientation=ocrmypdf_options(settings), sidecar=sidecar)
     env = orientation_env(tool_env(settings, folder), settings.rotate_pages, f"orientation-{n}")
     result = run_tool(argv, timeout=settings.ocr_timeout_for(count), env=env, log_path=folder / f"range-{n}.log")
     raise_for_exit(result)
     verify_output(partial, expected_pages=count)
     # The range's pages keep their /Rotate through the merge.
     save_range_fields(folder / f"range-{n}.orientation.json", pages, *turn_reported_pages(partial, env))
+    if sidecar is not None:
+        os.replace(sidecar, folder / f"range-{n}.txt")  # before the output: a finished range has its text
     os.replace(partial, output)
 
 

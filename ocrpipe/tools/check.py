@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PureWindowsPath
 from typing import Any
 
@@ -77,10 +77,25 @@ def tesseract_languages(settings: Settings) -> set[str] | None:
     return {line.strip() for line in lines if re.fullmatch(r"[A-Za-z_]+", line.strip())}
 
 
+def requested_languages(settings: Settings) -> list[str]:
+    """The languages the operator asked for: OCR_LANG's, or under auto the default and the candidates
+    named (unnamed, the candidates are what is installed)."""
+    if settings.ocr_lang == "auto":
+        return sorted({settings.ocr_lang_default, *settings.ocr_lang_candidates})
+    return normalise_languages(settings.ocr_lang).split("+")
+
+
+def lang_candidates(settings: Settings, installed: set[str] | None) -> list[str]:
+    """OCR_LANG=auto's candidates: OCR_LANG_CANDIDATES, or the installed languages less 'osd' (Tesseract's
+    orientation data, no language); the first reading's language is always one."""
+    listed = settings.ocr_lang_candidates or sorted((installed or set()) - {"osd"})
+    return sorted(set(listed) | {settings.ocr_lang_default})
+
+
 def missing_languages(settings: Settings) -> list[str]:
     """OCR_LANG's languages Tesseract lacks, and its orientation data ('osd') unless ROTATE_PAGES=off."""
     installed = tesseract_languages(settings)
-    wanted = normalise_languages(settings.ocr_lang).split("+") + (["osd"] if settings.rotate_pages != "off" else [])
+    wanted = requested_languages(settings) + (["osd"] if settings.rotate_pages != "off" else [])
     return wanted if installed is None else [lang for lang in wanted if lang not in installed]
 
 
@@ -112,13 +127,23 @@ def osd_install_hint(tessdata: PureWindowsPath = WINDOWS_TESSERACT_HOME / "tessd
 
 
 def build_profile(settings: Settings, tools: list[ToolStatus]) -> dict[str, Any]:
+    """The job profile; under OCR_LANG=auto, with the candidates resolved (``with_candidates``)."""
     return canonical_profile(
         ocr_lang=settings.ocr_lang,
         ocrmypdf_args=profile_args(settings.ocr_args, settings.pdfa, rotate_pages=settings.rotate_pages,
                                     deskew=settings.deskew),
         tool_versions={t.name: t.version or "missing" for t in tools},
         image_dpi=settings.image_dpi,
+        lang_candidates=settings.ocr_lang_candidates, lang_default=settings.ocr_lang_default,
     )
+
+
+def with_candidates(settings: Settings) -> Settings:
+    """Under OCR_LANG=auto without OCR_LANG_CANDIDATES: the settings with the installed languages as
+    the candidates, found once here, so the job key and every worker (a cluster's too) use one list."""
+    if settings.ocr_lang != "auto":
+        return settings
+    return replace(settings, ocr_lang_candidates=tuple(lang_candidates(settings, tesseract_languages(settings))))
 
 
 def check_tools(settings: Settings) -> dict[str, object]:
@@ -132,6 +157,7 @@ def check_tools(settings: Settings) -> dict[str, object]:
         raise MissingToolError(f"Tesseract has no orientation data ('osd'), which ROTATE_PAGES={settings.rotate_pages} "
                                "needs; run 'ocrpipe doctor' for the install command, or set ROTATE_PAGES=off")
     if langs:
-        raise MissingToolError(f"Tesseract has no data for OCR_LANG language(s) {', '.join(langs)}; "
+        named = "OCR_LANG_DEFAULT/OCR_LANG_CANDIDATES" if settings.ocr_lang == "auto" else "OCR_LANG"
+        raise MissingToolError(f"Tesseract has no data for {named} language(s) {', '.join(langs)}; "
                                "run 'ocrpipe doctor' for install commands")
-    return build_profile(settings, tools)
+    return build_profile(with_candidates(settings), tools)

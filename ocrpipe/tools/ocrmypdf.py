@@ -91,14 +91,16 @@ def orientation_args(rotate_pages: str, deskew: bool, plugin: Path | None = None
 def build_argv(
     command: Sequence[str], input_pdf: Path, output_pdf: Path, *, lang: str, jobs: int,
     extra_args: Sequence[str] = (), max_image_mpixels: float | None = None, invalidate_signatures: bool = False,
-    pdfa: str = "auto", orientation: Sequence[str] = (),
+    pdfa: str = "auto", orientation: Sequence[str] = (), sidecar: Path | None = None,
 ) -> list[str]:
     """Our defaults first, so the operator's OCR_ARGS can override them; ``orientation`` is what
-    ``orientation_args`` gives for the plugin's file."""
+    ``orientation_args`` gives for the plugin's file; ``sidecar``: where ocrmypdf writes the text it
+    read, page by page (OCR_LANG=auto reads the language from it)."""
     limits = ["--max-image-mpixels", f"{max_image_mpixels:g}"] if max_image_mpixels else []
     signed = ["--invalidate-digital-signatures"] if invalidate_signatures else []
+    text = ["--sidecar", str(sidecar)] if sidecar else []
     return [*command, *default_args(extra_args, pdfa), "-l", lang, "--jobs", str(jobs), *limits, *signed,
-            *orientation, *extra_args, str(input_pdf), str(output_pdf)]
+            *orientation, *text, *extra_args, str(input_pdf), str(output_pdf)]
 
 
 def profile_args(extra_args: Sequence[str], pdfa: str = "auto", *, rotate_pages: str = "off",

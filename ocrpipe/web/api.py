@@ -34,6 +34,7 @@ JOB_KEY = re.compile(r"[0-9a-f]{64}__[0-9a-f]{64}")  # sha256 of the file, "__",
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 RECENT_ERRORS = 10
+RECENT_LANGUAGES = 10
 READ_METHODS = ("GET", "HEAD")
 MAX_INDEX_INT = 2**63 - 1  # SQLite's integers are 64-bit: an offset or cursor beyond is refused, not a fault
 SHOWN_PATH_CHARS = 200  # of a request's path quoted back in a 404
@@ -183,13 +184,17 @@ class Api:
         with self.history() as history:
             errors = history.page(limit=RECENT_ERRORS, state=JobState.ERROR.value).jobs
             finishes = history.finished_since(since)
+            # OCR_LANG=auto: the language found in each of the last documents done
+            languages = history.page(limit=RECENT_LANGUAGES, state=JobState.DONE.value).jobs \
+                if self.settings.ocr_lang == "auto" else None
         healthy, health = self._health()
         snapshot = self.snapshots.latest()
         return PageData(snapshot=snapshot, metrics=self._metrics(), healthy=healthy, health=health, errors=errors,
                         finishes=finishes, duplicates=pending_duplicates(self.settings.hold_dir),
                         hooks=self.hooks() if self.hooks is not None else None,
                         now=datetime.now(UTC),
-                        tick_age=max(0.0, self.clock() - snapshot.tickMonotonic) if snapshot else 0.0)
+                        tick_age=max(0.0, self.clock() - snapshot.tickMonotonic) if snapshot else 0.0,
+                        languages=languages)
 
 
 def finished_item(entry: dict[str, Any]) -> dict[str, Any]:

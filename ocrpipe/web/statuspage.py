@@ -49,6 +49,7 @@ class PageData:
     now: datetime  # aware, UTC
     tick_age: float = 0.0  # seconds since the snapshot's tick: running times are shown as of now
     hooks: Mapping[str, Any] | None = None  # the hooks' delivery (courier.Courier.view), when hooks are set
+    languages: Sequence[Mapping[str, Any]] | None = None  # OCR_LANG=auto: the last documents done, newest first
 
 
 def pending_duplicates(hold_dir: Path, limit: int = SHOWN_DUPLICATES) -> tuple[int, list[dict[str, Any]]]:
@@ -90,6 +91,8 @@ def render_page(data: PageData) -> str:
         _section("Last errors", _errors_table(data.errors), "no errors"),
         _section(f"Duplicates waiting for a decision ({held_total})", _duplicates_table(held), "none"),
         _hooks(data.hooks, data.metrics),
+        *([_section("Languages read (OCR_LANG=auto), last documents done", _languages_table(data.languages),
+                    "none done yet")] if data.languages is not None else []),
         f"<h2>Pages per minute, last {CHART_HOURS} hours</h2>", pages_chart(data.finishes, data.now),
         "</body></html>",
     ])
@@ -155,6 +158,20 @@ def _errors_table(errors: Sequence[Mapping[str, Any]]) -> str:
             f'<td title="{escape(str(e.get("finishedAt")))}">{escape(_clock(e.get("finishedAt")))}</td></tr>'
             for e in errors]
     return _table(["file", "reason", "failed at"], rows)
+
+
+def _languages_table(done: Sequence[Mapping[str, Any]]) -> str:
+    """Each document's language(s) found, how sure, and whether it was read a second time (in what)."""
+    rows = []
+    for d in done:
+        found = d.get("languages")
+        langs = ", ".join(str(x) for x in found) if isinstance(found, list) and found else "unknown (too little text)"
+        probability = d.get("languageProbability")
+        sure = f"{probability:.2f}" if isinstance(probability, (int, float)) and found else ""
+        second = f"yes: {d.get('ocrLang')}" if d.get("secondReading") else "no"
+        rows.append(f'<tr><td class="name" title="{escape(str(d.get("jobKey")))}">{escape(str(d.get("source")))}</td>'
+                    f"<td>{escape(langs)}</td><td>{escape(sure)}</td><td>{escape(second)}</td></tr>")
+    return _table(["file", "language", "probability", "second reading"], rows)
 
 
 def _duplicates_table(held: Sequence[Mapping[str, Any]]) -> str:

@@ -17,6 +17,11 @@ Run on a page range of a split document (its input named ``range-N.pdf``), it ad
 every page as ocrmypdf does (a Form XObject named ``/OCR-…`` showing text), so the merge's checks run;
 ``fail-range`` then exits 7 on every range call (a whole run succeeds), ``flaky-range`` on the first
 call of each range only.
+With ``--sidecar FILE`` (OCR_LANG=auto) it writes each page's text there, as ocrmypdf does (pages
+separated by form feeds), and a text layer into the output: a page whose content says ``FAKE-LANG:fra``
+reads as a French paragraph, with its accents when ``-l`` names fra, without them (as an English
+reading loses them) when not; ``FAKE-CHARS:N`` cuts it to N characters. ``tesseract … --psm 0``
+(script detection) answers ``$FAKE_OSD_SCRIPT`` (default Latin).
 """
 
 from __future__ import annotations
@@ -139,7 +144,8 @@ def fake_ocrmypdf(args: list[str]) -> int:
         print("99.1.0")
         return 0
     source, output = args[-2], args[-1]
-    log("ocrmypdf", "start", input=source, jobs=args[args.index("--jobs") + 1] if "--jobs" in args else None)
+    log("ocrmypdf", "start", input=source, jobs=args[args.index("--jobs") + 1] if "--jobs" in args else None,
+        lang=args[args.index("-l") + 1] if "-l" in args else None)
     time.sleep(float(os.environ.get("FAKE_OCR_DELAY", "0")))
     gate, deadline = os.environ.get("FAKE_OCR_WAIT_FOR"), time.time() + 120
     while gate and not os.path.exists(gate) and time.time() < deadline:
@@ -152,7 +158,11 @@ def fake_ocrmypdf(args: list[str]) -> int:
             "flaky-range" in scenarios and count_call(os.path.dirname(source), os.path.basename(source) + ".calls") == 1)):
         print("fake ocrmypdf: this page range fails, as asked", file=sys.stderr)
         return 7
-    if a_range and "nooutput" not in scenarios:
+    if "--sidecar" in args and "nooutput" not in scenarios:
+        lang = args[args.index("-l") + 1] if "-l" in args else "eng"
+        write_sidecar(source, args[args.index("--sidecar") + 1], lang.split("+"))
+        add_text_layer(source, output)
+    elif a_range and "nooutput" not in scenarios:
         add_text_layer(source, output)
     elif "nooutput" not in scenarios:
         data = read(source)
@@ -167,6 +177,41 @@ def fake_ocrmypdf(args: list[str]) -> int:
             handle.write(data)
     log("ocrmypdf", "end", input=source)
     return 0
+
+
+PARAGRAPHS = {
+    "eng": "Dear Sir or Madam, thank you for your letter of last month. The meeting will take place at the town "
+           "hall after lunch. Please find attached the invoice for the renovation of the office. We hope that this "
+           "decision will suit you and your family. Yours faithfully, the customer service department.",
+    "fra": "Madame, nous avons bien reçu votre lettre du mois dernier. Le château près de la rivière sera fermé "
+           "pendant l'été. Les élèves ont déjà préparé une fête très réussie à l'école. Nous espérons que cette "
+           "décision vous conviendra. Veuillez agréer nos salutations les plus distinguées.",
+    "deu": "Sehr geehrte Damen und Herren, vielen Dank für Ihre Anfrage. Die Straße vor dem Gebäude wird nächste "
+           "Woche gesperrt. Wir möchten Sie herzlich zur Eröffnung des Geschäfts einladen. Die Gebühren müssen "
+           "bis Ende März überwiesen werden. Mit freundlichen Grüßen aus München und Köln.",
+}
+
+
+def write_sidecar(source: str, sidecar: str, langs: list[str]) -> None:
+    import re
+    import site
+    import unicodedata
+
+    site.main()
+    import pikepdf
+
+    texts = []
+    with pikepdf.open(source) as pdf:
+        for page in pdf.pages:
+            streams = page.obj.get("/Contents", pikepdf.Array())
+            content = b"".join(s.read_bytes() for s in (streams if isinstance(streams, pikepdf.Array) else [streams]))
+            lang, chars = re.search(rb"FAKE-LANG:(\w+)", content), re.search(rb"FAKE-CHARS:(\d+)", content)
+            text = PARAGRAPHS.get(lang.group(1).decode(), "") if lang else ""
+            if lang and lang.group(1).decode() not in langs:  # read in another language: accents lost
+                text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+            texts.append(text[:int(chars.group(1))] if chars else text)
+    with open(sidecar, "w", encoding="utf-8") as handle:
+        handle.write("\n\f".join(texts) + "\n\f")
 
 
 def add_text_layer(source: str, output: str) -> None:
@@ -198,6 +243,10 @@ def main() -> int:
     if tool == "tesseract" and "--list-langs" in args:
         langs = os.environ.get("FAKE_TESSERACT_LANGS", "eng fra osd").split()
         print(f"List of available languages ({len(langs)}):", *langs, sep="\n")
+        return 0
+    if tool == "tesseract" and "--psm" in args:
+        print(f"Orientation in degrees: 0\nScript: {os.environ.get('FAKE_OSD_SCRIPT', 'Latin')}\n"
+              "Script confidence: 5.00")
         return 0
     print(f"{tool} 99.0.0")  # tesseract / gs --version
     return 0
