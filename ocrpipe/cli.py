@@ -1,5 +1,5 @@
 """Command line: ``ocrpipe run | worker | cluster-certs | doctor | status | export | schedule | duplicates |
-decide``; the only place errors become exit codes."""
+decide | clean``; the only place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--file", help="only this held file (its held name or its original name)")
     decide.add_argument("--note", help="a note kept with the decision in the job index")
     decide.add_argument("--data", type=Path)
+    clean = sub.add_parser("clean", help="remove old archived originals, error folders and index rows "
+                                         "(RETAIN_*_DAYS); a dry run unless --apply")
+    clean.add_argument("--apply", action="store_true", help="remove them (default: only list what would go)")
+    clean.add_argument("--json", action="store_true", help="machine-readable output")
+    clean.add_argument("--data", type=Path)
     return parser
 
 
@@ -155,6 +160,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"ocrpipe: decision written to {hold_folder(settings.hold_dir, key) / DECISION_FILE}; "
               "ocrpipe run (or the next run --once) carries it out")
         return ExitCode.OK
+    if args.command == "clean":
+        from ocrpipe.ops.clean import clean
+
+        return clean(settings, apply=args.apply, as_json=args.json)
     from ocrpipe.ops.status import print_status
 
     print_status(settings, as_json=args.json)
