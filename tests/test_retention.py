@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -312,3 +313,15 @@ def test_run_applies_it_once_a_day_and_counts_it(aged: Settings, scheduler_for: 
     again.tick(700.0)
     assert again.retention._thread is not None
     again.retention.join()
+
+
+def test_the_bench_script_measures_what_it_claims(tmp_path: Path) -> None:
+    """bench/retentionbench.py, small: the dry run lists the old files, the apply removes exactly them."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import retentionbench
+
+    report = retentionbench.measure(300, 20, tmp_path)
+    assert report["dryRun"]["files"] == 20 and report["apply"]["files"] == 20
+    assert report["dryRun"]["indexRows"] == 20 and report["apply"]["indexRows"] == 20
+    assert report["apply"]["seconds"] > 0 and report["apply"]["peakRssMb"] > 0
+    assert not any((tmp_path / "data" / "archive").rglob("*.pdf"))
