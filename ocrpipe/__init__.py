@@ -3,7 +3,7 @@
 The package is laid out in wings, each owning one concern. A wing imports only from the wings listed
 before it (tests/test_import_rules.py keeps this true):
 
-Wings, lowest first: core, folders, tools, stages, index, duplicates, engine, hooks, cluster, web, ops, root
+Wings, lowest first: core, folders, tools, stages, index, duplicates, retention, engine, hooks, cluster, web, ops, root
 
 - core: the top-level modules every wing uses: config (with clustertls, its checks of the cluster
   settings), errors, model, logs, locate (where tools live), proctree and ownprocs (killing a process
@@ -13,6 +13,7 @@ Wings, lowest first: core, folders, tools, stages, index, duplicates, engine, ho
 - stages/: the work a pool worker does (PREP, OCR, batches, splits);
 - index/: the SQLite job index, history and metrics;
 - duplicates/: held duplicates, their reports and commands;
+- retention/: old archived originals, error/ folders and index rows removed by age, planned then applied;
 - engine/: the scheduler, its steps and its pools;
 - hooks/: the outbox's events delivered to the command hook and the webhook, by a loop of their own;
 - cluster/: the stages on a Dask cluster and `ocrpipe worker`;

@@ -1,5 +1,5 @@
 """Command line: ``ocrpipe run | worker | cluster-certs | doctor | status | export | schedule | duplicates |
-decide | hooks``; the only place errors become exit codes."""
+decide | hooks | clean``; the only place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("ids", nargs="*", metavar="EVENT_ID", help="retry only these events (default: all failed)")
     hooks.add_argument("--data", type=Path)
     hooks.add_argument("--json", action="store_true", help="machine-readable output (list)")
+    clean = sub.add_parser("clean", help="remove old archived originals, error folders and index rows "
+                                         "(RETAIN_*_DAYS); a dry run unless --apply")
+    clean.add_argument("--apply", action="store_true", help="remove them (default: only list what would go)")
+    clean.add_argument("--json", action="store_true", help="machine-readable output")
+    clean.add_argument("--data", type=Path)
     return parser
 
 
@@ -169,6 +174,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             hookcli.print_hooks(settings, as_json=args.json)
         return ExitCode.OK
+    if args.command == "clean":
+        from ocrpipe.ops.clean import clean
+
+        return clean(settings, apply=args.apply, as_json=args.json)
     from ocrpipe.ops.status import print_status
 
     print_status(settings, as_json=args.json)

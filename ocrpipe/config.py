@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psutil
@@ -143,10 +143,31 @@ class Settings:
     prep_concurrency_set: int | None = None
     ocr_concurrency_set: int | None = None
     hooks: HookSettings = HookSettings()  # the command hook and the webhook (docs/hooks.md)
+    # Retention (retention/): days an archived original, an error/ folder and a full index row are kept,
+    # by when the job finished (None: for ever); RETAIN_TRASH_DIR moves them there instead of deleting.
+    retain_archive_days: int | None = None
+    retain_error_days: int | None = None
+    retain_index_days: int | None = None
+    retain_trash_dir: Path | None = None
+    # INDEX_DIR and WORK_DIR when set (None: inside the data folder); read them as index_dir and work_dir.
+    index_dir_set: Path | None = None
+    work_dir_set: Path | None = None
 
     @property
     def work_dir(self) -> Path:
-        return self.data_dir / "work"
+        return self.work_dir_set or self.data_dir / "work"
+
+    @property
+    def state_dir(self) -> Path:
+        """The data folder's own notes, wherever INDEX_DIR is: the single-instance lock and the journal of
+        staged files. They describe the data folder (a second ocrpipe on it, files in in/), so they stay
+        beside it; with the default INDEX_DIR this is the index folder, as in every earlier layout."""
+        return self.data_dir / "index"
+
+    @property
+    def retention_on(self) -> bool:
+        return any(days is not None for days in (self.retain_archive_days, self.retain_error_days,
+                                                  self.retain_index_days))
 
     @property
     def hold_dir(self) -> Path:
@@ -158,7 +179,7 @@ class Settings:
 
     @property
     def index_dir(self) -> Path:
-        return self.data_dir / "index"
+        return self.index_dir_set or self.data_dir / "index"
 
     def ocr_timeout_for(self, pages: int) -> float:
         return self.ocr_timeout_seconds + self.ocr_timeout_per_page_seconds * max(1, pages)
@@ -296,11 +317,13 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         "ARCHIVE_DIR": folder("ARCHIVE_DIR", "archive"),
         "ERROR_DIR": folder("ERROR_DIR", "error"),
     }
-    for name, path in {**dirs, "DATA_DIR work/": data_dir / "work"}.items():
+    default_work = {} if read.raw("WORK_DIR") else {"DATA_DIR work/": data_dir / "work"}  # WORK_DIR: checked below
+    for name, path in {**dirs, **default_work}.items():
         if _inside(path, in_dir):
             raise ConfigError(f"{name}={str(path)!r} is not valid: it must not be inside IN_DIR ({in_dir})")
-    if _inside(in_dir, data_dir / "work"):
+    if default_work and _inside(in_dir, data_dir / "work"):
         raise ConfigError(f"IN_DIR={str(in_dir)!r} is not valid: it must not be inside the work folder")
+    placed = _placed_folders(read, data_dir, in_dir, dirs)
 
     cpu_count = psutil.cpu_count(logical=True) or 1
     ocr_default = default_ocr_concurrency(cpu_count, psutil.virtual_memory().available)
@@ -381,9 +404,47 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         ocr_concurrency_set=int(read.number("OCR_CONCURRENCY", 1, minimum=1, integer=True))
         if read.raw("OCR_CONCURRENCY") else None,
         hooks=_hook_settings(read),
+        **placed,
     )
     check_cluster(settings)
+    _check_work_dir_on_cluster(settings)
     return settings
+
+
+def _placed_folders(read: _Reader, data_dir: Path, in_dir: Path, dirs: dict[str, Path]) -> dict[str, Any]:
+    """INDEX_DIR, WORK_DIR and the retention settings. Whether a folder exists or can be written is checked
+    when a command starts to use it (folders/places.py): reading the settings creates nothing."""
+    def days(name: str) -> int | None:
+        return int(read.number(name, 1, minimum=1, integer=True)) if read.raw(name) else None
+
+    def folder(name: str) -> Path | None:
+        raw = read.raw(name)
+        return Path(raw).expanduser().resolve() if raw else None
+
+    index_dir, work_dir, trash = folder("INDEX_DIR"), folder("WORK_DIR"), folder("RETAIN_TRASH_DIR")
+    for name, path in (("INDEX_DIR", index_dir), ("WORK_DIR", work_dir), ("RETAIN_TRASH_DIR", trash)):
+        if path is not None and (_inside(path, in_dir) or _inside(in_dir, path)):
+            raise ConfigError(f"{name}={str(path)!r} is not valid: it must not be inside IN_DIR ({in_dir}) "
+                              "nor hold it")
+    if trash is not None:
+        # Moved there, an original must not be taken in again, archived again, or found by a rebuild of the index.
+        for name, kept in (("ARCHIVE_DIR", dirs["ARCHIVE_DIR"]), ("ERROR_DIR", dirs["ERROR_DIR"]),
+                           ("WORK_DIR", work_dir or data_dir / "work")):
+            if _inside(trash, kept) or _inside(kept, trash):
+                raise ConfigError(f"RETAIN_TRASH_DIR={str(trash)!r} is not valid: it must not be inside {name} "
+                                  f"({kept}) nor hold it")
+    return {"retain_archive_days": days("RETAIN_ARCHIVE_DAYS"), "retain_error_days": days("RETAIN_ERROR_DAYS"),
+            "retain_index_days": days("RETAIN_INDEX_DAYS"), "retain_trash_dir": trash,
+            "index_dir_set": index_dir, "work_dir_set": work_dir}
+
+
+def _check_work_dir_on_cluster(settings: Settings) -> None:
+    """Dask workers reach a job's folder through the shared data folder: a work folder outside it is not theirs."""
+    remote = [s for s in (settings.prep_executor, settings.ocr_executor) if s != "local"]
+    if remote and settings.work_dir_set is not None and not _inside(settings.work_dir_set, settings.data_dir):
+        raise ConfigError(f"WORK_DIR={str(settings.work_dir_set)!r} is not valid with a Dask executor: the "
+                          f"workers reach work/ through the shared data folder ({settings.data_dir}); leave WORK_DIR "
+                          "unset (INDEX_DIR may still be a local disk)")
 
 
 def check_cluster(settings: Settings, scheduler: tuple[str, str] | None = None) -> None:

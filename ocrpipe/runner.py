@@ -20,6 +20,7 @@ from ocrpipe.engine.scheduler import Scheduler
 from ocrpipe.errors import AlreadyRunningError, ExitCode
 from ocrpipe.folders.intake import STAGING_DIR, staging_refused
 from ocrpipe.folders.names import readable_name
+from ocrpipe.folders.places import check_places
 from ocrpipe.hooks.courier import Courier
 from ocrpipe.index.metrics import load_metrics, write_metrics
 from ocrpipe.logs import setup_logging
@@ -34,18 +35,20 @@ PID_FILE = "ocrpipe.pid"
 
 
 def take_instance_lock(settings: Settings) -> FileLock:
-    """One ocrpipe per data folder: a second one stops at once, naming the first."""
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.index_dir / LOCK_FILE), timeout=0)
+    """One ocrpipe per data folder: a second one stops at once, naming the first. The lock is the data
+    folder's (``state_dir``), wherever INDEX_DIR is: two machines with their own local index on one shared
+    data folder still exclude each other, and so do an older ocrpipe and this one (same file)."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.state_dir / LOCK_FILE), timeout=0)
     try:
         lock.acquire()
     except Timeout:
         try:
-            holder = (settings.index_dir / PID_FILE).read_text().strip()
+            holder = (settings.state_dir / PID_FILE).read_text().strip()
         except OSError:
             holder = "unknown"
         raise AlreadyRunningError(f"another ocrpipe (pid {holder}) is already running on {settings.data_dir}") from None
-    (settings.index_dir / PID_FILE).write_text(str(os.getpid()))
+    (settings.state_dir / PID_FILE).write_text(str(os.getpid()))
     return lock
 
 
@@ -172,6 +175,7 @@ def run(settings: Settings, *, once: bool) -> ExitCode:
 
 
 def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], started: float) -> ExitCode:
+    check_places(settings)  # INDEX_DIR, WORK_DIR, RETAIN_TRASH_DIR: a clear stop now, not at the first job
     profile = check_tools(settings)
     settings = with_candidates(settings)  # OCR_LANG=auto: the workers use the candidates the job key names
     stage_pools, clusters = dask_pools(settings)  # connected now, or a clear error (exit 3)
@@ -215,7 +219,7 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
         log_summary(before, getattr(scheduler, "metrics", before), time.monotonic() - started, scheduler.ticks)
         listener.stop()
         queue.close()
-        (settings.index_dir / PID_FILE).unlink(missing_ok=True)
+        (settings.state_dir / PID_FILE).unlink(missing_ok=True)
         lock.release()
     if stopped:
         return ExitCode.INTERRUPTED

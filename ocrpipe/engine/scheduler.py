@@ -28,6 +28,8 @@ from ocrpipe.folders.sweep import EmptyFolderSweeper
 from ocrpipe.index.metrics import load_metrics, set_gauge, write_metrics
 from ocrpipe.index.rebuild import open_run_index
 from ocrpipe.model import Stage
+from ocrpipe.retention.daily import DailyRetention
+from ocrpipe.retention.daily import count as count_retention
 
 __all__ = ["Job", "Scheduler", "Unit"]
 log = logging.getLogger("ocrpipe.scheduler")
@@ -77,6 +79,7 @@ class Scheduler:
         self.admission = Admission(s, self.profile, self.life, self.decisions.held, self.decisions.held_one)
         self.reaper = Reaper(s, self.dispatcher, self.life)
         self.refusals = Refusals(s, self.metrics)
+        self.retention = DailyRetention(s, self.index)  # once a day, in a thread of its own
         self._started = True
         resume_work(self.life)
         for staged in staged_leftovers(s.in_dir, self._journal):
@@ -102,6 +105,11 @@ class Scheduler:
         if wait:  # every batch of this run has ended: a batch folder left now is an orphan's
             remove_batch_folders(self.settings.work_dir)
         if self._started:
+            self.retention.close(wait=wait)  # stopped early, a pass leaves its plan for the next start
+            swept = self.retention.collect()
+            if swept is not None:  # a pass that ended after the last step: counted all the same
+                count_retention(self.metrics, swept)
+                write_metrics(self.metrics, self.settings.index_dir)
             self.index.close()
 
     def stop_admitting(self) -> None:
@@ -164,6 +172,9 @@ class Scheduler:
                 self._admit(now)
             for stage in (Stage.PREP, Stage.OCR):
                 self._dispatch(stage, now)
+        swept = self.retention.poll(now)
+        if swept is not None:
+            count_retention(self.metrics, swept)
         self._write_metrics(now)
         # what the HTTP API's threads read, copied from what the scheduler tracks
         self.snapshot.publish(now, jobs=self.jobs.values(), units=self.dispatcher.units.values(), pools=self.pools,
@@ -221,8 +232,10 @@ class Scheduler:
 
     @property
     def _journal(self) -> Path:
-        """ocrpipe's record of what it staged, outside in/ where droppers cannot write."""
-        return self.settings.index_dir / STAGED_JOURNAL
+        """ocrpipe's record of what it staged, outside in/ where droppers cannot write. It stays with the data
+        folder (``state_dir``) even when INDEX_DIR is elsewhere: it names files in in/.ocrpipe-staging/, and
+        a journal left behind by a changed INDEX_DIR would leave them there unclaimed."""
+        return self.settings.state_dir / STAGED_JOURNAL
 
     def _take_in(self, staged: StagedFile) -> None:
         try:

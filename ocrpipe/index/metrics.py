@@ -14,10 +14,13 @@ METRICS_FILE = "metrics.json"
 ERROR_FAMILY_COUNTERS = tuple(sorted({f"errors_{code.family.lower()}" for code in Code}))
 # Hook events delivered, given up (moved to hooks/failed/), and waiting in hooks/pending/ (a gauge).
 HOOK_COUNTERS = ("hooks_delivered", "hooks_failed", "hooks_pending")
+# What retention removed (files of archive/ and error/, their bytes) and the index rows it thinned.
+RETENTION_COUNTERS = ("retention_files_removed", "retention_bytes_removed", "retention_rows_thinned")
 COUNTERS = (
     "jobs_done", "jobs_error", "jobs_running", "jobs_queued", "pages_done", "duplicates_detected",
     "duplicates_pending", "duplicates_used_existing", "duplicates_discarded", "duplicates_reprocessed", "retries",
     "timeouts", "disk_errors", *ERROR_FAMILY_COUNTERS, *HOOK_COUNTERS,
+    *RETENTION_COUNTERS,
 )
 # Gauges describe the present and are set each tick; the rest only ever grow.
 GAUGES = frozenset({"jobs_running", "jobs_queued", "duplicates_pending", "hooks_pending"})
@@ -43,7 +46,8 @@ def set_gauge(metrics: dict[str, Any], name: str, value: int) -> None:
         metrics[name] = int(value)
 
 
-def write_metrics(metrics: dict[str, Any], index_dir: Path) -> Path:
+def write_metrics(metrics: dict[str, Any], index_dir: Path | str) -> Path:
+    index_dir = Path(index_dir)  # a plain string too, as scripts pass it
     index_dir.mkdir(parents=True, exist_ok=True)
     metrics["updatedAt"] = utc_now()
     path = index_dir / METRICS_FILE

@@ -15,6 +15,7 @@ from ocrpipe.config import Settings
 from ocrpipe.folders.fsutil import read_json, sha256_file
 from ocrpipe.folders.publish import ERROR_FILE, INTAKE_STAGE, output_relpath
 from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.index.retention import removed_log, restore_removals
 from ocrpipe.model import make_job_key
 
 log = logging.getLogger("ocrpipe.index")
@@ -56,6 +57,8 @@ class DiskHistory:
             index.record_many(batch, replace=False)
         finally:
             index.write(lambda c: c.execute("DROP INDEX IF EXISTS rebuild_by_archived"))
+        # Runs whose files retention removed: no file on disk tells of them any more, its log does.
+        restore_removals(index, removed_log(self.settings.index_dir))
 
     def errors(self) -> Iterator[dict[str, Any]]:
         folder = self.settings.error_dir
@@ -76,12 +79,13 @@ class DiskHistory:
     def archived(self, index: JobIndex) -> Iterator[dict[str, Any]]:
         root = self.settings.archive_dir
         seen = 0
+        rebuilt_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         for path in root.rglob("*") if root.is_dir() else []:
             if not path.is_file() or path.name.endswith(TEMP_SUFFIX) or self._known(index, path):
                 continue
             try:
                 _, key = make_job_key(sha256_file(path), self.profile)
-                finished = _mtime(path)
+                modified = _mtime(path)
             except OSError as exc:
                 log.warning("rebuilding the job index: cannot read %s (%s); skipped", path, exc)
                 continue
@@ -91,8 +95,10 @@ class DiskHistory:
             if seen % 10_000 == 0:
                 log.info("rebuilding the job index: %d archived originals hashed", seen)
             yield {"jobKey": key, "runId": None, "state": "DONE", "source": rel, "archived": str(path),
-                   "output": str(output) if output.is_file() else None, "finishedAt": finished,
-                   "rebuiltFrom": "archive"}
+                   "output": str(output) if output.is_file() else None,
+                   # When it finished is not on disk: the file's time is the scanner's, not ours (a scan from
+                   # 2001 dropped today). Counted from the rebuild, retention never removes it early.
+                   "finishedAt": rebuilt_at, "fileModifiedAt": modified, "rebuiltFrom": "archive"}
 
     @staticmethod
     def _known(index: JobIndex, path: Path) -> bool:

@@ -11,6 +11,7 @@ from typing import TextIO
 from ocrpipe.config import Settings
 from ocrpipe.errors import ExitCode
 from ocrpipe.model import normalise_languages
+from ocrpipe.ops.netfs import network_kind
 from ocrpipe.stages.heic import INSTALL_HINT, heif_version
 from ocrpipe.tools.check import (
     INSTALL,
@@ -50,6 +51,18 @@ def _identified(lang: str) -> str:
     if known is None:
         return "  (not identified from text: py3langid does not know it)"
     return f"  ({known[1]} script)" if known[1] != "Latin" else ""
+
+
+def index_warning(settings: Settings, out: TextIO) -> bool:
+    """A warning, not a failure: the index works on a share until two programs use it at once, then
+    SQLite's WAL (which needs memory shared through the local kernel) can corrupt it."""
+    kind = network_kind(settings.index_dir)
+    if kind is None:
+        return False
+    print(f"  WARNING  the job index {settings.index_dir} is on a network file system ({kind}): SQLite's "
+          "write-ahead log does not work there. Set INDEX_DIR to a folder on a local disk "
+          "(see docs/cluster.md, 'The job index on a local disk').", file=out)
+    return True
 
 
 def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
@@ -92,13 +105,15 @@ def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
         print(f"  MISSING  {'HEIC/HEIF':<12} photos from phones go to error/: {INSTALL_HINT}", file=out)
     print("Folders:", file=out)
     for label, folder in (("data", settings.data_dir), ("in", settings.in_dir), ("out", settings.out_dir),
-                          ("archive", settings.archive_dir), ("error", settings.error_dir)):
+                          ("archive", settings.archive_dir), ("error", settings.error_dir),
+                          ("work", settings.work_dir), ("index", settings.index_dir)):
         if _writable(folder):
             free_mb = shutil.disk_usage(folder).free // 2**20
             print(f"  ok       {label:<8} {folder}  ({free_mb} MB free)", file=out)
         else:
             print(f"  NOT WRITABLE {label:<8} {folder}", file=out)
             problems.append((f"folder {folder}", ("check its permissions", "check its permissions")))
+    index_warning(settings, out)
     if not problems:
         print("Everything ocrpipe needs is here.", file=out)
         return ExitCode.OK
