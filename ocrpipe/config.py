@@ -8,9 +8,9 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 
@@ -38,6 +38,8 @@ PDFA_CHOICES = ("AUTO", "LOSSLESS", "REQUIRED")
 # auto: pages that read like turned ones are checked and turned; always: every page (ocrmypdf's
 # --rotate-pages); off: none. See the README's "Orientation" for what each costs.
 ROTATE_PAGES_CHOICES = ("AUTO", "ALWAYS", "OFF")
+# Office documents through LibreOffice: on (soffice must be there), off, or auto (when soffice is found).
+OFFICE_INPUT_CHOICES = ("AUTO", "ON", "OFF")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,12 @@ class Settings:
     # The concurrency limits an operator set (None: not set): a cluster's size is bounded by them.
     prep_concurrency_set: int | None = None
     ocr_concurrency_set: int | None = None
+    # CONVERT: Office documents (LibreOffice) and e-mail (WeasyPrint) to PDF before PREP.
+    office_input: str = "auto"  # auto | on | off: see OFFICE_INPUT_CHOICES
+    soffice: tuple[str, ...] = ("soffice",)
+    convert_concurrency: int = 1  # LibreOffice takes about 210 MB and a core per conversion
+    max_attempts_convert: int = 3
+    convert_timeout_seconds: float = 300.0
 
     @property
     def work_dir(self) -> Path:
@@ -325,8 +333,20 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         ocr_concurrency_set=int(read.number("OCR_CONCURRENCY", 1, minimum=1, integer=True))
         if read.raw("OCR_CONCURRENCY") else None,
     )
+    settings = replace(settings, **_convert_settings(read))
     check_cluster(settings)
     return settings
+
+
+def _convert_settings(read: _Reader) -> dict[str, Any]:
+    """The CONVERT stage's settings (Office documents and e-mail)."""
+    return {
+        "office_input": read.choice("OFFICE_INPUT", "AUTO", OFFICE_INPUT_CHOICES).lower(),
+        "soffice": read.command("SOFFICE", "soffice"),
+        "convert_concurrency": int(read.number("CONVERT_CONCURRENCY", 1, minimum=1, integer=True)),
+        "max_attempts_convert": int(read.number("MAX_ATTEMPTS_CONVERT", 3, minimum=1, integer=True)),
+        "convert_timeout_seconds": read.number("CONVERT_TIMEOUT_SECONDS", 300.0, minimum=1),
+    }
 
 
 def check_cluster(settings: Settings, scheduler: tuple[str, str] | None = None) -> None:

@@ -16,6 +16,8 @@ COUNTERS = (
     "jobs_done", "jobs_error", "jobs_running", "jobs_queued", "pages_done", "duplicates_detected",
     "duplicates_pending", "duplicates_used_existing", "duplicates_discarded", "duplicates_reprocessed", "retries",
     "timeouts", "disk_errors", *ERROR_FAMILY_COUNTERS,
+    # Office documents and e-mails converted to PDF (the CONVERT stage), and those that failed for good there.
+    "conversions_done", "conversions_failed",
 )
 # Gauges describe the present and are set each tick; the rest only ever grow.
 GAUGES = frozenset({"jobs_running", "jobs_queued", "duplicates_pending"})
