@@ -21,7 +21,7 @@ from ocrpipe.errors import Code, PermanentError
 from ocrpipe.folders.layout import TMP_DIR
 from ocrpipe.stages.common import tool_env
 from ocrpipe.stages.doctype import detect, looks_like_email
-from ocrpipe.stages.office import CONVERT_DIR, Deadline, office_pdf
+from ocrpipe.stages.office import CONVERT_DIR, Deadline, office_pdf, tidy_pdf
 from ocrpipe.stages.sniff import Kind, sniff_bytes
 from ocrpipe.tools.htmlpdf import raise_for_exit, render_argv
 from ocrpipe.tools.run import run_tool
@@ -276,6 +276,7 @@ def render_message(settings: Settings, job_dir: Path, source: Path, out: Path, *
     for page in plan.pages:
         if not Path(page["pdf"]).is_file():
             raise PermanentError(f"the e-mail {shown}: a page was not rendered", code=Code.EMAIL_DAMAGED)
+        tidy_pdf(Path(page["pdf"]))
         Path(page["html"]).unlink()
     for entry in plan.cids.values():
         Path(entry["path"]).unlink(missing_ok=True)

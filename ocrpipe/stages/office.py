@@ -53,5 +53,32 @@ def office_pdf(settings: Settings, job_dir: Path, source: Path, found: DocType, 
     made = convert_to_pdf(settings.soffice, given, work / "out", profile_dir=tmp / PROFILE_DIR,
                           timeout=deadline.left(f"converting {shown}"), env=tool_env(settings, job_dir),
                           log_path=job_dir / CONVERT_LOG)
+    tidy_pdf(made)
     os.replace(made, dest)
     return dest
+
+
+def tidy_pdf(path: Path) -> None:
+    """Take out what keeps ocrmypdf's own PDF/A step (pikepdf) from approving a converter's PDF, which then
+    goes through Ghostscript: it re-encodes the images and here broke ligatures in the text ("a琀琀achment").
+    LibreOffice writes a /DocChecksum in the trailer and an /OpenAction; WeasyPrint gives every page empty
+    /Pattern and /Shading resources. None of them is content."""
+    import pikepdf  # in the worker only
+
+    with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+        changed = "/DocChecksum" in pdf.trailer or "/OpenAction" in pdf.Root
+        if "/DocChecksum" in pdf.trailer:
+            del pdf.trailer["/DocChecksum"]
+        if "/OpenAction" in pdf.Root:  # LibreOffice's "open at page 1"; an action of a document's own goes too
+            del pdf.Root["/OpenAction"]
+        for page in pdf.pages:
+            resources = page.obj.get("/Resources")
+            if not isinstance(resources, pikepdf.Dictionary):
+                continue
+            for key in ("/Pattern", "/Shading"):
+                value = resources.get(key)
+                if isinstance(value, pikepdf.Dictionary) and len(value.keys()) == 0:
+                    del resources[key]
+                    changed = True
+        if changed:
+            pdf.save(path)
