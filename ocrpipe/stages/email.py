@@ -130,6 +130,23 @@ def _body_and_attachments(message: EmailMessage) -> tuple[Message | None, list[M
     return body, attachments
 
 
+def _leaves(message: Message) -> list[Message]:
+    """The message's leaf parts, a forwarded message's own parts left out (they are its)."""
+    found: list[Message] = []
+
+    def visit(part: Message) -> None:
+        if part.get_content_type() == "message/rfc822" and part is not message:
+            return
+        if part.is_multipart():
+            for sub in part.iter_parts():  # type: ignore[attr-defined]
+                visit(sub)
+            return
+        found.append(part)
+
+    visit(message)
+    return found
+
+
 def _payload(part: Message) -> bytes:
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
@@ -155,17 +172,23 @@ def plan_message(settings: Settings, job_dir: Path, data: bytes, plan: Plan, *, 
     if html_body and body is not None:
         body_text = text_of(body)
         used_cids = {unquote_cid(c) for c in re.findall(r"cid:([^\"'\s)>]+)", body_text, re.IGNORECASE)}
+    # Images the HTML shows (multipart/related, often inside the body's multipart/alternative): served
+    # to the renderer by Content-ID, and not attachments of their own.
+    shown_inline: set[int] = set()
+    for part in _leaves(message):
+        cid = _content_id(part)
+        if cid and cid in used_cids and cid not in plan.cids:
+            path = plan.next_path("cid")
+            path.write_bytes(_payload(part))
+            plan.cids[cid] = {"path": str(path), "type": part.get_content_type()}
+            shown_inline.add(id(part))
     taken: list[tuple[Message, str, bytes, str]] = []  # (part, name, data, what)
     skipped: list[dict[str, Any]] = []
     for n, part in enumerate(attachments, start=1):
+        if id(part) in shown_inline:
+            continue
         name = safe_name(part.get_filename(), f"attachment {n}")
         payload = _payload(part)
-        cid = _content_id(part)
-        if cid and cid in used_cids:
-            path = plan.next_path("cid")
-            path.write_bytes(payload)
-            plan.cids[cid] = {"path": str(path), "type": part.get_content_type()}
-            continue  # shown in the body where the HTML places it
         what = _classify(part, payload, office=office, depth=depth, work=job_dir / TMP_DIR)
         if what.startswith("skip:"):
             if not payload and not part.get_filename():
