@@ -5,7 +5,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-OCRPIPE_TEST_BROWSER=1 bash scripts/setup.sh  # also Chromium, for the status page test
+# also Chromium, for the status page test, and LibreOffice, for the Office tests (whatever OFFICE_INPUT says)
+OFFICE_INPUT=on OCRPIPE_TEST_BROWSER=1 bash scripts/setup.sh
 shown=""
 [ "$#" -eq 0 ] || shown=$(printf ' %q' "$@")
 echo "test: .venv/bin/python -m pytest -q$shown   (in $PWD)"

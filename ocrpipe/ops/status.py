@@ -52,7 +52,10 @@ def collect_status(settings: Settings) -> dict[str, Any]:
                 {"jobKey": e["jobKey"], "source": e.get("source"), "reason": e.get("reason"),
                  "code": e.get("reasonCode")} for e in errors],
             "recentErrorsByCode": dict(by_code.most_common()),
-            "metricsUpdatedAt": (metrics or {}).get("updatedAt")}
+            "metricsUpdatedAt": (metrics or {}).get("updatedAt"),
+            # Office documents and e-mails converted to PDF (the CONVERT stage), and those that failed there.
+            "conversions": {"done": int((metrics or {}).get("conversions_done") or 0),
+                            "failed": int((metrics or {}).get("conversions_failed") or 0)}}
 
 
 def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout) -> None:
@@ -77,5 +80,8 @@ def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout)
         print("Recent errors:", file=out)
         for err in status["recentErrors"]:
             print(f"  {err['source']}: {err['reason']} [{err['code'] or 'UNKNOWN'}]", file=out)
+    if any(status["conversions"].values()):
+        print(f"Conversions (Office, e-mail): {status['conversions']['done']} done, "
+              f"{status['conversions']['failed']} failed", file=out)
     if status["metricsUpdatedAt"]:
         print(f"Last scheduler tick: {status['metricsUpdatedAt']}", file=out)

@@ -25,6 +25,10 @@ from ocrpipe.errors import Code, DiskFullError, PermanentError, TransientError
 from ocrpipe.tools.run import ToolResult, disk_full
 
 MAX_DATA_URL_BYTES = 20 * 2**20
+INSTALL = ("sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-liberation, then pip install weasyprint "
+           "(in ocrpipe's virtualenv)",
+           "pip install weasyprint (in ocrpipe's virtualenv), and Pango through MSYS2: see "
+           "https://doc.courtbouillon.org/weasyprint/stable/first_steps.html#windows")
 RENDER_FAILED_EXIT = 3  # the child's exit code for "this HTML cannot be rendered" (permanent)
 NO_WEASYPRINT_EXIT = 4  # WeasyPrint does not run on this machine (Pango missing): no retry helps
 
