@@ -27,7 +27,8 @@ def test_argv_gives_each_job_its_own_profile(tmp_path: Path) -> None:
     argv = convert_argv(["soffice"], tmp_path / "in" / "document.docx", tmp_path / "out", tmp_path / "lo-profile")
     assert argv[1] == f"-env:UserInstallation={(tmp_path / 'lo-profile').as_uri()}"
     assert {"--headless", "--norestore", "--nolockcheck"} <= set(argv)
-    assert argv[-5:] == ["--convert-to", "pdf", "--outdir", str(tmp_path / "out"), str(tmp_path / "in" / "document.docx")]
+    assert argv[-5:] == ["--convert-to", "pdf", "--outdir", str(tmp_path / "out"),
+                         str(tmp_path / "in" / "document.docx")]
 
 
 def test_the_network_is_behind_a_dead_proxy(tmp_path: Path) -> None:
