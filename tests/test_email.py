@@ -135,7 +135,8 @@ def test_charsets_and_plain_text_bodies(data_dir: Path, mail_settings: Settings,
     oi.eml(data_dir / "in" / "latin.eml", subject="Grüße aus Köln", sender=("René Lefèvre", "r@example.com"),
            to=[("Renée", "x@example.com")], text="Très cher ami, ça va? Straße", charset="iso-8859-1")
     raw = (b"From: =?KOI8-R?B?8NLJ18XU?= <p@example.com>\r\nTo: a@example.com\r\n"
-           b"Subject: =?utf-8?Q?Fr=C3=BChst=C3=BCck?=\r\nDate: Tue, 03 Dec 2024 10:15:00 +0100\r\nMessage-ID: <x@y>\r\nMIME-Version: 1.0\r\n"
+           b"Subject: =?utf-8?Q?Fr=C3=BChst=C3=BCck?=\r\nDate: Tue, 03 Dec 2024 10:15:00 +0100\r\n"
+           b"Message-ID: <x@y>\r\nMIME-Version: 1.0\r\n"
            b"Content-Type: text/plain; charset=x-unknown-charset\r\n\r\nplain caf\xc3\xa9 body\r\n")
     (data_dir / "in" / "odd.eml").write_bytes(raw)
     run_mail(data_dir, mail_settings, scheduler_for)
