@@ -41,6 +41,8 @@ PDFA_CHOICES = ("AUTO", "LOSSLESS", "REQUIRED")
 # auto: pages that read like turned ones are checked and turned; always: every page (ocrmypdf's
 # --rotate-pages); off: none. See the README's "Orientation" for what each costs.
 ROTATE_PAGES_CHOICES = ("AUTO", "ALWAYS", "OFF")
+# Office documents through LibreOffice: on (soffice must be there), off, or auto (when soffice is found).
+OFFICE_INPUT_CHOICES = ("AUTO", "ON", "OFF")
 
 
 # ----- hooks: the command and the webhook told of every job that ends (docs/hooks.md) ---------------------
@@ -152,6 +154,12 @@ class Settings:
     # INDEX_DIR and WORK_DIR when set (None: inside the data folder); read them as index_dir and work_dir.
     index_dir_set: Path | None = None
     work_dir_set: Path | None = None
+    # CONVERT: Office documents (LibreOffice) and e-mail (WeasyPrint) to PDF before PREP.
+    office_input: str = "auto"  # auto | on | off: see OFFICE_INPUT_CHOICES
+    soffice: tuple[str, ...] = ("soffice",)
+    convert_concurrency: int = 1  # LibreOffice takes about 210 MB and a core per conversion
+    max_attempts_convert: int = 3
+    convert_timeout_seconds: float = 300.0
 
     @property
     def work_dir(self) -> Path:
@@ -405,6 +413,7 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         if read.raw("OCR_CONCURRENCY") else None,
         hooks=_hook_settings(read),
         **placed,
+        **_convert_settings(read),
     )
     check_cluster(settings)
     _check_work_dir_on_cluster(settings)
@@ -445,6 +454,17 @@ def _check_work_dir_on_cluster(settings: Settings) -> None:
         raise ConfigError(f"WORK_DIR={str(settings.work_dir_set)!r} is not valid with a Dask executor: the "
                           f"workers reach work/ through the shared data folder ({settings.data_dir}); leave WORK_DIR "
                           "unset (INDEX_DIR may still be a local disk)")
+
+
+def _convert_settings(read: _Reader) -> dict[str, Any]:
+    """The CONVERT stage's settings (Office documents and e-mail)."""
+    return {
+        "office_input": read.choice("OFFICE_INPUT", "AUTO", OFFICE_INPUT_CHOICES).lower(),
+        "soffice": read.command("SOFFICE", "soffice"),
+        "convert_concurrency": int(read.number("CONVERT_CONCURRENCY", 1, minimum=1, integer=True)),
+        "max_attempts_convert": int(read.number("MAX_ATTEMPTS_CONVERT", 3, minimum=1, integer=True)),
+        "convert_timeout_seconds": read.number("CONVERT_TIMEOUT_SECONDS", 300.0, minimum=1),
+    }
 
 
 def check_cluster(settings: Settings, scheduler: tuple[str, str] | None = None) -> None:

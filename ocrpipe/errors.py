@@ -93,6 +93,11 @@ class Code(str, Enum):
     IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
     IMAGE_DAMAGED = "IMAGE_DAMAGED"
     IMAGE_UNSUPPORTED = "IMAGE_UNSUPPORTED"  # a format this machine lacks the decoder of (HEIC)
+    OFFICE_PASSWORD = "OFFICE_PASSWORD"  # an Office document that needs a password to open
+    OFFICE_DAMAGED = "OFFICE_DAMAGED"  # LibreOffice cannot open it
+    OFFICE_UNAVAILABLE = "OFFICE_UNAVAILABLE"  # an Office document, and OFFICE_INPUT=off or no LibreOffice
+    EMAIL_DAMAGED = "EMAIL_DAMAGED"  # an e-mail that cannot be read, or whose body cannot be rendered
+    EMAIL_UNAVAILABLE = "EMAIL_UNAVAILABLE"  # an e-mail (or an Outlook .msg) this machine has no renderer for
     EMPTY_FILE = "EMPTY_FILE"
     UNSUPPORTED_TYPE = "UNSUPPORTED_TYPE"
     TOOL_CONFIG = "TOOL_CONFIG"  # the tool refused our options, or a program it needs is missing

@@ -13,10 +13,12 @@ _WINDOWS_GLOBS: dict[str, tuple[str, ...]] = {
     "7z": ("7-Zip/7z.exe",),
     "tesseract": ("Tesseract-OCR/tesseract.exe",),
     "gs": ("gs/gs*/bin/gswin64c.exe", "gs/gs*/bin/gswin32c.exe"),
+    "soffice": ("LibreOffice/program/soffice.exe", "LibreOffice*/program/soffice.exe"),
 }
 _PATH_NAMES: dict[str, tuple[str, ...]] = {
     "7z": ("7z", "7za", "7zz"),
     "gs": ("gs", "gswin64c", "gswin32c"),
+    "soffice": ("soffice", "libreoffice"),
 }
 
 

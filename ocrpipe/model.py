@@ -10,12 +10,19 @@ from typing import Any
 
 
 class Stage(str, Enum):
+    CONVERT = "CONVERT"  # only for documents that are neither PDF nor image: Office files, e-mail
     PREP = "PREP"
     OCR = "OCR"
 
 
 class JobState(str, Enum):
     DISCOVERED = "DISCOVERED"
+    CONVERT_SUBMITTED = "CONVERT_SUBMITTED"
+    CONVERT_RUNNING = "CONVERT_RUNNING"
+    CONVERT_DONE = "CONVERT_DONE"
+    CONVERT_RETRY = "CONVERT_RETRY"
+    CONVERT_ERROR = "CONVERT_ERROR"
+    CONVERT_TIMEOUT = "CONVERT_TIMEOUT"
     PREP_SUBMITTED = "PREP_SUBMITTED"
     PREP_RUNNING = "PREP_RUNNING"
     PREP_DONE = "PREP_DONE"
@@ -33,12 +40,19 @@ class JobState(str, Enum):
 
 S = JobState
 TERMINAL_STATES = frozenset({S.DONE, S.ERROR})
-RUNNING_STATES = frozenset({S.PREP_RUNNING, S.OCR_RUNNING})
-SUBMITTED_STATES = frozenset({S.PREP_SUBMITTED, S.OCR_SUBMITTED})
+RUNNING_STATES = frozenset({S.CONVERT_RUNNING, S.PREP_RUNNING, S.OCR_RUNNING})
+SUBMITTED_STATES = frozenset({S.CONVERT_SUBMITTED, S.PREP_SUBMITTED, S.OCR_SUBMITTED})
 
 # A failure is first recorded (…_ERROR / …_TIMEOUT), then decided: retry or give up for good.
 LEGAL_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    S.DISCOVERED: frozenset({S.PREP_SUBMITTED, S.ERROR}),
+    S.DISCOVERED: frozenset({S.CONVERT_SUBMITTED, S.PREP_SUBMITTED, S.ERROR}),
+    # CONVERT turns an Office document or an e-mail into PDF parts; PREP then takes them as any PDF.
+    S.CONVERT_SUBMITTED: frozenset({S.CONVERT_RUNNING, S.CONVERT_ERROR, S.CONVERT_TIMEOUT}),
+    S.CONVERT_RUNNING: frozenset({S.CONVERT_DONE, S.CONVERT_ERROR, S.CONVERT_TIMEOUT}),
+    S.CONVERT_ERROR: frozenset({S.CONVERT_RETRY, S.ERROR}),
+    S.CONVERT_TIMEOUT: frozenset({S.CONVERT_RETRY, S.ERROR}),
+    S.CONVERT_RETRY: frozenset({S.CONVERT_SUBMITTED, S.ERROR}),
+    S.CONVERT_DONE: frozenset({S.PREP_SUBMITTED, S.ERROR}),
     S.PREP_SUBMITTED: frozenset({S.PREP_RUNNING, S.PREP_ERROR, S.PREP_TIMEOUT}),
     S.PREP_RUNNING: frozenset({S.PREP_DONE, S.PREP_ERROR, S.PREP_TIMEOUT}),
     S.PREP_ERROR: frozenset({S.PREP_RETRY, S.ERROR}),
@@ -61,6 +75,8 @@ def is_legal_transition(old: JobState, new: JobState) -> bool:
 
 def stage_of(state: JobState) -> Stage | None:
     """The stage a state belongs to, or None for DISCOVERED/DONE/ERROR."""
+    if state.value.startswith("CONVERT_"):
+        return Stage.CONVERT
     if state.value.startswith("PREP_"):
         return Stage.PREP
     if state.value.startswith("OCR_"):

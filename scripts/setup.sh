@@ -10,6 +10,9 @@
 #   OCR_LANG=fra+eng            Tesseract languages to make sure of (eng and fra always are); with
 #                               OCR_LANG=auto, OCR_LANG_DEFAULT and OCR_LANG_CANDIDATES (deu+eng+fra) too
 #   OCRPIPE_SKIP_APT=1          never touch system packages (only report what is missing)
+#   OFFICE_INPUT=auto|on|off    Office documents through LibreOffice: unless off, LibreOffice (its -nogui
+#                               Writer, Calc and Impress) and the metric-compatible fonts (Carlito, Caladea,
+#                               Liberation) are installed; scripts/test.sh asks for them always
 #   OCRPIPE_TEST_BROWSER=1      also a headless browser for the status page test (Debian's chromium);
 #                               scripts/test.sh sets it, `ocrpipe run` itself never needs one
 set -euo pipefail
@@ -72,7 +75,31 @@ missing_system_packages() {
     done < <(wanted_languages)
     # Orientation data: ROTATE_PAGES (auto by default) turns sideways and upside-down pages with it.
     grep -qx -- osd <<<"$installed" || need+=(tesseract-ocr-osd)
+    mapfile -t -O "${#need[@]}" need < <(missing_convert_packages)
     printf '%s\n' "${need[@]}"
+}
+
+deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+office_wanted() { [ "$(tr '[:upper:]' '[:lower:]' <<<"${OFFICE_INPUT:-auto}")" != off ]; }
+
+# The CONVERT stage: Pango for WeasyPrint (e-mail), always; LibreOffice without its GUI and the fonts
+# that keep Word and PowerPoint layouts (Calibri -> Carlito, Cambria -> Caladea, Arial/Times -> Liberation),
+# unless OFFICE_INPUT=off.
+missing_convert_packages() {
+    local pkg
+    if command -v dpkg-query >/dev/null 2>&1; then
+        for pkg in libpango-1.0-0 libpangoft2-1.0-0; do deb_installed "$pkg" || echo "$pkg"; done
+    fi
+    office_wanted || return 0
+    if ! command -v soffice >/dev/null 2>&1; then
+        printf '%s\n' libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
+    fi
+    if command -v dpkg-query >/dev/null 2>&1; then
+        for pkg in fonts-crosextra-carlito fonts-crosextra-caladea fonts-liberation; do
+            deb_installed "$pkg" || echo "$pkg"
+        done
+    fi
 }
 
 ensure_system_packages() {
@@ -84,7 +111,7 @@ ensure_system_packages() {
         need+=("python$("$PY_FOR_VENV" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
     fi
     if [ "${#need[@]}" -eq 0 ]; then
-        say "system tools present: tesseract ($(wanted_languages | paste -sd+), osd), gs, 7z"
+        say "system tools present: tesseract ($(wanted_languages | paste -sd+), osd), gs, 7z$(office_wanted && echo ", LibreOffice")"
         return 0
     fi
     if [ "${OCRPIPE_SKIP_APT:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -101,6 +128,9 @@ ensure_system_packages() {
     for cmd in tesseract gs 7z; do
         command -v "$cmd" >/dev/null 2>&1 || die "$cmd is still missing after apt-get install"
     done
+    if office_wanted && ! command -v soffice >/dev/null 2>&1; then
+        die "LibreOffice (soffice) is still missing after apt-get install (or set OFFICE_INPUT=off)"
+    fi
     local installed
     installed=$(tesseract --list-langs 2>&1 || true)
     while read -r lang; do
@@ -172,7 +202,7 @@ ensure_venv() {
     want="$(sha256_of pyproject.toml) [test]"
     [ -f "$STAMP" ] && have=$(cat "$STAMP")
     if [ "$want" = "$have" ] && [ -x "$VENV/bin/ocrpipe" ] \
-        && "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ("ocrpipe", "ocrmypdf", "psutil", "filelock", "pytest", "hypothesis", "distributed")))' 2>/dev/null; then
+        && "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ("ocrpipe", "ocrmypdf", "psutil", "filelock", "pytest", "hypothesis", "distributed", "weasyprint")))' 2>/dev/null; then
         say ".venv up to date (pyproject.toml unchanged since the last install)"
         return 0
     fi

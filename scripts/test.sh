@@ -5,8 +5,9 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# also Chromium, for the status page test, and German for OCR_LANG=auto's tests (eng+fra+deu)
-OCR_LANG="${OCR_LANG:+$OCR_LANG+}deu" OCRPIPE_TEST_BROWSER=1 bash scripts/setup.sh
+# also Chromium, for the status page test, German for OCR_LANG=auto's tests (eng+fra+deu), and
+# LibreOffice, for the Office tests (whatever OFFICE_INPUT says)
+OFFICE_INPUT=on OCR_LANG="${OCR_LANG:+$OCR_LANG+}deu" OCRPIPE_TEST_BROWSER=1 bash scripts/setup.sh
 shown=""
 [ "$#" -eq 0 ] || shown=$(printf ' %q' "$@")
 echo "test: .venv/bin/python -m pytest -q$shown   (in $PWD)"

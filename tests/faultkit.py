@@ -45,8 +45,9 @@ class DrivenExecutor(Executor):
 class Driven:
     """A scheduler on driven executors, restartable like a killed ocrpipe."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, *, profile: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.settings = settings
+        self.profile = profile or TEST_PROFILE
         self.kwargs = kwargs
         self.executors: list[DrivenExecutor] = []
         self.scheduler = self.restart()
@@ -58,7 +59,7 @@ class Driven:
             return executor
 
         self.executors = []
-        self.scheduler = Scheduler(self.settings, profile=TEST_PROFILE, executor_factory=factory, **self.kwargs)
+        self.scheduler = Scheduler(self.settings, profile=self.profile, executor_factory=factory, **self.kwargs)
         return self.scheduler
 
     def calls(self) -> list[tuple[Future, Callable[..., Any], tuple, dict]]:

@@ -43,7 +43,7 @@ BAD = {
     "locked.zip": "ARCHIVE_PASSWORD",
     "four levels.zip": "ARCHIVE_NESTED",
     "notes only.zip": "ARCHIVE_EMPTY",
-    "letter.odt": "UNSUPPORTED_TYPE",
+    "letter.odt": "OFFICE_UNAVAILABLE",  # this run has OFFICE_INPUT=off: refused as an Office file, at once
     "locked.pdf": "PDF_PASSWORD",
     "garbage.pdf": "PDF_DAMAGED",
     "livecycle form.pdf": "PDF_XFA",
@@ -58,6 +58,7 @@ def run_sampled(root: Path, data: Path, dropped: dict[str, str]) -> tuple[Run, i
     """``ocrpipe run --once``, with the work folder's size sampled all along; returns the run and the peak."""
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
     env.update(STABLE_SECONDS="0", POLL_SECONDS="0.2", OCR_LANG="eng", LOG_LEVEL="INFO", TMPDIR=str(root / "tmp"),
+               OFFICE_INPUT="off",
                MAX_ARCHIVE_MB=str(MAX_ARCHIVE_MB))
     (root / "tmp").mkdir(exist_ok=True)
     peak = [0]

@@ -152,11 +152,11 @@ def test_archives_nested_beyond_three_levels_are_refused_with_a_reason(tmp_path:
         in outcome.reason, outcome.reason
 
 
-def test_an_office_document_is_refused_once_as_unsupported(tmp_path: Path) -> None:
+def test_an_office_document_not_converted_is_refused_once_saying_what_would_take_it(tmp_path: Path) -> None:
     odt = inputs.office_zip(tmp_path / "letter.odt")
     outcome, _ = prep_job(tmp_path, "letter.odt", odt.read_bytes())
-    assert not outcome.ok and not outcome.transient and outcome.code == "UNSUPPORTED_TYPE"
-    assert "an OpenDocument file" in outcome.reason
+    assert not outcome.ok and not outcome.transient and outcome.code == "OFFICE_UNAVAILABLE"
+    assert "an Office document (.odt)" in outcome.reason and "OFFICE_INPUT" in outcome.reason
 
 
 def test_a_file_that_only_looks_like_a_zip_is_damaged_not_retried(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from ocrpipe.folders.store import STATE_FILE, new_state_record, read_state, writ
 from ocrpipe.index.metrics import update_metrics
 from ocrpipe.logs import job_context
 from ocrpipe.model import JobState, make_job_key
+from ocrpipe.stages.doctype import detect
 
 log = logging.getLogger("ocrpipe.admission")
 
@@ -39,6 +40,11 @@ class Admission:
         self.profile = profile
         self.life = life
         self.held = held
+        # What CONVERT can take on this run: the converters whose versions are in the job profile (check.py
+        # puts them there only when they run), so a job converts only under a key that names its converter.
+        versions = profile.get("tool_versions") or {}
+        self.office = "soffice" in versions
+        self.email = "weasyprint" in versions
 
     def known(self, job_key: str) -> bool:
         return job_key in self.life.jobs or job_key in self.held or self.life.index.is_done(job_key)
@@ -77,12 +83,33 @@ class Admission:
         if raw:
             record["source"]["relpathBytes"] = raw
         record["stagedAs"] = self._staged_as(staged)  # which staged file this job was made for
+        convert = self._convert_kind(staged)
+        if convert:
+            record.update(convert=convert, convertOffice=self.office)
+            record["attempts"] = {"CONVERT": 0, **record["attempts"]}
         write_new_state(job_dir, record)  # the intent first: a crash now leaves a resumable job
         target = job_dir / record["input"]
         move_replacing(staged.path, target.parent, target.name)
         unstage(staged)
-        self.life.track(Job(key, job_dir, JobState.DISCOVERED))
+        self.life.track(Job(key, job_dir, JobState.DISCOVERED, attempts=dict(record["attempts"]), convert=convert))
         log.info("new job for %s", relpath, extra=job_context(key))
+
+    def _convert_kind(self, staged: StagedFile) -> str | None:
+        """"office" or "email" when the file is one and this run converts it (told by its content); else None,
+        and PREP takes it (or refuses it, saying what would take it)."""
+        if not (self.office or self.email):
+            return None
+        try:
+            found = detect(staged.path)
+        except OSError:
+            return None  # PREP reads it again and says what is wrong with it
+        if found is None:
+            return None
+        if found.kind == "office" and self.office:
+            return "office"
+        if found.kind == "email" and self.email:
+            return "email"
+        return None
 
     def _staged_as(self, staged: StagedFile) -> str:
         # The staged name carries a random token: another drop of the same file never has it. Readable, as

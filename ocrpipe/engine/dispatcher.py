@@ -14,7 +14,13 @@ from typing import Any
 
 from ocrpipe.config import Settings
 from ocrpipe.engine.batching import page_workers, plan_ocr_units, split_parts
-from ocrpipe.engine.entry import run_ocr, run_ocr_batch, run_ocr_split, run_prep  # stages imported in workers, not here
+from ocrpipe.engine.entry import (  # stages imported in workers, not here
+    run_convert,
+    run_ocr,
+    run_ocr_batch,
+    run_ocr_split,
+    run_prep,
+)
 from ocrpipe.engine.jobs import Job, Unit
 from ocrpipe.engine.pools import ExecutorFactory, Pool, StagePool
 from ocrpipe.errors import WorkerSetupError
@@ -79,6 +85,9 @@ class Dispatcher:
         self.settings = settings
         mark_own_workers(settings.work_dir)  # before any pool starts a worker: its kills check the mark
         self.pools: dict[Stage, Pool] = {
+            # CONVERT runs on this machine only: its pool starts its first worker when an Office file or
+            # an e-mail comes, so a folder of scans pays nothing for it.
+            Stage.CONVERT: StagePool("CONVERT", settings.convert_concurrency, executor_factory),
             Stage.PREP: StagePool("PREP", settings.prep_concurrency, executor_factory),
             Stage.OCR: StagePool("OCR", settings.ocr_concurrency, executor_factory),
             **(stage_pools or {}),  # a stage on a Dask cluster
@@ -110,7 +119,7 @@ class Dispatcher:
         free = self.pools[stage].workers - self.busy(stage)
         if free <= 0:
             return []
-        if stage is Stage.PREP:
+        if stage is not Stage.OCR:
             return [Unit(stage, [job]) for job in ready[:free]]
         units = [Unit(stage, jobs) for jobs in
                  plan_ocr_units(ready, free_slots=free, max_batch_pages=self.settings.ocr_batch_max_pages)]
@@ -155,7 +164,9 @@ class Dispatcher:
                 kill_stage(job.dir, stage, include_worker=False)
             heartbeat_path(job.dir, stage).unlink(missing_ok=True)
         jobs = page_workers(self.settings.cpu_count, self.pools[Stage.OCR].workers, running_together)
-        if stage is Stage.PREP:
+        if stage is Stage.CONVERT:
+            future = pool.submit(run_convert, self.settings, first.dir, attempts=attempts[first.key])
+        elif stage is Stage.PREP:
             future = pool.submit(run_prep, self.settings, first.dir, attempts=attempts[first.key])
         elif unit.batch:
             batch_dir = self.settings.work_dir / f"{BATCH_PREFIX}{uuid.uuid4().hex[:12]}"

@@ -6,6 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def run_convert(*args: Any, **kwargs: Any) -> Any:
+    from ocrpipe.stages.convert import run_convert as run
+
+    return run(*args, **kwargs)
+
+
 def run_prep(*args: Any, **kwargs: Any) -> Any:
     from ocrpipe.stages.prep import run_prep as run
 

@@ -25,6 +25,7 @@ class Job:
     solo: bool = False  # never batched: its batch failed, or a batch would drop part of it (bookmarks…)
     batch_group: str | None = None  # batched only with jobs of the same group (PREP's batchGroup)
     whole: bool = False  # never split into page ranges (a split of it failed)
+    convert: str | None = None  # "office" or "email": the job starts with CONVERT (admission's finding)
     seq: int = 0
 
     @property

@@ -36,11 +36,11 @@ log = logging.getLogger("ocrpipe.lifecycle")
 # Attempts that do not count (a full disk, a failed batch, another job's dead worker), per stage. Beyond
 # this they count: a file whose own unpacking fills the disk ends in error/ instead of retrying for ever.
 FREE_ATTEMPTS_LIMIT = 10
-DONE_STATE = {Stage.PREP: JobState.PREP_DONE, Stage.OCR: JobState.DONE}
+DONE_STATE = {Stage.CONVERT: JobState.CONVERT_DONE, Stage.PREP: JobState.PREP_DONE, Stage.OCR: JobState.DONE}
 
 
 def free_attempts(record: dict[str, Any]) -> dict[str, int]:
-    return {"PREP": 0, "OCR": 0, **(record.get("freeAttempts") or {})}
+    return {"CONVERT": 0, "PREP": 0, "OCR": 0, **(record.get("freeAttempts") or {})}
 
 
 class Lifecycle:
@@ -61,6 +61,8 @@ class Lifecycle:
         self.jobs[job.key] = job
 
     def limit(self, stage: Stage) -> int:
+        if stage is Stage.CONVERT:
+            return self.settings.max_attempts_convert
         return self.settings.max_attempts_prep if stage is Stage.PREP else self.settings.max_attempts_ocr
 
     # ----- outcomes ------------------------------------------------------------------------------
@@ -140,6 +142,14 @@ class Lifecycle:
                    ctx: dict[str, Any]) -> None:
         """The worker has recorded it (and, after OCR, published): only the scheduler's books remain."""
         job.attempts = dict(record["attempts"])
+        if stage is Stage.CONVERT:
+            job.state = JobState.CONVERT_DONE
+            update_metrics(self.metrics, "conversions_done")
+            log.info("converted (%s) in %.1fs: %d part(s)%s", record.get("convert"), outcome.seconds,
+                     len(record.get("convertedParts") or []),
+                     f"; left out: {len(record['convertSkipped'])}" if record.get("convertSkipped") else "",
+                     extra=ctx)
+            return
         if stage is Stage.PREP:
             job.pages = int(record["pages"])
             job.state = JobState.PREP_DONE
@@ -178,6 +188,8 @@ class Lifecycle:
         code = (record.get("lastError") or {}).get("code")
         update_metrics(self.metrics, "jobs_error")
         update_metrics(self.metrics, error_counter(code))
+        if (record.get("lastError") or {}).get("stage") == Stage.CONVERT.value:
+            update_metrics(self.metrics, "conversions_failed")
         log.error("failed for good: %s: %s [%s] (original in %s)", record["source"]["relpath"], reason, code, folder,
                   extra={**job_context(job.key), **ended_fields(record, "job_error"), "reason": reason,
                          "code": code})

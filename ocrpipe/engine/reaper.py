@@ -95,6 +95,8 @@ class Reaper:
 
     def _stage_limit(self, job: Job, stage: Stage) -> float:
         """The whole stage's wall-clock limit (the worker also limits each tool call)."""
+        if stage is Stage.CONVERT:
+            return self.settings.convert_timeout_seconds
         if stage is Stage.PREP:
             return self.settings.prep_timeout_seconds
         unit = self.dispatcher.unit_of(job)

@@ -64,7 +64,8 @@ def resume_work(life: Lifecycle) -> None:
                   attempts=dict(record["attempts"]),
                   solo=bool(record.get("soloReason") or record.get("batchFailed") or record.get("ghostscriptReason")),
                   batch_group=record.get("batchGroup"),  # kept across a restart
-                  whole=bool(record.get("splitFailed")))  # a split that failed is not tried again
+                  whole=bool(record.get("splitFailed")),  # a split that failed is not tried again
+                  convert=record.get("convert") if record.get("convert") in ("office", "email") else None)
         life.track(job)
         try:
             _resume_job(life, job, record)

@@ -26,11 +26,19 @@ def restart_attempts(record: dict[str, Any]) -> dict[str, int]:
 
 def _counts(record: dict[str, Any], key: str) -> dict[str, int]:
     counts, stored = {"PREP": 0, "OCR": 0}, record.get(key)
+    if stage_seen(record, Stage.CONVERT):
+        counts = {"CONVERT": 0, **counts}
     if isinstance(stored, dict):
         for stage in counts:
             if type(stored.get(stage)) is int and stored[stage] >= 0:
                 counts[stage] = stored[stage]
     return counts
+
+
+def stage_seen(record: dict[str, Any], stage: Stage) -> bool:
+    """A CONVERT count exists only for the jobs that convert: the others' records stay as they were."""
+    attempts = record.get("attempts")
+    return isinstance(attempts, dict) and stage.value in attempts
 
 
 def _bump(record: dict[str, Any], key: str, stage: Stage) -> int:

@@ -23,11 +23,11 @@ from ocrpipe.engine.snapshot import SnapshotHolder
 from ocrpipe.errors import Code, SchedulerFault
 from ocrpipe.folders.intake import STAGED_JOURNAL, Intake, StagedFile, staged_leftovers, unstage
 from ocrpipe.folders.intake import stage as stage_file
-from ocrpipe.folders.outcome import READY_STATES, StageOutcome
+from ocrpipe.folders.outcome import READY_STATES, StageOutcome, first_stage
 from ocrpipe.folders.sweep import EmptyFolderSweeper
 from ocrpipe.index.metrics import load_metrics, set_gauge, write_metrics
 from ocrpipe.index.rebuild import open_run_index
-from ocrpipe.model import Stage
+from ocrpipe.model import JobState, Stage
 from ocrpipe.retention.daily import DailyRetention
 from ocrpipe.retention.daily import count as count_retention
 
@@ -170,7 +170,7 @@ class Scheduler:
             if now >= self._next_poll:
                 self._next_poll = now + self.settings.poll_seconds
                 self._admit(now)
-            for stage in (Stage.PREP, Stage.OCR):
+            for stage in (Stage.CONVERT, Stage.PREP, Stage.OCR):
                 self._dispatch(stage, now)
         swept = self.retention.poll(now)
         if swept is not None:
@@ -255,7 +255,8 @@ class Scheduler:
 
     def _dispatch(self, stage: Stage, now: float) -> None:
         ready = sorted((j for j in self.jobs.values()
-                        if j.future is None and j.state in READY_STATES[stage] and j.not_before <= now),
+                        if j.future is None and j.state in READY_STATES[stage] and j.not_before <= now
+                        and (j.state is not JobState.DISCOVERED or first_stage(j.convert) is stage)),
                        key=lambda j: j.seq)
         planned = self.dispatcher.plan(stage, ready)
         busy = self.dispatcher.busy(stage)

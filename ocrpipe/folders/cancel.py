@@ -9,7 +9,7 @@ from ocrpipe.folders.fsutil import atomic_write_json, read_json
 from ocrpipe.folders.store import utc_now
 from ocrpipe.model import Stage
 
-CANCEL_FILES = {Stage.PREP: "prep.cancel", Stage.OCR: "ocr.cancel"}
+CANCEL_FILES = {Stage.CONVERT: "convert.cancel", Stage.PREP: "prep.cancel", Stage.OCR: "ocr.cancel"}
 
 
 def cancel_path(job_dir: Path, stage: Stage) -> Path:

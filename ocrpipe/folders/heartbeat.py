@@ -25,7 +25,7 @@ from ocrpipe.model import Stage
 from ocrpipe.ownprocs import is_own
 from ocrpipe.proctree import kill_tree
 
-HEARTBEAT_FILES = {Stage.PREP: "prep.heartbeat", Stage.OCR: "ocr.heartbeat"}
+HEARTBEAT_FILES = {Stage.CONVERT: "convert.heartbeat", Stage.PREP: "prep.heartbeat", Stage.OCR: "ocr.heartbeat"}
 # The stage running in this thread: one per pool worker process, several in a Dask worker's threads.
 _active = threading.local()
 HOST = socket.gethostname()

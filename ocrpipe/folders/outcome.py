@@ -21,8 +21,10 @@ ORIENTATION_FIELDS = ("orientationChecked", "pagesTurned")
 # languages the kept reading used, each page's where pages differ, and a batch member read again alone.
 LANGUAGE_FIELDS = ("languages", "languageProbability", "secondReading", "ocrLang", "pageLanguages", "readAlone")
 
+# DISCOVERED is ready for CONVERT or for PREP: the job's record says which (``convert``, see first_stage).
 READY_STATES = {
-    Stage.PREP: frozenset({JobState.DISCOVERED, JobState.PREP_RETRY}),
+    Stage.CONVERT: frozenset({JobState.DISCOVERED, JobState.CONVERT_RETRY}),
+    Stage.PREP: frozenset({JobState.DISCOVERED, JobState.CONVERT_DONE, JobState.PREP_RETRY}),
     Stage.OCR: frozenset({JobState.PREP_DONE, JobState.OCR_RETRY}),
 }
 
@@ -83,6 +85,21 @@ def mark_prepared(record: dict[str, Any], outcome: StageOutcome) -> None:
                   batchGroup=outcome.fields.get("batchGroup"))
     if outcome.fields.get("signed"):
         record["signed"] = True
+
+
+def first_stage(convert: str | None) -> Stage:
+    """The stage a new job starts with: CONVERT for what admission found to be an Office document or an
+    e-mail (its record's ``convert``), PREP for the rest."""
+    return Stage.CONVERT if convert else Stage.PREP
+
+
+def mark_converted(record: dict[str, Any], outcome: StageOutcome) -> None:
+    """CONVERT's end: the PDF parts PREP takes in order (``convertedParts``: path under the job folder and
+    the name a person knows it by), and what the conversion left out (listed on an e-mail's first page)."""
+    add_attempt(record, outcome)
+    apply_transition(record, JobState.CONVERT_DONE)
+    record.update(convertedParts=outcome.fields["parts"], convertSkipped=outcome.fields.get("skipped") or [],
+                  converter=outcome.fields.get("converter"))
 
 
 def mark_done(record: dict[str, Any], outcome: StageOutcome) -> None:

@@ -21,6 +21,8 @@ COUNTERS = (
     "duplicates_pending", "duplicates_used_existing", "duplicates_discarded", "duplicates_reprocessed", "retries",
     "timeouts", "disk_errors", *ERROR_FAMILY_COUNTERS, *HOOK_COUNTERS,
     *RETENTION_COUNTERS,
+    # Office documents and e-mails converted to PDF (the CONVERT stage), and those that failed for good there.
+    "conversions_done", "conversions_failed",
 )
 # Gauges describe the present and are set each tick; the rest only ever grow.
 GAUGES = frozenset({"jobs_running", "jobs_queued", "duplicates_pending", "hooks_pending"})

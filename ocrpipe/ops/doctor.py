@@ -22,6 +22,10 @@ from ocrpipe.tools.check import (
     tesseract_languages,
     windows_tessdata,
 )
+from ocrpipe.tools.htmlpdf import INSTALL as WEASYPRINT_INSTALL
+from ocrpipe.tools.htmlpdf import weasyprint_version, weasyprint_works
+from ocrpipe.tools.soffice import INSTALL as SOFFICE_INSTALL
+from ocrpipe.tools.soffice import soffice_version
 from ocrpipe.tools.tesseract import LANGUAGES
 
 
@@ -65,6 +69,34 @@ def index_warning(settings: Settings, out: TextIO) -> bool:
     return True
 
 
+def _conversion(settings: Settings, out: TextIO, problems: list[tuple[str, tuple[str, str]]]) -> None:
+    """Office documents (LibreOffice) and e-mail (WeasyPrint): the CONVERT stage's converters."""
+    print(f"Office documents and e-mail (OFFICE_INPUT={settings.office_input}):", file=out)
+    shown = " ".join(settings.soffice)
+    version = soffice_version(settings.soffice, dict(settings.tool_env)) if settings.office_input != "off" else None
+    if version:
+        print(f"  ok       {'LibreOffice':<12} {version:<10} {shown}", file=out)
+    elif settings.office_input == "off":
+        print(f"  off      {'LibreOffice':<12} Office documents go to error/ (OFFICE_INPUT=off)", file=out)
+    else:
+        state = "MISSING " if settings.office_input == "on" else "missing "
+        print(f"  {state} {'LibreOffice':<12} {'-':<10} {shown}: Office documents go to error/", file=out)
+        if settings.office_input == "on":
+            problems.append(("LibreOffice (OFFICE_INPUT=on)", SOFFICE_INSTALL))
+        else:
+            print(f"           to take them: {SOFFICE_INSTALL[0] if os.name != 'nt' else SOFFICE_INSTALL[1]}",
+                  file=out)
+    weasy, broken = weasyprint_version(), weasyprint_works()
+    if weasy and broken is None:
+        print(f"  ok       {'WeasyPrint':<12} {weasy:<10} e-mail (.eml) rendered to PDF", file=out)
+    else:
+        why = broken if weasy else "not installed"
+        print(f"  MISSING  {'WeasyPrint':<12} {'-':<10} e-mail goes to error/: {why}", file=out)
+        problems.append(("WeasyPrint (e-mail)", WEASYPRINT_INSTALL))
+    print(f"  -        {'Outlook .msg':<12} {'-':<10} no converter: such files go to error/ (save them as .eml)",
+          file=out)
+
+
 def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
     problems: list[tuple[str, tuple[str, str]]] = []
     print("Tools:", file=out)
@@ -103,6 +135,7 @@ def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
         print(f"  ok       {'HEIC/HEIF':<12} pillow-heif {version}", file=out)
     else:
         print(f"  MISSING  {'HEIC/HEIF':<12} photos from phones go to error/: {INSTALL_HINT}", file=out)
+    _conversion(settings, out, problems)
     print("Folders:", file=out)
     for label, folder in (("data", settings.data_dir), ("in", settings.in_dir), ("out", settings.out_dir),
                           ("archive", settings.archive_dir), ("error", settings.error_dir),

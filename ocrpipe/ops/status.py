@@ -54,7 +54,10 @@ def collect_status(settings: Settings) -> dict[str, Any]:
                 {"jobKey": e["jobKey"], "source": e.get("source"), "reason": e.get("reason"),
                  "code": e.get("reasonCode")} for e in errors],
             "recentErrorsByCode": dict(by_code.most_common()),
-            "metricsUpdatedAt": (metrics or {}).get("updatedAt"), "hooks": hook_status(settings, metrics)}
+            "metricsUpdatedAt": (metrics or {}).get("updatedAt"), "hooks": hook_status(settings, metrics),
+            # Office documents and e-mails converted to PDF (the CONVERT stage), and those that failed there.
+            "conversions": {"done": int((metrics or {}).get("conversions_done") or 0),
+                            "failed": int((metrics or {}).get("conversions_failed") or 0)}}
 
 
 def hook_status(settings: Settings, metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -93,5 +96,8 @@ def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout)
         since = f" (oldest since {hooks['oldestPendingAt']})" if hooks["oldestPendingAt"] else ""
         print(f"Hook events: {hooks['delivered']} delivered, {hooks['pending']} pending{since}, "
               f"{hooks['failed']} failed" + ("; see ocrpipe hooks" if hooks["failed"] else ""), file=out)
+    if any(status["conversions"].values()):
+        print(f"Conversions (Office, e-mail): {status['conversions']['done']} done, "
+              f"{status['conversions']['failed']} failed", file=out)
     if status["metricsUpdatedAt"]:
         print(f"Last scheduler tick: {status['metricsUpdatedAt']}", file=out)

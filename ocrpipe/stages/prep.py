@@ -13,12 +13,15 @@ from ocrpipe.errors import Code, PermanentError
 from ocrpipe.folders.fsutil import remove_tree
 from ocrpipe.folders.layout import RAW_PDF, long_path, plain_path
 from ocrpipe.folders.outcome import StageOutcome, mark_prepared
+from ocrpipe.folders.pathcheck import UnsafePath, check_name
 from ocrpipe.folders.store import read_state, update_state
 from ocrpipe.model import Stage
 from ocrpipe.stages.assemble import assemble, natural_key
 from ocrpipe.stages.batch import batch_would_drop
 from ocrpipe.stages.common import run_stage, tool_env
+from ocrpipe.stages.doctype import detect
 from ocrpipe.stages.fidelity import batch_group, ghostscript_reason
+from ocrpipe.stages.office import CONVERT_DIR
 from ocrpipe.stages.pdftraits import largest_image, read_traits
 from ocrpipe.stages.sniff import Kind, sniff
 from ocrpipe.tools.sevenzip import ArchiveLimits, check_entries, extract_archive, list_archive, office_document
@@ -40,11 +43,15 @@ def run_prep(settings: Settings, job_dir: Path, *, attempts: dict[str, int]) -> 
 
 def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
     record = read_state(job_dir)
+    if record.get("convertedParts") is not None:
+        return _prepare_converted(settings, job_dir, record)
     source = job_dir / record["input"]
     shown = record["source"]["name"]  # the job's copy is input/original.<ext>: a refusal names the user's file
     if source.stat().st_size == 0:
         raise PermanentError("the file is empty", code=Code.EMPTY_FILE)
     kind = sniff(source)
+    if kind is None or kind is Kind.ARCHIVE:
+        not_converted(source)  # an Office document or an e-mail that CONVERT was not asked to take
     if kind is None:
         raise PermanentError("unsupported file type: not a PDF, an image (TIFF, JPEG, PNG, HEIC…) or an archive",
                              code=Code.UNSUPPORTED_TYPE)
@@ -59,6 +66,65 @@ def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
         # OCR alone: whether kept or OCRed anyway, a batch would lose what makes it a signed document.
         fields.update(signed=True, soloReason="digital signature")
     return fields
+
+
+def _prepare_converted(settings: Settings, job_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """CONVERT's parts in its order: PDFs and images as they are, archives (an e-mail's) unpacked."""
+    parts: list[Path] = []
+    names: dict[Path, str] = {}
+    for n, part in enumerate(converted_parts(record)):
+        path = job_dir / part["path"]
+        kind = sniff(path)
+        if kind in PAGE_KINDS:
+            found = [path]
+        elif kind is Kind.ARCHIVE:
+            found = _unpack(settings, job_dir, path, folder=f"prep/{n:04d}")
+        else:
+            continue  # CONVERT keeps only what PREP takes; a part changed since is left out
+        parts += found
+        names.update({p: part["name"] for p in found})
+    raw = job_dir / RAW_PDF
+    pages = assemble(parts, raw, default_dpi=settings.image_dpi, max_image_mpixels=settings.max_image_mpixels,
+                     names=names)
+    _check_images(settings, raw)
+    return {"kind": record.get("convert") or "converted", "pages": pages, "soloReason": batch_would_drop(raw),
+            "ghostscriptReason": ghostscript_reason(raw), "batchGroup": batch_group(raw)}
+
+
+def converted_parts(record: dict[str, Any]) -> list[dict[str, str]]:
+    """``convertedParts`` checked: each ``convert/<one name>`` (anyone who can write work/ can write state.json)."""
+    parts = record.get("convertedParts")
+    if not isinstance(parts, list):
+        raise UnsafePath("state.json: convertedParts is not a list")
+    checked: list[dict[str, str]] = []
+    for part in parts:
+        value = part.get("path") if isinstance(part, dict) else None
+        folder, slash, name = value.partition("/") if isinstance(value, str) else ("", "", "")
+        if folder != CONVERT_DIR or not slash:
+            raise UnsafePath(f"state.json: a converted part {value!r:.80} is not {CONVERT_DIR}/<file name>")
+        check_name(name, what="state.json: a converted part")
+        shown = part.get("name")
+        checked.append({"path": f"{CONVERT_DIR}/{name}", "name": shown if isinstance(shown, str) else name})
+    return checked
+
+
+def not_converted(source: Path) -> None:
+    """An Office document or an e-mail here was not converted (OFFICE_INPUT=off, no LibreOffice or no
+    e-mail renderer when it came): refused with what would take it, not as a broken archive."""
+    found = detect(source)
+    if found is None:
+        return
+    if found.kind == "office":
+        raise PermanentError(f"an Office document (.{found.ext}), and Office input is off here (OFFICE_INPUT=off, "
+                             "or LibreOffice was not found when it came); install LibreOffice (see 'ocrpipe "
+                             "doctor') and drop it again, or export it to PDF and drop the PDF",
+                             code=Code.OFFICE_UNAVAILABLE)
+    if found.kind == "msg":
+        raise PermanentError("an Outlook message (.msg): ocrpipe has no converter for it; save the message as "
+                             ".eml (drag it out of Outlook, or File > Save As) and drop that",
+                             code=Code.EMAIL_UNAVAILABLE)
+    raise PermanentError("an e-mail, and this machine cannot render e-mail (WeasyPrint does not run: see "
+                         "'ocrpipe doctor'); drop it again once it does", code=Code.EMAIL_UNAVAILABLE)
 
 
 def _check_images(settings: Settings, raw: Path) -> None:
@@ -85,10 +151,10 @@ def _signed(settings: Settings, source: Path) -> bool:
     return traits.signed
 
 
-def _unpack(settings: Settings, job_dir: Path, archive: Path) -> list[Path]:
+def _unpack(settings: Settings, job_dir: Path, archive: Path, *, folder: str = "prep") -> list[Path]:
     """Unpack the archive, and archives inside it (a .tar inside a .gz) down to MAX_NESTING levels."""
     env = tool_env(settings, job_dir)
-    dest = long_path(job_dir / "prep", always=True)  # an archive's own folders may go deeper than MAX_PATH
+    dest = long_path(job_dir / folder, always=True)  # an archive's own folders may go deeper than MAX_PATH
     remove_tree(dest)  # a retried attempt starts from a clean folder
     try:
         return _unpack_levels(settings, job_dir, archive, dest, env)

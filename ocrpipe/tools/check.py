@@ -15,8 +15,10 @@ from typing import Any
 from ocrpipe.config import Settings
 from ocrpipe.errors import MissingToolError, TransientError
 from ocrpipe.model import canonical_profile, normalise_languages
+from ocrpipe.tools.htmlpdf import weasyprint_version
 from ocrpipe.tools.ocrmypdf import profile_args
 from ocrpipe.tools.run import probe_version, run_tool
+from ocrpipe.tools.soffice import soffice_version
 
 INSTALL = {
     "7z": ("sudo apt-get install -y p7zip-full", "winget install --id 7zip.7zip"),
@@ -126,13 +128,14 @@ def osd_install_hint(tessdata: PureWindowsPath = WINDOWS_TESSERACT_HOME / "tessd
             f"as {tessdata / 'osd.traineddata'}")
 
 
-def build_profile(settings: Settings, tools: list[ToolStatus]) -> dict[str, Any]:
+def build_profile(settings: Settings, tools: list[ToolStatus],
+                  converters: dict[str, str] | None = None) -> dict[str, Any]:
     """The job profile; under OCR_LANG=auto, with the candidates resolved (``with_candidates``)."""
     return canonical_profile(
         ocr_lang=settings.ocr_lang,
         ocrmypdf_args=profile_args(settings.ocr_args, settings.pdfa, rotate_pages=settings.rotate_pages,
                                     deskew=settings.deskew),
-        tool_versions={t.name: t.version or "missing" for t in tools},
+        tool_versions={**{t.name: t.version or "missing" for t in tools}, **(converters or {})},
         image_dpi=settings.image_dpi,
         lang_candidates=settings.ocr_lang_candidates, lang_default=settings.ocr_lang_default,
     )
@@ -144,6 +147,25 @@ def with_candidates(settings: Settings) -> Settings:
     if settings.ocr_lang != "auto":
         return settings
     return replace(settings, ocr_lang_candidates=tuple(lang_candidates(settings, tesseract_languages(settings))))
+
+
+def converter_versions(settings: Settings) -> dict[str, str]:
+    """The CONVERT stage's converters that this run uses, with their versions (they go into the job
+    profile: a new LibreOffice gives new job keys, as a new Tesseract does): LibreOffice unless
+    OFFICE_INPUT=off (with auto, only when it answers), WeasyPrint (e-mail) when installed. OFFICE_INPUT=on
+    without a LibreOffice that answers is a MissingToolError."""
+    found: dict[str, str] = {}
+    if settings.office_input != "off":
+        version = soffice_version(settings.soffice, dict(settings.tool_env))
+        if version:
+            found["soffice"] = version
+        elif settings.office_input == "on":
+            raise MissingToolError(f"OFFICE_INPUT=on, but LibreOffice ({' '.join(settings.soffice)}) does not run; "
+                                   "run 'ocrpipe doctor' for the install command, or set OFFICE_INPUT=auto")
+    version = weasyprint_version()
+    if version:
+        found["weasyprint"] = version
+    return found
 
 
 def check_tools(settings: Settings) -> dict[str, object]:
@@ -160,4 +182,4 @@ def check_tools(settings: Settings) -> dict[str, object]:
         named = "OCR_LANG_DEFAULT/OCR_LANG_CANDIDATES" if settings.ocr_lang == "auto" else "OCR_LANG"
         raise MissingToolError(f"Tesseract has no data for {named} language(s) {', '.join(langs)}; "
                                "run 'ocrpipe doctor' for install commands")
-    return build_profile(with_candidates(settings), tools)
+    return build_profile(with_candidates(settings), tools, converter_versions(settings))

@@ -200,7 +200,7 @@ class Api:
 def finished_item(entry: dict[str, Any]) -> dict[str, Any]:
     """An index record as a /jobs item: the stage it ended in is the last one it attempted."""
     attempts = entry.get("attempts") or {}
-    stage = "OCR" if attempts.get("OCR") else "PREP"
+    stage = "OCR" if attempts.get("OCR") else "PREP" if attempts.get("PREP") or "CONVERT" not in attempts else "CONVERT"
     return {"jobKey": entry.get("jobKey"), "state": entry.get("state"), "stage": stage,
             "attempt": attempts.get(stage, 0), "fileName": entry.get("source"), "updatedAt": entry.get("finishedAt"),
             "output": entry.get("output"), "reason": entry.get("reason")}

@@ -19,7 +19,8 @@ CHART_BUCKET_MINUTES = 5
 SHOWN_DUPLICATES = 20
 COUNTERS = (("jobs_done", "done"), ("jobs_error", "failed"), ("jobs_running", "running"), ("jobs_queued", "queued"),
             ("pages_done", "pages"), ("duplicates_detected", "duplicates held"), ("retries", "retries"),
-            ("timeouts", "timeouts"), ("disk_errors", "disk full"))
+            ("timeouts", "timeouts"), ("disk_errors", "disk full"),
+            ("conversions_done", "converted"), ("conversions_failed", "conversions failed"))
 
 STYLE = """
 body{font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:64rem;

@@ -1,6 +1,6 @@
 """A stand-in for 7z and ocrmypdf, launched through the tool command like the real ones.
 
-Usage: ``python fake_tool.py 7z|ocrmypdf|tesseract|gs ARGS...``. It does real minimal work (unzip
+Usage: ``python fake_tool.py 7z|ocrmypdf|tesseract|gs|soffice ARGS...``. It does real minimal work (unzip
 with zipfile, copy the PDF), logs every call to ``$FAKE_TOOL_LOG`` (JSON lines: start and end),
 and takes its scenario from the input: ``FAKE-SCENARIO:<name>`` inside the PDF's bytes or the
 archive's file name. Scenarios: ``hang`` (starts a child, then sleeps forever), ``exit-N``,
@@ -8,6 +8,9 @@ archive's file name. Scenarios: ``hang`` (starts a child, then sleeps forever), 
 same, with "No space left on device"), ``nooutput``,
 ``killparent`` (SIGKILL its own parent, the pool worker, on the first call), ``says-<Name>`` (exit 15
 after writing ``<Name>: …`` to stderr, as the real tool names a cause: ``says-DecompressionBombError``).
+soffice (LibreOffice) writes a small PDF into --outdir; ``unloadable`` says "source file could not be
+loaded" and exits 0 without one, as LibreOffice does; ``crash-once`` kills itself on the job's first call.
+``$FAKE_SOFFICE_BARRIER=N``: each call waits until N calls have started (exit 1 after 30 s): N at once.
 ``$FAKE_OCR_WAIT_FOR=<path>``: ocrmypdf runs until that file exists (at most 120 s), so a test holds a
 job in OCR for exactly as long as it needs to look at it.
 Run on a batch (its input in a ``.batch-*`` folder), ``reencode-batch`` marks every Flate image of the
@@ -234,8 +237,69 @@ def add_text_layer(source: str, output: str) -> None:
         pdf.save(output)
 
 
+def tiny_pdf(text: str) -> bytes:
+    """A one-page PDF written by hand (the fake runs without site-packages), showing ``text``."""
+    stream = f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+
+
+def soffice_starts() -> int:
+    with open(os.environ["FAKE_TOOL_LOG"], "rb") as handle:
+        return sum(1 for line in handle if b'"tool": "soffice", "event": "start"' in line)
+
+
+def fake_soffice(args: list[str]) -> int:
+    """LibreOffice's ``--convert-to pdf``: a PDF naming the input's first words, in --outdir. Logs the
+    profile it was given and the proxy it runs behind, so tests see both."""
+    if "--version" in args:
+        print("LibreOffice 99.2.0.1 fake")
+        return 0
+    source, outdir = args[-1], args[args.index("--outdir") + 1]
+    profile = next((a.split("=", 1)[1] for a in args if a.startswith("-env:UserInstallation=")), None)
+    log("soffice", "start", input=source, profile=profile, http_proxy=os.environ.get("http_proxy"),
+        no_proxy=os.environ.get("no_proxy"))
+    barrier = int(os.environ.get("FAKE_SOFFICE_BARRIER", "0"))
+    deadline = time.time() + 30
+    while barrier and soffice_starts() < barrier:
+        if time.time() > deadline:
+            print(f"fake soffice: never {barrier} at once", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    job_dir = source.rsplit(os.sep + "tmp" + os.sep, 1)[0]
+    for scenario in scenarios_of(source):
+        if scenario == "unloadable":
+            print("Error: source file could not be loaded", file=sys.stderr)
+            return 0  # as LibreOffice does: exit 0, no PDF
+        if scenario == "crash-once" and count_call(job_dir, "soffice-calls") == 1:
+            os.kill(os.getpid(), 9)
+        apply_scenario("soffice", scenario, job_dir)
+    words = read(source).decode("latin-1")[:200]
+    import re
+
+    text = " ".join(re.findall(r"[A-Za-z]{3,}", words)[-6:])
+    stem = os.path.splitext(os.path.basename(source))[0]
+    with open(os.path.join(outdir, stem + ".pdf"), "wb") as handle:
+        handle.write(tiny_pdf(text))
+    log("soffice", "end", input=source)
+    return 0
+
+
 def main() -> int:
     tool, args = sys.argv[1], sys.argv[2:]
+    if tool == "soffice":
+        return fake_soffice(args)
     if tool == "7z":
         return fake_7z(args)
     if tool == "ocrmypdf":
