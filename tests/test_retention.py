@@ -307,7 +307,9 @@ def test_run_applies_it_once_a_day_and_counts_it(aged: Settings, scheduler_for: 
     again = scheduler_for(aged)  # a restart (run --once every few minutes): not again the same day
     again.tick(0.0)
     assert again.retention._thread is None
-    again.retention.clock = lambda: NOW + timedelta(days=1, minutes=1)
+    # A day after the first pass, which ran at the real time (NOW is when the module was imported, which
+    # in a whole-suite run may be minutes earlier).
+    again.retention.clock = lambda: datetime.now(UTC) + timedelta(days=1, minutes=1)
     again.tick(100.0)
     assert again.retention._thread is None  # looked again only after CHECK_SECONDS
     again.tick(700.0)
