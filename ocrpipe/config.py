@@ -6,6 +6,7 @@ import math
 import os
 import re
 import shlex
+import sqlite3
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ PDFA_CHOICES = ("AUTO", "LOSSLESS", "REQUIRED")
 # auto: pages that read like turned ones are checked and turned; always: every page (ocrmypdf's
 # --rotate-pages); off: none. See the README's "Orientation" for what each costs.
 ROTATE_PAGES_CHOICES = ("AUTO", "ALWAYS", "OFF")
+# A document with a page read below this (Tesseract's word confidence, weighted by characters, 0-100) is
+# flagged as read poorly. Measured (docs/search.md): clean and scanner-noisy generated pages read at 89-96,
+# blurred or heavily speckled ones, whose words come out wrong, at 30-64.
+DEFAULT_LOW_CONFIDENCE = 70.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,9 @@ class Settings:
     # The concurrency limits an operator set (None: not set): a cluster's size is bounded by them.
     prep_concurrency_set: int | None = None
     ocr_concurrency_set: int | None = None
+    # Full-text search (docs/search.md): each page's text into the job index; on by default where SQLite has FTS5.
+    search_index: bool = False
+    low_confidence: float = DEFAULT_LOW_CONFIDENCE  # a page read below this flags its document; 0: never
 
     @property
     def work_dir(self) -> Path:
@@ -226,6 +234,31 @@ def _executor(raw: str) -> str:
     return raw.rstrip("/")
 
 
+_FTS5: list[bool] = []
+
+
+def fts5_available() -> bool:
+    """Whether this Python's SQLite has FTS5 with the tokenizer the search uses (asked once per process)."""
+    if not _FTS5:
+        conn = sqlite3.connect(":memory:")
+        try:
+            conn.execute("CREATE VIRTUAL TABLE probe USING fts5(text, tokenize = 'unicode61 remove_diacritics 2')")
+            _FTS5.append(True)
+        except sqlite3.Error:
+            _FTS5.append(False)
+        finally:
+            conn.close()
+    return _FTS5[0]
+
+
+def _search_index(read: _Reader) -> bool:
+    wanted = read.flag("SEARCH_INDEX", fts5_available())
+    if wanted and not fts5_available():
+        raise ConfigError(f"SEARCH_INDEX={read.raw('SEARCH_INDEX')!r} is not valid here: this Python's SQLite "
+                          f"({sqlite3.sqlite_version}) has no FTS5; set SEARCH_INDEX=off (docs/search.md)")
+    return wanted
+
+
 def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
@@ -324,9 +357,18 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         if read.raw("PREP_CONCURRENCY") else None,
         ocr_concurrency_set=int(read.number("OCR_CONCURRENCY", 1, minimum=1, integer=True))
         if read.raw("OCR_CONCURRENCY") else None,
+        search_index=_search_index(read),
+        low_confidence=_low_confidence(read),
     )
     check_cluster(settings)
     return settings
+
+
+def _low_confidence(read: _Reader) -> float:
+    value = read.number("LOW_CONFIDENCE", DEFAULT_LOW_CONFIDENCE, minimum=0)
+    if value > 100:
+        raise ConfigError(f"LOW_CONFIDENCE={value!r} is not valid: expected a number from 0 to 100")
+    return value
 
 
 def check_cluster(settings: Settings, scheduler: tuple[str, str] | None = None) -> None:
