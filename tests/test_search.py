@@ -8,14 +8,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pikepdf
 import pytest
-
 from conftest import drive, http_json, http_request, read_calls
 from faultkit import Driven, finished
+
 from ocrpipe.cli import main
 from ocrpipe.config import Settings
 from ocrpipe.engine.scheduler import Scheduler
@@ -365,3 +366,42 @@ def test_spawned_workers_extract_the_text(make_settings: Callable[..., Settings]
     scheduler = scheduler_for(settings)
     drive(scheduler)
     assert hits(settings, "platypus") == [("spawned.pdf", 1)]
+
+
+def test_status_api_and_page_list_what_read_poorly_and_what_just_finished(
+        make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings()  # the default threshold, as the CLI reads it too
+    scan_pdf(settings.in_dir / "smudge.pdf", ["faint", "fainter"], confidences=[91, 20])
+    scan_pdf(settings.in_dir / "<b>clean</b>.pdf", ["crisp"], confidences=[95])
+    Driven(settings).run_all(0.0)
+    assert main(["status", "--data", str(settings.data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"Read poorly (a page below LOW_CONFIDENCE={settings.low_confidence:g}" in out
+    assert f"{settings.out_dir / 'smudge.pdf'}  page(s) 2" in out and "clean" not in out.split("Read poorly")[1]
+    assert main(["status", "--json", "--data", str(settings.data_dir)]) == 0
+    [poor] = json.loads(capsys.readouterr().out)["readPoorly"]
+    assert poor["source"] == "smudge.pdf" and poor["pages"] == [2]
+    api = Api(settings, _no_snapshot(), tools={})
+    with serve(api, "127.0.0.1", 0) as service:
+        status, body = http_json(service.url + "jobs?flag=low-confidence")
+        assert status == 200 and [(j["fileName"], j["lowConfidencePages"]) for j in body["jobs"]] == [
+            ("smudge.pdf", [2])]
+        assert http_json(service.url + "jobs?flag=blurry")[0] == 400
+        status, _, raw = http_request(service.url)
+    page = raw.decode("utf-8")
+    recent = page[page.index("<h2>Recently finished"):page.index("<h2>Last errors")]
+    assert "&lt;b&gt;clean&lt;/b&gt;.pdf" in recent and "smudge.pdf" in recent and "<b>clean" not in page
+    key = finished(settings.data_dir)[0]["jobKey"]
+    assert f'href="/jobs/{key}"' in recent
+    poorly = page[page.index("<h2>Read poorly"):]
+    assert "smudge.pdf" in poorly and "clean" not in poorly.split("<h2>", 2)[1]
+    assert '<input id="q" name="q"' in page and 'http-equiv="refresh"' in page
+
+
+def test_doctor_says_whether_search_is_available(make_settings: Callable[..., Settings],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from ocrpipe.ops.doctor import doctor
+
+    doctor(make_settings())
+    out = capsys.readouterr().out
+    assert "Full-text search (SEARCH_INDEX=on):" in out and "ok       FTS5" in out

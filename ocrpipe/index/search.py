@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,20 @@ class HitPage:
 
     hits: list[Hit]
     next_before: int | None
+
+
+def since_iso(raw: str | None, *, what: str = "since") -> str | None:
+    """``2026-05-01`` or ``2026-05-01T14:00`` (local time unless it names its zone) as the index's UTC form."""
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise SearchSyntaxError(f"{what} {raw[:40]!r} is not valid: expected a date (2026-05-01) or a date and "
+                                "time (2026-05-01T14:00)") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # the person's own clock
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def check_query(query: str) -> str:

@@ -9,7 +9,6 @@ import logging
 import sqlite3
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,7 +19,7 @@ from ocrpipe.errors import ConfigError
 from ocrpipe.folders.nofollow import link_on_the_way, open_regular
 from ocrpipe.index.db import DB_FILE, IndexBusyError, JobIndexError, connect, is_busy
 from ocrpipe.index.jobindex import JobIndex
-from ocrpipe.index.search import HitPage, search, store_texts
+from ocrpipe.index.search import HitPage, search, since_iso, store_texts
 from ocrpipe.index.textschema import MAX_PAGE, PAGE_BITS, TEXT_TABLE, has_table
 from ocrpipe.stages.pagetext import page_texts
 
@@ -29,25 +28,11 @@ REINDEX_BATCH = 200  # jobs looked up at a time
 CLI_SECONDS = 30.0  # a person at a terminal can wait longer than a web page
 
 
-def parse_since(raw: str | None) -> str | None:
-    """``2026-05-01`` or ``2026-05-01T14:00`` (local time unless it names its zone) as the index's UTC form."""
-    if raw is None:
-        return None
-    try:
-        when = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise ConfigError(f"--since {raw!r} is not valid: expected a date (2026-05-01) or a date and time "
-                          "(2026-05-01T14:00)") from None
-    if when.tzinfo is None:
-        when = when.astimezone()  # the person's own clock
-    return when.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
 def print_search(settings: Settings, query: str, *, as_json: bool, limit: int, since: str | None,
                  out: TextIO | None = None) -> None:
     out = out or sys.stdout
     with JobIndex(settings.index_dir, readonly=True) as index:
-        found = search(index, query, limit=limit, since=parse_since(since), seconds=CLI_SECONDS)
+        found = search(index, query, limit=limit, since=since_iso(since, what='--since'), seconds=CLI_SECONDS)
     if as_json:
         print(json.dumps({"query": query, "hits": [h.as_dict() for h in found.hits],
                           "more": found.next_before is not None}, indent=2, ensure_ascii=False), file=out)
