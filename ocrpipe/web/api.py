@@ -231,7 +231,8 @@ class Api:
         except SearchTooSlow:
             poorly = []
         parts = SearchParts(query=query.strip() if query else None, recent=recent, flagged=poorly,
-                            threshold=self.settings.low_confidence, searchable=self.settings.search_index)
+                            threshold=self.settings.low_confidence, searchable=self.settings.search_index,
+                            out_dir=self.settings.out_dir)
         if not parts.query:
             return parts
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +39,16 @@ class SearchParts:
     flagged: Sequence[Mapping[str, Any]] = ()
     threshold: float = 0.0
     searchable: bool = True
+    out_dir: Path | None = None  # outputs under it are shown as out/…, in full on hover
+
+
+def shown_output(path: str | None, out_dir: Path | None) -> str:
+    if path and out_dir is not None:
+        try:
+            return "out/" + PurePath(path).relative_to(out_dir).as_posix()
+        except ValueError:
+            pass
+    return path or ""
 
 
 def refresh_tags(refresh_seconds: int, query: str | None) -> str:
@@ -70,12 +81,14 @@ def hits_section(parts: SearchParts, clock: Any) -> str:
         return title + f'<p class="reason">{escape(parts.problem)}</p>'
     if not parts.hits:
         return title + '<p class="muted">no page matches</p>'
-    rows = [f'<tr><td class="name">{job_link(h.jobKey, h.output or h.source or h.jobKey)}</td><td>{h.page}</td>'
+    rows = [f'<tr><td class="name" title="{escape(h.output or "")}">'
+            f'{job_link(h.jobKey, shown_output(h.output, parts.out_dir) or h.source or h.jobKey)}</td><td>{h.page}</td>'
             f'<td class="snippet">{snippet_html(h.snippet)}</td>'
             f'<td title="{escape(str(h.finishedAt))}">{escape(clock(h.finishedAt))}</td></tr>' for h in parts.hits]
-    more = (f'<p class="muted">the newest {len(parts.hits)} pages are shown; /search?q=… pages through all</p>'
-            if parts.more_hits else "")
-    return title + _table(["document", "page", "text", "finished"], rows) + more
+    more = (f"the newest {len(parts.hits)} pages are shown; /search?q=… pages through all; " if parts.more_hits
+            else "")
+    return (title + _table(["document", "page", "text", "finished"], rows)
+            + f'<p class="muted">{more}this page does not refresh while it shows a search</p>')
 
 
 def snippet_html(snippet: str) -> str:
@@ -100,7 +113,8 @@ def flagged_section(parts: SearchParts, clock: Any) -> str:
         return ""
     rows = [f'<tr><td class="name">{job_link(e.get("jobKey"), str(e.get("source")))}</td>'
             f'<td class="low">{escape(", ".join(map(str, e.get("lowConfidencePages") or [])))}</td>'
-            f'<td>{escape(str(e.get("output") or ""))}</td>'
+            f'<td title="{escape(str(e.get("output") or ""))}">'
+            f'{escape(shown_output(e.get("output"), parts.out_dir))}</td>'
             f'<td title="{escape(str(e.get("finishedAt")))}">{escape(clock(e.get("finishedAt")))}</td></tr>'
             for e in parts.flagged]
     return (f"<h2>Read poorly (a page below {parts.threshold:g} % confidence)</h2>"
