@@ -103,6 +103,8 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     search.add_argument("--since", metavar="DATE", help="only documents finished since, e.g. 2026-05-01")
     search.add_argument("--reindex", action="store_true",
                         help="fill in the text of jobs done before search existed, from their outputs in out/")
+    search.add_argument("--forget-gone", action="store_true",
+                        help="forget the text of jobs whose output is no longer in out/ (deleted or moved by hand)")
     search.add_argument("--data", type=Path)
 
 
@@ -188,11 +190,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _search(settings: Settings, args: argparse.Namespace) -> int:
     from ocrpipe.ops import search
 
+    if args.forget_gone:
+        search.forget_gone(settings)
     if args.reindex:
         search.reindex(settings)
-        if args.query is None:
-            return ExitCode.OK
     if args.query is None:
+        if args.reindex or args.forget_gone:
+            return ExitCode.OK
         raise ConfigError("ocrpipe search needs a QUERY (or --reindex); e.g. ocrpipe search 'invoice 4711'")
     search.print_search(settings, args.query, as_json=args.json, limit=args.limit, since=args.since)
     return ExitCode.OK

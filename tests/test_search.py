@@ -405,3 +405,14 @@ def test_doctor_says_whether_search_is_available(make_settings: Callable[..., Se
     doctor(make_settings())
     out = capsys.readouterr().out
     assert "Full-text search (SEARCH_INDEX=on):" in out and "ok       FTS5" in out
+
+
+def test_forget_gone_drops_the_text_of_outputs_removed_by_hand(make_settings: Callable[..., Settings],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings()
+    run(settings, ("kept.pdf", [["heron"]]), ("removed.pdf", [["heron egret"]]))
+    (settings.out_dir / "removed.pdf").unlink()
+    assert len(hits(settings, "heron")) == 2  # nothing is forgotten unasked: out/ may be drained elsewhere
+    assert main(["search", "--forget-gone", "--data", str(settings.data_dir)]) == 0
+    assert "Forgot the text of 1 job(s)" in capsys.readouterr().out
+    assert hits(settings, "heron") == [("kept.pdf", 1)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -16,10 +17,10 @@ import psutil
 
 from ocrpipe.config import Settings
 from ocrpipe.errors import ConfigError
-from ocrpipe.folders.nofollow import link_on_the_way, open_regular
+from ocrpipe.folders.nofollow import is_regular, link_on_the_way, open_regular
 from ocrpipe.index.db import DB_FILE, IndexBusyError, JobIndexError, connect, is_busy
 from ocrpipe.index.jobindex import JobIndex
-from ocrpipe.index.search import HitPage, search, since_iso, store_texts
+from ocrpipe.index.search import HitPage, forget_pages, search, since_iso, store_texts
 from ocrpipe.index.textschema import MAX_PAGE, PAGE_BITS, TEXT_TABLE, has_table
 from ocrpipe.stages.pagetext import page_texts
 
@@ -57,12 +58,13 @@ def _text(found: HitPage, limit: int) -> str:
 # ----- reindex -----------------------------------------------------------------------------------------
 
 
-def _todo(conn: sqlite3.Connection, after: int) -> list[Any]:
-    """Done runs after row ``after`` with an output and no text yet."""
-    return conn.execute(
-        f"SELECT id, output FROM jobs j WHERE id > ? AND state = 'DONE' AND output IS NOT NULL "
-        f"AND NOT EXISTS (SELECT 1 FROM {TEXT_TABLE} t WHERE t.rowid BETWEEN (j.id << {PAGE_BITS}) "
-        f"AND ((j.id << {PAGE_BITS}) | {MAX_PAGE})) ORDER BY id LIMIT ?", (after, REINDEX_BATCH)).fetchall()
+def _runs(conn: sqlite3.Connection, after: int, *, with_text: bool) -> list[Any]:
+    """(id, output) of the next done runs after row ``after`` that have text (or have none, and an output)."""
+    has = (f"EXISTS (SELECT 1 FROM {TEXT_TABLE} t WHERE t.rowid BETWEEN (j.id << {PAGE_BITS}) "
+           f"AND ((j.id << {PAGE_BITS}) | {MAX_PAGE}))")
+    which = has if with_text else f"output IS NOT NULL AND NOT {has}"
+    return conn.execute(f"SELECT id, output FROM jobs j WHERE id > ? AND state = 'DONE' AND {which} "
+                        "ORDER BY id LIMIT ?", (after, REINDEX_BATCH)).fetchall()
 
 
 def _be_background() -> None:
@@ -92,7 +94,7 @@ def reindex(settings: Settings, out: TextIO | None = None) -> int:
             raise ConfigError("this Python's SQLite has no FTS5: there is nowhere to put the text "
                               "(see docs/search.md)")
         while True:
-            batch = _todo(conn, after)  # one statement: no transaction kept open while outputs are read
+            batch = _runs(conn, after, with_text=False)  # no transaction is kept open while outputs are read
             if not batch:
                 break
             for job_id, output in batch:
@@ -116,11 +118,55 @@ def reindex(settings: Settings, out: TextIO | None = None) -> int:
     return filled
 
 
+def forget_gone(settings: Settings, out: TextIO | None = None) -> int:
+    """Forget the text and readings of done runs whose output is no longer in out/ (deleted or moved away
+    by hand); returns the runs forgotten. Never automatic: a folder drained by another program is not a
+    reason to lose what was read."""
+    out = out or sys.stdout
+    path = settings.index_dir / DB_FILE
+    if not path.is_file():
+        print("No job index yet: nothing to forget.", file=out)
+        return 0
+    conn = connect(path)
+    forgotten, after = 0, 0
+    try:
+        while True:
+            batch = _runs(conn, after, with_text=True)
+            if not batch:
+                break
+            after = batch[-1][0]
+            gone = [job_id for job_id, output in batch if not output or not _in_out(settings, Path(output))]
+            if gone:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    forget_pages(conn, gone)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    raise
+                forgotten += len(gone)
+    finally:
+        conn.close()
+    print(f"Forgot the text of {forgotten} job(s) whose output is no longer in {settings.out_dir}.", file=out)
+    return forgotten
+
+
+def _in_out(settings: Settings, target: Path) -> bool:
+    """The output is still where it was placed, a regular file in out/ reached without a link."""
+    out_dir = settings.out_dir
+    if out_dir not in target.parents or link_on_the_way(out_dir, target):
+        return False
+    try:
+        return is_regular(os.lstat(target))
+    except OSError:
+        return False
+
+
 def _read_output(settings: Settings, output: str) -> list[str] | None:
     """The output's pages' text, or None when it is gone, moved out of out/, or a link (never followed)."""
     target = Path(output)
-    out_dir = settings.out_dir
-    if out_dir not in target.parents or link_on_the_way(out_dir, target):
+    if not _in_out(settings, target):
         return None
     try:
         with open_regular(target) as handle:
