@@ -40,9 +40,9 @@ PDFA_CHOICES = ("AUTO", "LOSSLESS", "REQUIRED")
 # --rotate-pages); off: none. See the README's "Orientation" for what each costs.
 ROTATE_PAGES_CHOICES = ("AUTO", "ALWAYS", "OFF")
 # A document with a page read below this (Tesseract's word confidence, weighted by characters, 0-100) is
-# flagged as read poorly. Measured on 46 generated pages, clean, scanner-noisy, blurred and speckled
+# flagged as read poorly. Measured on 53 generated pages, clean, scanner-noisy, blurred and speckled
 # (docs/search.md): every page read at 85 or more had at least 88 % of its words right, every page with
-# less than 85 % right read below 75 (38-74: 22-62 % right; 70-73: 85-90 %); real upright scans read at 82-96.
+# less than 85 % right read below 75 (at 38-74); real upright scans read at 82-96.
 DEFAULT_LOW_CONFIDENCE = 75.0
 
 
