@@ -349,14 +349,39 @@ def test_an_index_made_before_search_gets_the_tables_at_the_next_start(tmp_path:
         assert [e["jobKey"] for e in writer] == ["k"]
 
 
-def test_a_hostile_pages_file_stores_no_text_and_the_job_is_done(make_settings: Callable[..., Settings],
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("spoil", ["garbage", "wrong-shape", "link"])
+def test_a_spoiled_pages_file_stores_no_text_and_the_job_is_done(make_settings: Callable[..., Settings],
+                                                                 caplog: pytest.LogCaptureFixture,
+                                                                 tmp_path: Path, spoil: str) -> None:
+    """pages.json is in work/, which others may write (a cluster's workers): what is not as ocrpipe writes it,
+    or is a link, is refused and said; the job is recorded done, without text."""
+    settings = make_settings()
+    text_pdf(settings.in_dir / "a.pdf", [["otter"]])
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"texts": ["planted words"], "readings": [None]}), encoding="utf-8")
+    driven, now = Driven(settings), 0.0
+    while not (now and driven.scheduler.idle()):
+        now += 1.0
+        driven.scheduler.tick(now)
+        for _ in range(len(driven.calls())):
+            future, fn, args, kwargs = driven.pop()
+            result = fn(*args, **kwargs)
+            for pages_file in settings.work_dir.glob("*/pages.json"):  # written by the worker, before the tick
+                pages_file.unlink()
+                if spoil == "link":
+                    pages_file.symlink_to(elsewhere)
+                else:
+                    pages_file.write_text("{not json" if spoil == "garbage" else '{"texts": [1, 2], "readings": []}')
+            future.set_result(result)
+        assert now < 50
+    [record] = finished(settings.data_dir)
+    assert record["state"] == "DONE" and "lowConfidence" not in record
+    assert hits(settings, "otter OR planted") == []
+    assert any("pages.json" in r.getMessage() and "not indexed" in r.getMessage() for r in caplog.records)
     from ocrpipe.index.search import checked_page_record
 
-    assert checked_page_record({"texts": ["a", 3], "readings": []}, max_chars=10) is None
-    assert checked_page_record({"texts": None, "readings": "x"}, max_chars=10) is None
     good = checked_page_record({"texts": ["abcdef"], "readings": [{"chars": 5, "confidence": 101}]}, max_chars=3)
-    assert good is not None and good.texts == ["abc"] and good.readings == [None]
+    assert good is not None and good.texts == ["abc"] and good.readings == [None]  # cut, and a bad reading dropped
 
 
 def test_spawned_workers_extract_the_text(make_settings: Callable[..., Settings],
