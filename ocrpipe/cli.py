@@ -1,5 +1,5 @@
 """Command line: ``ocrpipe run | worker | cluster-certs | doctor | status | export | schedule | duplicates |
-decide | hooks | clean``; the only place errors become exit codes."""
+decide | hooks | clean | search``; the only place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import NoReturn
 
 from ocrpipe import __version__
 from ocrpipe.cluster.certs import DEFAULT_DAYS
-from ocrpipe.config import load_settings
-from ocrpipe.errors import ExitCode, OcrpipeError
+from ocrpipe.config import Settings, load_settings
+from ocrpipe.errors import ConfigError, ExitCode, OcrpipeError
 from ocrpipe.ops.schedule import FORMATS
 
 EPILOG = """exit codes: 0 all jobs ended well, 1 a file went to error/, 2 bad configuration or usage,
@@ -99,7 +99,31 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--apply", action="store_true", help="remove them (default: only list what would go)")
     clean.add_argument("--json", action="store_true", help="machine-readable output")
     clean.add_argument("--data", type=Path)
+    _add_search(sub)
     return parser
+
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
+    search = sub.add_parser(
+        "search", help="find the pages that say something (full-text search; docs/search.md)",
+        description="QUERY is FTS5 syntax: words (all must be on the page), \"a phrase\", a OR b, prefix*, "
+                    "NOT word. Accents and case do not matter: numero finds Numéro.")
+    search.add_argument("query", nargs="?", metavar="QUERY", help='e.g. invoice 4711, "delivery note", inv*')
+    search.add_argument("--json", action="store_true", help="machine-readable output")
+    search.add_argument("--limit", type=_limit, default=20, help="hits at most, 1 to 1000 (default 20)")
+    search.add_argument("--since", metavar="DATE", help="only documents finished since, e.g. 2026-05-01")
+    search.add_argument("--reindex", action="store_true",
+                        help="fill in the text of jobs done before search existed, from their outputs in out/")
+    search.add_argument("--forget-gone", action="store_true",
+                        help="forget the text of jobs whose output is no longer in out/ (deleted or moved by hand)")
+    search.add_argument("--data", type=Path)
+
+
+def _limit(raw: str) -> int:
+    value = int(raw) if raw.isdigit() else 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not valid: expected a whole number from 1 to 1000")
+    return value
 
 
 def _days(raw: str) -> int:
@@ -178,9 +202,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ocrpipe.ops.clean import clean
 
         return clean(settings, apply=args.apply, as_json=args.json)
+    if args.command == "search":
+        return _search(settings, args)
     from ocrpipe.ops.status import print_status
 
     print_status(settings, as_json=args.json)
+    return ExitCode.OK
+
+
+def _search(settings: Settings, args: argparse.Namespace) -> int:
+    from ocrpipe.ops import search
+
+    if args.forget_gone:
+        search.forget_gone(settings)
+    if args.reindex:
+        search.reindex(settings)
+    if args.query is None:
+        if args.reindex or args.forget_gone:
+            return ExitCode.OK
+        raise ConfigError("ocrpipe search needs a QUERY (or --reindex); e.g. ocrpipe search 'invoice 4711'")
+    search.print_search(settings, args.query, as_json=args.json, limit=args.limit, since=args.since)
     return ExitCode.OK
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pikepdf
@@ -44,13 +45,19 @@ def test_batch_output_is_split_into_valid_pdfa_with_each_documents_pages_text_an
         record = read_state(job_dir)
         assert record["state"] == "DONE" and record["output"] == str(final) == outcome.fields["record"]["output"]
         assert (settings.archive_dir / f"doc{n}.pdf").is_file()
-        # The heartbeat stays until the scheduler has the outcome: it names the worker until then.
-        assert sorted(p.name for p in job_dir.iterdir()) == ["ocr.heartbeat", "state.json", "state.json.lock"]
+        # The heartbeat stays until the scheduler has the outcome: it names the worker until then; pages.json
+        # holds what the scheduler stores in the job index: each of this document's pages, its text and reading.
+        assert sorted(p.name for p in job_dir.iterdir()) == ["ocr.heartbeat", "pages.json", "state.json",
+                                                            "state.json.lock"]
         assert validate_written(final, "2b").passed
         with pikepdf.open(final) as pdf:
             assert len(pdf.pages) == pages
         text = " ".join(extract_text(str(final)).lower().split())  # OCR spacing varies
         assert all(word in text for word in words), text[:300]
+        read = json.loads((job_dir / "pages.json").read_text(encoding="utf-8"))
+        assert len(read["texts"]) == pages and len(read["readings"]) == pages
+        assert all(word in " ".join(" ".join(read["texts"]).lower().split()) for word in words)
+        assert all(r is not None and r["confidence"] > 80 for r in read["readings"]), read["readings"]
     with pikepdf.open(settings.out_dir / "doc0.pdf") as pdf:
         assert str(pdf.docinfo["/Title"]) == "Sequencer manual"
         assert pdf.open_metadata()["dc:title"] == "Sequencer manual"

@@ -378,11 +378,11 @@ def test_a_job_index_fault_while_finishing_a_job_is_retried_and_the_job_still_en
     index = driven.scheduler.index
     real, refusals = index.record, [2]
 
-    def busy(entry: dict[str, Any]) -> None:
+    def busy(entry: dict[str, Any], **kwargs: Any) -> None:  # kwargs: the pages' text, stored with the entry
         if refusals[0]:
             refusals[0] -= 1
             raise IndexBusyError("the job index stayed locked by another program")
-        real(entry)
+        real(entry, **kwargs)
 
     index.record = busy  # type: ignore[method-assign]
     driven.run_all(1.0, rounds=100)

@@ -27,7 +27,9 @@ from ocrpipe.folders.fsutil import atomic_write_json
 from ocrpipe.index.jobindex import JobIndex
 from ocrpipe.index.metrics import load_metrics
 from ocrpipe.index.rebuild import DiskHistory
-from ocrpipe.index.retention import ARCHIVE_REMOVED, THINNED, add_thin_hook
+from ocrpipe.index.retention import ARCHIVE_REMOVED, THINNED
+from ocrpipe.index.search import PageRecord, run_range, store_pages
+from ocrpipe.index.textschema import TEXT_TABLE
 from ocrpipe.ops.clean import clean
 from ocrpipe.retention.apply import apply_retention
 from ocrpipe.retention.plan import plan_path
@@ -232,15 +234,17 @@ def test_off_by_default(make_settings: Callable[..., Settings], aged: Settings) 
 
 
 def test_stored_text_of_thinned_runs_goes_too(aged: Settings) -> None:
+    """The pages' text the search index keeps of a run goes when its row is thinned, and only then."""
     with sqlite3.connect(aged.index_dir / "ocrpipe.sqlite") as conn:
-        conn.execute("CREATE TABLE page_text (job_key TEXT, run_id TEXT, page INTEGER, body TEXT)")
-        conn.execute("INSERT INTO page_text SELECT job_key, run_id, 1, 'words' FROM jobs")
-    seen: list[int] = []
-    add_thin_hook(lambda conn, runs: seen.append(len(runs)))
+        ids = [row_id for (row_id,) in conn.execute("SELECT id FROM jobs")]
+        for row_id in ids:
+            store_pages(conn, row_id, PageRecord(texts=["invoice 4711"], readings=[None]))
     apply(aged)
     with sqlite3.connect(aged.index_dir / "ocrpipe.sqlite") as conn:
-        left = conn.execute("SELECT count(*) FROM page_text").fetchone()[0]
-    assert left == len(rows(aged)) - 3 and sum(seen) == 3
+        kept = {run_range(row_id)[0] | 1 for row_id in ids} & {r for (r,) in conn.execute(f"SELECT rowid FROM {TEXT_TABLE}")}
+        thinned = {row_id for (row_id,) in conn.execute("SELECT id FROM jobs WHERE json_extract(extra, '$.thinnedAt') IS NOT NULL")}
+    assert len(thinned) == 3
+    assert kept == {run_range(row_id)[0] | 1 for row_id in ids if row_id not in thinned}
 
 
 # ----- a crash in the middle of --apply ---------------------------------------------------------------

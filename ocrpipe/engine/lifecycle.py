@@ -18,6 +18,7 @@ from ocrpipe.folders.publish import drop_publish_temps, publish_error
 from ocrpipe.folders.store import apply_transition, read_state, update_state
 from ocrpipe.index.jobindex import JobIndex
 from ocrpipe.index.metrics import error_counter, update_metrics
+from ocrpipe.index.search import PageRecord, load_page_record, store_pages, summary
 from ocrpipe.logs import ended_fields, job_context
 from ocrpipe.model import (
     JobState,
@@ -30,6 +31,7 @@ from ocrpipe.model import (
     stage_of,
     submitted_state,
 )
+from ocrpipe.stages.pagetext import MAX_PAGE_CHARS, PAGES_FILE
 
 log = logging.getLogger("ocrpipe.lifecycle")
 
@@ -211,10 +213,13 @@ class Lifecycle:
                       type(again).__name__, again, job.dir, extra=job_context(job.key))
 
     def finish(self, job: Job, record: dict[str, Any], state: str, **extra: Any) -> None:
-        """Record the finished job in the index, then remove its work folder: one step, safe to repeat.
-        Its hook event is written first: a crash before the index has it repeats this step at the next
-        start, which finds the event already written."""
-        write_job_end(self.settings, record, state, extra.get("errorDir"))
+        """Record the finished job in the index (a done one with its pages' text and readings, in the same
+        transaction), then remove its work folder: one step, safe to repeat. Its hook event is written first:
+        a crash before the index has it repeats this step at the next start, which finds the event written."""
+        pages = self._pages(job) if state == "DONE" else None
+        reading = summary(pages, self.settings.low_confidence) if pages is not None else {}
+        extra.update(reading)
+        write_job_end(self.settings, record, state, extra.get("errorDir"), reading)
         self.index.record({
             "jobKey": job.key, "runId": record["runId"], "state": state, "source": record["source"]["relpath"],
             "output": record.get("output"), "archived": record.get("archived"), "pages": record.get("pages"),
@@ -231,9 +236,17 @@ class Lifecycle:
             # a signed input, and how its signature went
             **{k: record[k] for k in ("signed", "signature") if record.get(k)},
             **({"sourceBytes": record["source"]["relpathBytes"]} if record["source"].get("relpathBytes") else {}),
-        })
+        }, then=(lambda conn, run_row: store_pages(conn, run_row, pages)) if pages is not None else None)
         self.jobs.pop(job.key, None)
         remove_tree(job.dir)
+
+
+    def _pages(self, job: Job) -> PageRecord | None:
+        """What the worker read of the job's pages (pages.json); its text only while SEARCH_INDEX is on."""
+        pages = load_page_record(job.dir / PAGES_FILE, max_chars=MAX_PAGE_CHARS)
+        if pages is not None and not self.settings.search_index:
+            return PageRecord(None, pages.readings)
+        return pages
 
 
 def to_error(record: dict[str, Any], reason: str) -> None:

@@ -99,6 +99,10 @@ def job_end_data(record: dict[str, Any], state: str, error_dir: str | None) -> d
     }
 
 
-def write_job_end(settings: Settings, record: dict[str, Any], state: str, error_dir: str | None) -> str | None:
+def write_job_end(settings: Settings, record: dict[str, Any], state: str, error_dir: str | None,
+                  reading: dict[str, Any] | None = None) -> str | None:
+    """``reading``: how well a done job read (confidence, lowConfidence, lowConfidencePages), so a receiver
+    can route doubtful outputs to a person."""
     kind = JOB_DONE if state == "DONE" else JOB_ERROR
-    return write_event(settings, kind, job_end_data(record, state, error_dir), record["jobKey"], record["runId"])
+    data = {**job_end_data(record, state, error_dir), **(reading or {})}
+    return write_event(settings, kind, data, record["jobKey"], record["runId"])

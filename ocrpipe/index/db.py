@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ocrpipe.errors import ExitCode, OcrpipeError
+from ocrpipe.index.textschema import create_text_tables
 
 DB_FILE = "ocrpipe.sqlite"
 SCHEMA_VERSION = 1
@@ -120,6 +121,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA journal_size_limit = 67108864")  # the WAL shrinks back after a big import
             conn.executescript(SCHEMA)
+            create_text_tables(conn)  # the pages' text and confidence: added to an older file here
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # garbage is found here, not later
     except BaseException:
         conn.close()

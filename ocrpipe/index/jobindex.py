@@ -173,11 +173,20 @@ class JobIndex:
 
     # ----- writing ----------------------------------------------------------------------------
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: dict[str, Any], *, then: Callable[[sqlite3.Connection, int], None] | None = None) -> None:
         """Record a finished job, durably (committed and fsynced before this returns). Recording the
-        same run (jobKey, runId) again — a restart after a crash — updates its row."""
+        same run (jobKey, runId) again — a restart after a crash — updates its row. ``then`` gets the
+        run's row id in the same transaction (its pages' text goes in with it)."""
         row = to_row(entry)
-        self.write(lambda conn: conn.execute(INSERT, row))
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(INSERT, row)
+            if then is not None:
+                found = conn.execute("SELECT id FROM jobs WHERE job_key = ? AND run_id IS ? ORDER BY id DESC LIMIT 1",
+                                     (entry["jobKey"], entry.get("runId"))).fetchone()
+                then(conn, found[0])
+
+        self.write(work)
 
     def record_many(self, entries: Iterable[dict[str, Any]], *, replace: bool = True) -> None:
         """Many jobs in one transaction. ``replace=False`` keeps a run already recorded as it is (a

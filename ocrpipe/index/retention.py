@@ -1,9 +1,8 @@
 """Retention in the job index: which finished runs are old (by when they finished), their removals
 recorded, and old rows thinned to what duplicate detection needs (key, run, state, dates).
 
-Thinning calls every function added with :func:`add_thin_hook` in the same transaction, so data kept
-per run elsewhere in the index (the full-text table of what was read) goes with the row; a table that
-has a ``run_id`` column and no hook is emptied of those runs as well."""
+Thinning removes, in the same transaction, what the search index keeps of each thinned run (its pages'
+text and readings): a thinned row no longer names an output, so its text must not be found either."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from typing import Any
 
 from ocrpipe.index.db import INSERT_NEW, to_row
 from ocrpipe.index.jobindex import JobIndex
+from ocrpipe.index.search import forget_pages
 
 # Marks in a row's extra fields: when its archived original or its error/ folder went, and when it was thinned.
 ARCHIVE_REMOVED, ERROR_REMOVED, THINNED, TRASHED = "archiveRemovedAt", "errorRemovedAt", "thinnedAt", "trashedTo"
@@ -25,17 +25,7 @@ LAST_APPLIED = "retention:lastApplied"  # meta: when retention last ran to its e
 READ_BATCH = 1000  # rows read at a time: the scheduler's own writes are never held up for long
 THIN_BATCH = 500
 AGE_INDEX = "CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at)"
-KEPT_TABLES = frozenset({"jobs", "meta"})
 
-Run = tuple[str, str | None]  # (job key, run id)
-ThinHook = Callable[[sqlite3.Connection, list[Run]], None]
-_thin_hooks: list[ThinHook] = []
-
-
-def add_thin_hook(hook: ThinHook) -> None:
-    """``hook(conn, runs)`` is called, inside the thinning's transaction, with the runs being thinned."""
-    if hook not in _thin_hooks:
-        _thin_hooks.append(hook)
 
 
 def cutoff(now: datetime, days: int) -> str:
@@ -108,21 +98,6 @@ def count_to_thin(index: JobIndex, before: str, *, archive: str | None, error: s
     return int(index.read(lambda c: c.execute(sql, (before,)).fetchone()[0], 0))
 
 
-def _stored_text_tables(conn: sqlite3.Connection) -> list[str]:
-    """The tables beside ``jobs`` that keep something per run (a ``run_id`` column)."""
-    found = []
-    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"):
-        if name in KEPT_TABLES:
-            continue
-        try:
-            columns = {row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')}
-        except sqlite3.OperationalError:
-            continue  # a virtual table whose module this SQLite lacks: not ours to touch
-        if "run_id" in columns:
-            found.append(name)
-    return found
-
-
 def thin(index: JobIndex, before: str, at: str, *, archive: str | None, error: str | None,
          stop: Callable[[], bool] = lambda: False) -> int:
     """Thin the rows of runs that finished before ``before``: only key, run, state and dates stay (and
@@ -138,14 +113,7 @@ def thin(index: JobIndex, before: str, at: str, *, archive: str | None, error: s
 
     def batch(conn: sqlite3.Connection) -> int:
         rows = conn.execute(select, (before, THIN_BATCH)).fetchall()
-        runs: list[Run] = [(key, run) for _, key, run in rows]
-        for hook in list(_thin_hooks):
-            hook(conn, runs)
-        ids = [run for _, run in runs if run is not None]  # a run id is a random uuid: unique across keys
-        for table in _stored_text_tables(conn):
-            for start in range(0, len(ids), 250):  # within SQLite's limit on parameters
-                chunk = ids[start:start + 250]
-                conn.execute(f'DELETE FROM "{table}" WHERE run_id IN ({", ".join("?" * len(chunk))})', chunk)
+        forget_pages(conn, [row_id for row_id, _, _ in rows])
         conn.executemany(update, [(at, row_id) for row_id, _, _ in rows])
         return len(rows)
 

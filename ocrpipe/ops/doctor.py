@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import sys
 import uuid
 from typing import TextIO
 
-from ocrpipe.config import Settings
+from ocrpipe.config import Settings, fts5_available
 from ocrpipe.errors import ExitCode
 from ocrpipe.model import normalise_languages
 from ocrpipe.ops.netfs import network_kind
@@ -136,6 +137,14 @@ def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
     else:
         print(f"  MISSING  {'HEIC/HEIF':<12} photos from phones go to error/: {INSTALL_HINT}", file=out)
     _conversion(settings, out, problems)
+    # Optional: without FTS5 the pages' reading confidence is still kept, their text is not.
+    print(f"Full-text search (SEARCH_INDEX={'on' if settings.search_index else 'off'}):", file=out)
+    if fts5_available():
+        print(f"  ok       {'FTS5':<12} SQLite {sqlite3.sqlite_version}: 'ocrpipe search' finds the pages' text",
+              file=out)
+    else:
+        print(f"  MISSING  {'FTS5':<12} this Python's SQLite {sqlite3.sqlite_version} has none: search is off "
+              "(the python.org and Debian builds have it)", file=out)
     print("Folders:", file=out)
     for label, folder in (("data", settings.data_dir), ("in", settings.in_dir), ("out", settings.out_dir),
                           ("archive", settings.archive_dir), ("error", settings.error_dir),

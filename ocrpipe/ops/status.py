@@ -16,10 +16,12 @@ from ocrpipe.folders.store import STATE_FILE
 from ocrpipe.hooks.events import backlog
 from ocrpipe.index.jobindex import JobIndex
 from ocrpipe.index.metrics import METRICS_FILE
+from ocrpipe.index.search import SearchTooSlow, flagged
 from ocrpipe.model import RUNNING_STATES, JobState
 
 RECENT_ERRORS = 5
 ERRORS_BY_CODE_WINDOW = 100  # "recent": the last this many failed jobs, grouped by reason code
+RECENT_FLAGGED = 10  # documents with a page read below LOW_CONFIDENCE, newest first
 
 
 def collect_status(settings: Settings) -> dict[str, Any]:
@@ -43,6 +45,10 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         window = index.page(ERRORS_BY_CODE_WINDOW, state="ERROR").jobs
         errors = window[:RECENT_ERRORS][::-1]  # oldest of them first
         by_code = Counter(e.get("reasonCode") or "UNKNOWN" for e in window)
+        try:
+            poorly, _ = flagged(index, settings.low_confidence, limit=RECENT_FLAGGED)
+        except SearchTooSlow:
+            poorly = []
     waiting = sum(1 for _ in walk_inbox(settings.in_dir, settings.intake_max_depth)) if settings.in_dir.is_dir() else 0
     held = sum(1 for p in settings.hold_dir.iterdir() if p.is_dir()) if settings.hold_dir.is_dir() else 0
     try:
@@ -54,6 +60,9 @@ def collect_status(settings: Settings) -> dict[str, Any]:
                 {"jobKey": e["jobKey"], "source": e.get("source"), "reason": e.get("reason"),
                  "code": e.get("reasonCode")} for e in errors],
             "recentErrorsByCode": dict(by_code.most_common()),
+            "readPoorly": [{"jobKey": e["jobKey"], "source": e.get("source"), "output": e.get("output"),
+                            "pages": e["lowConfidencePages"], "confidence": e.get("confidence")} for e in poorly],
+            "lowConfidence": settings.low_confidence,
             "metricsUpdatedAt": (metrics or {}).get("updatedAt"), "hooks": hook_status(settings, metrics),
             # Office documents and e-mails converted to PDF (the CONVERT stage), and those that failed there.
             "conversions": {"done": int((metrics or {}).get("conversions_done") or 0),
@@ -99,5 +108,11 @@ def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout)
     if any(status["conversions"].values()):
         print(f"Conversions (Office, e-mail): {status['conversions']['done']} done, "
               f"{status['conversions']['failed']} failed", file=out)
+    if status["readPoorly"]:
+        print(f"Read poorly (a page below LOW_CONFIDENCE={status['lowConfidence']:g}; newest first, "
+              f"the last {RECENT_FLAGGED} at most):", file=out)
+        for doc in status["readPoorly"]:
+            pages = ", ".join(map(str, doc["pages"]))
+            print(f"  {doc['output'] or doc['source']}  page(s) {pages}", file=out)
     if status["metricsUpdatedAt"]:
         print(f"Last scheduler tick: {status['metricsUpdatedAt']}", file=out)

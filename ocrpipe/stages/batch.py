@@ -24,6 +24,7 @@ from ocrpipe.stages.ocr import publish, verify_output
 from ocrpipe.stages.ocrtext import sidecar_pages
 from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, orientation_fields, turn_reported_pages
 from ocrpipe.stages.pdfa import batch_spoiled, images_changed, optimizer_unused, save_as_pdfa
+from ocrpipe.stages.reading import call_readings, reading_env, reading_options, save_readings
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
 
@@ -89,17 +90,20 @@ def _ocr_and_split(settings: Settings, batch_dir: Path, members: Sequence[tuple[
     argv = build_argv(settings.ocrmypdf, merged, output,
                       lang=settings.ocr_lang_default if auto else normalise_languages(settings.ocr_lang), jobs=jobs,
                       extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
-                      pdfa=settings.pdfa, orientation=ocrmypdf_options(settings), sidecar=sidecar)
-    env = orientation_env(tool_env(settings, batch_dir), settings.rotate_pages)
+                      pdfa=settings.pdfa, orientation=[*ocrmypdf_options(settings), *reading_options(settings)],
+                      sidecar=sidecar)
+    env = reading_env(orientation_env(tool_env(settings, batch_dir), settings.rotate_pages))
     result = run_tool(argv, timeout=settings.ocr_timeout_for(total), env=env, log_path=batch_dir / "ocr.log")
     raise_for_exit(result)
     reports, turns = turn_reported_pages(output, env)  # before the split: each part keeps its pages' /Rotate
+    readings = call_readings(env, total)
     first = 1
     read = sidecar_pages(sidecar, total) if sidecar is not None else None
     for job_dir, pages in members:
         turned[job_dir] = orientation_fields(reports, turns, first, pages)
         if read is not None:
             texts[job_dir] = read[first - 1:first - 1 + pages]
+        save_readings(job_dir, readings[first - 1:first - 1 + pages])
         first += pages
     pdfa = verify_output(output, expected_pages=total)
     # PREP's prediction keeps such documents out of batches; should it miss one, nobody's output

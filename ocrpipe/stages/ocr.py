@@ -23,7 +23,9 @@ from ocrpipe.model import Stage, normalise_languages
 from ocrpipe.stages.autolang import read_in_own_language, whole_reader
 from ocrpipe.stages.common import run_stage, tool_env
 from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, orientation_fields, turn_reported_pages
+from ocrpipe.stages.pagetext import PAGES_FILE, record_page_texts
 from ocrpipe.stages.pdfa import run_fields
+from ocrpipe.stages.reading import call_readings, reading_env, reading_options, save_readings
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
 
@@ -37,19 +39,21 @@ def run_ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int, attempt
 
 
 def publish(settings: Settings, job_dir: Path, outcome: StageOutcome) -> dict[str, Any]:
-    """final.pdf to out/, the original to archive/, DONE recorded: in the worker, beside the scheduler."""
+    """final.pdf to out/, the original to archive/, DONE recorded: in the worker, beside the scheduler.
+    Each page's text is read from final.pdf first, here, so the scheduler only stores it."""
+    record_page_texts(job_dir, with_text=settings.search_index)
     record = publish_done(settings, job_dir, read_state(job_dir), lambda record: mark_done(record, outcome))
     clean_done_job(job_dir)
     return record
 
 
 def clean_done_job(job_dir: Path) -> None:
-    """Once DONE is recorded, only state.json matters (until the scheduler indexes the job and
-    removes the folder): the rest goes now, in the worker, not in the scheduler's loop. The heartbeat
+    """Once DONE is recorded, only state.json and the pages' text matter (until the scheduler indexes
+    the job and removes the folder): the rest goes now, in the worker, not in the scheduler's loop. The heartbeat
     stays until the scheduler has the outcome: it still names the worker (a batch publishes its
     other members after this one)."""
     for path in job_dir.iterdir():
-        if path.name in (STATE_FILE, LOCK_FILE) or path.name.endswith(".heartbeat"):
+        if path.name in (STATE_FILE, LOCK_FILE, PAGES_FILE) or path.name.endswith(".heartbeat"):
             continue
         if path.is_dir():
             remove_tree(path)
@@ -75,14 +79,15 @@ def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int, lang:
     if signed and settings.signed_pdf == "keep":
         # A document of record: its signature matters more than a text layer (it usually has text).
         shutil.copyfile(job_dir / record["input"], partial)
+        save_readings(job_dir, [None] * pages)  # nothing was read: its own text is what it has
         os.replace(partial, job_dir / FINAL_PDF)
         log.info("signed PDF kept unchanged, without OCR (SIGNED_PDF=keep)", extra=ctx)
         return {"pdfa": None, "signature": "kept"}
     argv = build_argv(settings.ocrmypdf, job_dir / RAW_PDF, partial,
                       lang=lang or normalise_languages(settings.ocr_lang), jobs=jobs, extra_args=settings.ocr_args,
                       max_image_mpixels=settings.max_image_mpixels, invalidate_signatures=signed, pdfa=settings.pdfa,
-                      orientation=ocrmypdf_options(settings), sidecar=sidecar)
-    env = orientation_env(tool_env(settings, job_dir), settings.rotate_pages)
+                      orientation=[*ocrmypdf_options(settings), *reading_options(settings)], sidecar=sidecar)
+    env = reading_env(orientation_env(tool_env(settings, job_dir), settings.rotate_pages))
     result = run_tool(argv, timeout=settings.ocr_timeout_for(pages), env=env, log_path=job_dir / "ocr.log")
     raise_for_exit(result)
     turned = orientation_fields(*turn_reported_pages(partial, env))
@@ -92,6 +97,7 @@ def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int, lang:
     for note in (fields["reencodeReason"], fields["pdfaSkippedReason"]):
         if note:  # said once, where it happens; the index keeps it too
             log.warning("%s: %s", record["source"]["relpath"], note, extra=ctx)
+    save_readings(job_dir, call_readings(env, pages))
     os.replace(partial, job_dir / FINAL_PDF)
     if signed:
         log.warning("signed PDF OCRed (SIGNED_PDF=ocr): its digital signature is no longer valid", extra=ctx)

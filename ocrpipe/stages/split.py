@@ -39,6 +39,14 @@ from ocrpipe.stages.orientation import (
 from ocrpipe.stages.pagemerge import check_merged, cut_range, graft, split_blocker
 from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, run_fields
 from ocrpipe.stages.rangeplan import balanced_ranges, describe_pages, document_work
+from ocrpipe.stages.reading import (
+    call_readings,
+    merged_range_readings,
+    reading_env,
+    reading_options,
+    save_range_readings,
+    save_readings,
+)
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
 
@@ -176,8 +184,10 @@ def _ocr_range(settings: Settings, folder: Path, n: int, pages: list[int], *, jo
     count = len(pages)
     argv = build_argv(settings.ocrmypdf, source, partial, lang=lang or normalise_languages(settings.ocr_lang),
                       jobs=jobs, extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
-                      pdfa=settings.pdfa, orientation=ocrmypdf_options(settings), sidecar=sidecar)
-    env = orientation_env(tool_env(settings, folder), settings.rotate_pages, f"orientation-{n}")
+                      pdfa=settings.pdfa, orientation=[*ocrmypdf_options(settings), *reading_options(settings)],
+                      sidecar=sidecar)
+    env = reading_env(orientation_env(tool_env(settings, folder), settings.rotate_pages, f"orientation-{n}"),
+                      f"readings-{n}")
     result = run_tool(argv, timeout=settings.ocr_timeout_for(count), env=env, log_path=folder / f"range-{n}.log")
     raise_for_exit(result)
     verify_output(partial, expected_pages=count)
@@ -185,6 +195,7 @@ def _ocr_range(settings: Settings, folder: Path, n: int, pages: list[int], *, jo
     save_range_fields(folder / f"range-{n}.orientation.json", pages, *turn_reported_pages(partial, env))
     if sidecar is not None:
         os.replace(sidecar, folder / f"range-{n}.txt")  # before the output: a finished range has its text
+    save_range_readings(folder / f"range-{n}.readings.json", pages, call_readings(env, count))
     os.replace(partial, output)
 
 
@@ -222,6 +233,8 @@ def _merge(settings: Settings, job_dir: Path, folder: Path, outputs: list[Path],
     pdfa = verify_output(partial, expected_pages=pages)
     fields = run_fields(pdfa_setting=settings.pdfa, raw=job_dir / RAW_PDF, output=partial, pdfa=pdfa,
                         tool_log=tool_log, predicted=predicted)
+    save_readings(job_dir, merged_range_readings(
+        [folder / f"range-{n}.readings.json" for n in range(len(outputs))], pages))
     os.replace(partial, job_dir / FINAL_PDF)
     log.info("OCRed as %d page ranges in concurrent calls, merged and checked", len(ranges))
     turned = merged_range_fields([folder / f"range-{n}.orientation.json" for n in range(len(outputs))])

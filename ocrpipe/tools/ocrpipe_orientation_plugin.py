@@ -1,8 +1,11 @@
-"""ocrmypdf plugin for ROTATE_PAGES=auto: a page whose OCR reads like a turned page is turned and read again."""
+"""ocrmypdf plugin: each page's reading confidence, and for ROTATE_PAGES=auto, a page whose OCR reads like a
+turned page is turned and read again."""
 
 # ocrmypdf loads this file by its path (``--plugin``), in its own processes: it imports nothing of
 # ocrpipe, so it works with any ocrmypdf the OCRMYPDF setting names. ocrpipe reads what it decided
-# from the files it writes into $OCRPIPE_ORIENTATION_DIR and sets the turned pages' /Rotate.
+# from the files it writes into $OCRPIPE_ORIENTATION_DIR and sets the turned pages' /Rotate; the
+# pages are checked for orientation only when that variable is set (ROTATE_PAGES=auto). How well each
+# page read (from the hOCR Tesseract writes anyway) goes into $OCRPIPE_READING_DIR when that is set.
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ except ImportError:
 log = logging.getLogger("ocrmypdf.ocrpipe_orientation")
 
 ORIENTATION_DIR_ENV = "OCRPIPE_ORIENTATION_DIR"
+READING_DIR_ENV = "OCRPIPE_READING_DIR"
 # Measured on generated pages and real scans (README "Orientation"): most upright pages read at a
 # character-weighted word confidence of 82-96, the same pages turned 90° or 180° at 11-43. Below 70, a
 # page reads like a turned one only if hardly any of its words read well: turned, at most 10 % of the
@@ -199,33 +203,53 @@ class AdaptiveOrientationEngine(TesseractOcrEngine):
     @staticmethod
     def generate_hocr(input_file: Path, output_hocr: Path, output_text: Path, options: object) -> None:
         TesseractOcrEngine.generate_hocr(input_file, output_hocr, output_text, options)
-        first = read_hocr(Path(output_hocr).read_text(encoding="utf-8"))
-        if not first.suspicious:
-            return
-        try:
-            found = TesseractOcrEngine.get_orientation(input_file, options)
-        except SubprocessOutputError:  # no orientation data ('osd'), say: the page stays as it was read
-            log.warning("%s: Tesseract's orientation detection failed (is its 'osd' data installed? run "
-                        "'ocrpipe doctor'); the page is left as it is", Path(input_file).name)
-            _record(Path(output_hocr), {"checked": True, "angle": 0, "confidence": 0.0, "turned": 0, "failed": True})
-            return
-        # ocrmypdf's angle is how far the page is turned clockwise: turning it back counter-clockwise
-        # by as much sets it upright.
-        angle = found.angle % 360
-        decision: dict[str, object] = {"checked": True, "angle": angle, "confidence": found.confidence,
-                                       "turned": 0, "before": round(first.confidence, 1),
-                                       "sureShare": round(first.sure, 2)}
-        if angle and found.confidence >= MIN_OSD_CONFIDENCE:
-            decision.update(_read_upright(Path(input_file), Path(output_hocr), Path(output_text), angle, options,
-                                          first))
-        log.info("%s: read like a turned page (confidence %.0f); orientation %d° (confidence %.2f): %s",
-                 Path(input_file).name, first.confidence, angle, found.confidence,
-                 f"turned {decision['turned']}°" if decision["turned"] else "left as it is")
-        _record(Path(output_hocr), decision)
+        reading = read_hocr(Path(output_hocr).read_text(encoding="utf-8"))
+        if os.environ.get(ORIENTATION_DIR_ENV) and reading.suspicious:
+            reading = _check_orientation(Path(input_file), Path(output_hocr), Path(output_text), options, reading)
+        _record_reading(Path(output_hocr), reading)
+
+
+def _record_reading(output_hocr: Path, reading: Reading) -> None:
+    """How well the page kept in the output read: its characters in words and their confidence."""
+    folder = os.environ.get(READING_DIR_ENV)
+    match = _PAGE_NUMBER.match(output_hocr.name)
+    if folder and match:
+        page = int(match.group(1))
+        (Path(folder) / f"reading-{page:06d}.json").write_text(json.dumps(
+            {"page": page, "chars": reading.chars, "confidence": round(reading.confidence, 2)}))
+
+
+def _check_orientation(input_file: Path, output_hocr: Path, output_text: Path, options: object,
+                       first: Reading) -> Reading:
+    """Tesseract's orientation detection on a page that read like a turned one, and the page read
+    again upright when it names a turn; returns the reading the output keeps."""
+    try:
+        found = TesseractOcrEngine.get_orientation(input_file, options)
+    except SubprocessOutputError:  # no orientation data ('osd'), say: the page stays as it was read
+        log.warning("%s: Tesseract's orientation detection failed (is its 'osd' data installed? run "
+                    "'ocrpipe doctor'); the page is left as it is", input_file.name)
+        _record(output_hocr, {"checked": True, "angle": 0, "confidence": 0.0, "turned": 0, "failed": True})
+        return first
+    # ocrmypdf's angle is how far the page is turned clockwise: turning it back counter-clockwise
+    # by as much sets it upright.
+    angle = found.angle % 360
+    decision: dict[str, object] = {"checked": True, "angle": angle, "confidence": found.confidence,
+                                   "turned": 0, "before": round(first.confidence, 1),
+                                   "sureShare": round(first.sure, 2)}
+    kept = first
+    if angle and found.confidence >= MIN_OSD_CONFIDENCE:
+        outcome, second = _read_upright(input_file, output_hocr, output_text, angle, options, first)
+        decision.update(outcome)
+        kept = second if outcome["turned"] else first
+    log.info("%s: read like a turned page (confidence %.0f); orientation %d° (confidence %.2f): %s",
+             input_file.name, first.confidence, angle, found.confidence,
+             f"turned {decision['turned']}°" if decision["turned"] else "left as it is")
+    _record(output_hocr, decision)
+    return kept
 
 
 def _read_upright(input_file: Path, output_hocr: Path, output_text: Path, angle: int, options: object,
-                  first: Reading) -> dict[str, object]:
+                  first: Reading) -> tuple[dict[str, object], Reading]:
     stem = output_hocr.with_suffix("")
     image, hocr, text = (Path(f"{stem}_upright{ext}") for ext in (".png", ".hocr", ".txt"))
     size = upright_image(input_file, angle, image, options)
@@ -233,10 +257,10 @@ def _read_upright(input_file: Path, output_hocr: Path, output_text: Path, angle:
     upright_hocr = hocr.read_text(encoding="utf-8")
     second = read_hocr(upright_hocr)
     if not reads_better(first, second):  # turned, it reads no better: detection was wrong
-        return {"after": round(second.confidence, 1)}
+        return {"turned": 0, "after": round(second.confidence, 1)}, second
     output_hocr.write_text(turn_hocr_back(upright_hocr, angle, size), encoding="utf-8")
     os.replace(text, output_text)
-    return {"turned": (360 - angle) % 360, "after": round(second.confidence, 1)}
+    return {"turned": (360 - angle) % 360, "after": round(second.confidence, 1)}, second
 
 
 @hookimpl

@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,10 @@ from ocrpipe.folders.layout import find_folder
 from ocrpipe.folders.store import STATE_FILE
 from ocrpipe.index.history import History, open_history
 from ocrpipe.index.metrics import load_metrics
+from ocrpipe.index.search import SearchSyntaxError, SearchTooSlow, SearchUnavailable, flagged, search, since_iso
 from ocrpipe.model import JobState
 from ocrpipe.web.health import check_health, disk_free_bytes
+from ocrpipe.web.searchpage import FLAGGED, PAGE_HITS, RECENT, SearchParts
 from ocrpipe.web.statuspage import CHART_HOURS, PageData, pending_duplicates, render_page
 
 log = logging.getLogger("ocrpipe.http")
@@ -38,6 +40,8 @@ RECENT_LANGUAGES = 10
 READ_METHODS = ("GET", "HEAD")
 MAX_INDEX_INT = 2**63 - 1  # SQLite's integers are 64-bit: an offset or cursor beyond is refused, not a fault
 SHOWN_PATH_CHARS = 200  # of a request's path quoted back in a 404
+SEARCH_SECONDS = 2.0  # one search's time at most: a query matching too much is stopped, not the API
+LOW_CONFIDENCE_FLAG = "low-confidence"
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class Api:
         path = parts.path if parts.path == "/" else parts.path.rstrip("/")
         query = parse_qs(parts.query, keep_blank_values=True)
         if path == "/":
-            return Response(200, render_page(self._page_data()).encode("utf-8"), HTML_TYPE)
+            return Response(200, render_page(self._page_data(_one(query, "q"))).encode("utf-8"), HTML_TYPE)
         if path == "/metrics":
             return json_response(200, self._metrics())
         if path == "/health":
@@ -107,8 +111,10 @@ class Api:
             return json_response(200, self._jobs(query))
         if path.startswith("/jobs/"):
             return self._job(path[len("/jobs/"):])
+        if path == "/search":
+            return self._search(query)
         shown = parts.path if len(parts.path) <= SHOWN_PATH_CHARS else parts.path[:SHOWN_PATH_CHARS] + "…"
-        return error(404, f"no such resource: {shown}; try /, /metrics, /jobs, /jobs/<jobKey> or /health")
+        return error(404, f"no such resource: {shown}; try /, /metrics, /jobs, /jobs/<jobKey>, /search or /health")
 
     # ----- routes ---------------------------------------------------------------------------------
 
@@ -146,6 +152,9 @@ class Api:
         state = _one(query, "state")
         if state is not None and state not in JobState.__members__:
             raise BadRequest(f"state={state!r} is not a job state; one of {', '.join(JobState.__members__)}")
+        flag = _one(query, "flag")
+        if flag is not None:
+            return self._flagged(flag, limit=limit, before=before)
         snapshot = self.snapshots.latest()
         in_flight = [] if before is not None else [
             v.as_dict() for v in (snapshot.jobs if snapshot else ()) if state in (None, v.state)]
@@ -159,6 +168,39 @@ class Api:
             more, next_before = page.next_before is not None, page.next_before
         return {"jobs": items, "limit": limit, "offset": offset, "nextOffset": offset + limit if more else None,
                 "nextBefore": next_before, "inFlight": len(in_flight)}
+
+    def _flagged(self, flag: str, *, limit: int, before: int | None) -> dict[str, Any]:
+        """Finished jobs with a page read below LOW_CONFIDENCE, newest first (in-flight ones are not read yet)."""
+        if flag != LOW_CONFIDENCE_FLAG:
+            raise BadRequest(f"flag={flag[:40]!r} is not a flag; the one there is: {LOW_CONFIDENCE_FLAG}")
+        try:
+            with self.history() as history:
+                entries, next_before = flagged(history.index, self.settings.low_confidence, limit=limit,
+                                               before=before, seconds=SEARCH_SECONDS)
+        except SearchTooSlow as exc:
+            raise BadRequest(str(exc)) from None
+        items = [{**finished_item(e), "lowConfidencePages": e["lowConfidencePages"],
+                  "confidence": e.get("confidence")} for e in entries]
+        return {"jobs": items, "limit": limit, "offset": 0, "nextOffset": None, "nextBefore": next_before,
+                "inFlight": 0, "flag": flag, "threshold": self.settings.low_confidence}
+
+    def _search(self, query: dict[str, list[str]]) -> Response:
+        """Pages whose text matches ``q`` (FTS5 syntax), newest first; paged by ``before`` (a page's ``nextBefore``)."""
+        text = _one(query, "q")
+        if text is None:
+            raise BadRequest("q= is missing: /search?q=invoice+4711 (FTS5 syntax: words, \"a phrase\", a OR b, pre*)")
+        limit = _int_param(query, "limit", PAGE_HITS, 1, MAX_LIMIT) or PAGE_HITS
+        before = _int_param(query, "before", None, 1, None)
+        try:
+            since = since_iso(_one(query, "since"), what="since=")
+            with self.history() as history:
+                found = search(history.index, text, limit=limit, before=before, since=since, seconds=SEARCH_SECONDS)
+        except SearchSyntaxError as exc:
+            raise BadRequest(str(exc)) from None
+        except (SearchTooSlow, SearchUnavailable) as exc:
+            return error(503, str(exc))
+        return json_response(200, {"query": text, "hits": [h.as_dict() for h in found.hits], "limit": limit,
+                                   "nextBefore": found.next_before})
 
     def _job(self, raw_key: str) -> Response:
         key = unquote(raw_key)
@@ -179,7 +221,7 @@ class Api:
             return error(404, f"no job {key} in flight or in the index")
         return json_response(200, entry)
 
-    def _page_data(self) -> PageData:
+    def _page_data(self, query: str | None = None) -> PageData:
         since = (datetime.now(UTC) - timedelta(hours=CHART_HOURS)).isoformat(timespec="milliseconds")
         with self.history() as history:
             errors = history.page(limit=RECENT_ERRORS, state=JobState.ERROR.value).jobs
@@ -187,14 +229,33 @@ class Api:
             # OCR_LANG=auto: the language found in each of the last documents done
             languages = history.page(limit=RECENT_LANGUAGES, state=JobState.DONE.value).jobs \
                 if self.settings.ocr_lang == "auto" else None
+            finished = self._finished_parts(history, query)
         healthy, health = self._health()
         snapshot = self.snapshots.latest()
         return PageData(snapshot=snapshot, metrics=self._metrics(), healthy=healthy, health=health, errors=errors,
-                        finishes=finishes, duplicates=pending_duplicates(self.settings.hold_dir),
+                        finishes=finishes, duplicates=pending_duplicates(self.settings.hold_dir), finished=finished,
                         hooks=self.hooks() if self.hooks is not None else None,
                         now=datetime.now(UTC),
                         tick_age=max(0.0, self.clock() - snapshot.tickMonotonic) if snapshot else 0.0,
                         languages=languages)
+
+    def _finished_parts(self, history: History, query: str | None) -> SearchParts:
+        """The status page's search hits, recently finished documents and documents that read poorly."""
+        recent = history.page(limit=RECENT, state=JobState.DONE.value).jobs
+        try:
+            poorly, _ = flagged(history.index, self.settings.low_confidence, limit=FLAGGED, seconds=SEARCH_SECONDS)
+        except SearchTooSlow:
+            poorly = []
+        parts = SearchParts(query=query.strip() if query else None, recent=recent, flagged=poorly,
+                            threshold=self.settings.low_confidence, searchable=self.settings.search_index,
+                            out_dir=self.settings.out_dir)
+        if not parts.query:
+            return parts
+        try:
+            found = search(history.index, parts.query, limit=PAGE_HITS, seconds=SEARCH_SECONDS)
+        except (SearchSyntaxError, SearchTooSlow, SearchUnavailable) as exc:
+            return replace(parts, problem=str(exc))
+        return replace(parts, hits=found.hits, more_hits=found.next_before is not None)
 
 
 def finished_item(entry: dict[str, Any]) -> dict[str, Any]:

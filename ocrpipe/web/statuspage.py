@@ -12,6 +12,8 @@ from typing import Any
 from ocrpipe.duplicates.hold import STATUS_FILE
 from ocrpipe.engine.snapshot import JobView, Snapshot
 from ocrpipe.folders.fsutil import read_json
+from ocrpipe.web import searchpage
+from ocrpipe.web.searchpage import SearchParts
 
 REFRESH_SECONDS = 5
 CHART_HOURS = 3
@@ -51,6 +53,7 @@ class PageData:
     tick_age: float = 0.0  # seconds since the snapshot's tick: running times are shown as of now
     hooks: Mapping[str, Any] | None = None  # the hooks' delivery (courier.Courier.view), when hooks are set
     languages: Sequence[Mapping[str, Any]] | None = None  # OCR_LANG=auto: the last documents done, newest first
+    finished: SearchParts = SearchParts()  # the search box and its hits, recently finished, read poorly
 
 
 def pending_duplicates(hold_dir: Path, limit: int = SHOWN_DUPLICATES) -> tuple[int, list[dict[str, Any]]]:
@@ -79,17 +82,21 @@ def render_page(data: PageData) -> str:
     return "\n".join([
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
-        f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">',
-        f"<title>ocrpipe: {data.metrics.get('jobs_running', 0)} running</title><style>{STYLE}</style></head><body>",
+        searchpage.refresh_tags(REFRESH_SECONDS, data.finished.query),
+        f"<title>ocrpipe: {data.metrics.get('jobs_running', 0)} running</title>"
+        f"<style>{STYLE}{searchpage.STYLE}</style></head><body>",
         f"<h1>ocrpipe {badge}</h1>",
         f'<p class="muted">{escape(tick)} · page made {data.now:%H:%M:%S} UTC · refreshes every {REFRESH_SECONDS} s'
         f"{'' if not snapshot or snapshot.admitting else ' · stopping: no new work taken'}</p>",
         _counters(data.metrics),
+        searchpage.search_form(data.finished), searchpage.hits_section(data.finished, _clock),
         _section("Running", _jobs_table(snapshot.running if snapshot else (), running=True, age=data.tick_age),
                  "nothing runs"),
         _section(f"Queue ({len(snapshot.queued) if snapshot else 0} jobs, {waiting} files waiting in in/)",
                  _jobs_table(snapshot.queued if snapshot else (), running=False), "nothing is queued"),
+        searchpage.recent_section(data.finished, _clock),
         _section("Last errors", _errors_table(data.errors), "no errors"),
+        searchpage.flagged_section(data.finished, _clock),
         _section(f"Duplicates waiting for a decision ({held_total})", _duplicates_table(held), "none"),
         _hooks(data.hooks, data.metrics),
         *([_section("Languages read (OCR_LANG=auto), last documents done", _languages_table(data.languages),

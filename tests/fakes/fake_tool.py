@@ -25,6 +25,11 @@ separated by form feeds), and a text layer into the output: a page whose content
 reads as a French paragraph, with its accents when ``-l`` names fra, without them (as an English
 reading loses them) when not; ``FAKE-CHARS:N`` cuts it to N characters. ``tesseract … --psm 0``
 (script detection) answers ``$FAKE_OSD_SCRIPT`` (default Latin).
+With ``$FAKE_OCR_READS=1``, a page whose content carries the comment ``% FAKE-TEXT: <words>`` (cp1252)
+is "read": the output gets a text layer showing those words, as ocrmypdf's shows what Tesseract read in
+the page's image; and, with ``$OCRPIPE_READING_DIR`` set (ocrpipe's plugin reports there), a page whose
+content says ``FAKE-CONFIDENCE:<n>`` is reported as read at confidence n (100 characters), as the plugin
+reports a page Tesseract read; other pages get no report, as pages that kept their own text.
 """
 
 from __future__ import annotations
@@ -167,6 +172,8 @@ def fake_ocrmypdf(args: list[str]) -> int:
         add_text_layer(source, output)
     elif a_range and "nooutput" not in scenarios:
         add_text_layer(source, output)
+    elif "nooutput" not in scenarios and os.environ.get("FAKE_OCR_READS"):
+        add_text_layer(source, output, only_read=True)
     elif "nooutput" not in scenarios:
         data = read(source)
         in_batch = os.path.basename(os.path.dirname(source)).startswith(".batch-")
@@ -178,6 +185,8 @@ def fake_ocrmypdf(args: list[str]) -> int:
             print("Image optimization did not improve the file - optimizations will not be used", file=sys.stderr)
         with open(output, "wb") as handle:
             handle.write(data)
+    if os.environ.get("OCRPIPE_READING_DIR") and os.environ.get("FAKE_OCR_READS"):
+        report_readings(source, os.environ["OCRPIPE_READING_DIR"])
     log("ocrmypdf", "end", input=source)
     return 0
 
@@ -217,17 +226,49 @@ def write_sidecar(source: str, sidecar: str, langs: list[str]) -> None:
         handle.write("\n\f".join(texts) + "\n\f")
 
 
-def add_text_layer(source: str, output: str) -> None:
-    """Every page of ``source`` with a text layer as ocrmypdf adds one: a Form XObject it draws."""
+
+def report_readings(source: str, folder: str) -> None:
+    """What the plugin writes for each page Tesseract read: here, what the page's content says."""
+    import json
+    import re
+    import site
+
+    site.main()
+    import pikepdf
+
+    with pikepdf.open(source) as pdf:
+        for number, page in enumerate(pdf.pages, start=1):
+            page.contents_coalesce()
+            found = re.search(rb"FAKE-CONFIDENCE:(\d+)", page.obj.Contents.read_bytes())
+            if found:
+                with open(os.path.join(folder, f"reading-{number:06d}.json"), "w") as handle:
+                    json.dump({"page": number, "chars": 100, "confidence": float(found.group(1))}, handle)
+
+
+def add_text_layer(source: str, output: str, *, only_read: bool = False) -> None:
+    """Every page of ``source`` with a text layer as ocrmypdf adds one: a Form XObject it draws, showing
+    the page's ``FAKE-TEXT`` words in Helvetica (else a placeholder); ``only_read``: pages without them
+    are left as they are."""
+    import re
     import site
 
     site.main()  # the fake starts without site-packages (python -S), for speed; pikepdf lives there
     import pikepdf
 
     with pikepdf.open(source) as pdf:
+        font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                    BaseFont=pikepdf.Name.Helvetica,
+                                                    Encoding=pikepdf.Name.WinAnsiEncoding))
         for number, page in enumerate(pdf.pages, start=1):
-            layer = pdf.make_stream(f"BT /F1 1 Tf 3 Tr (fake OCR text {number}) Tj ET".encode(),
-                                    Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form, BBox=[0, 0, 1, 1])
+            page.contents_coalesce()
+            said = re.search(rb"% FAKE-TEXT: ([^\r\n]*)", page.obj.Contents.read_bytes())
+            if said is None and only_read:
+                continue
+            words = said.group(1) if said else b"fake OCR text %d" % number
+            layer = pdf.make_stream(b"BT /F1 10 Tf 3 Tr 10 100 Td (" + words.replace(b"(", b"").replace(b")", b"")
+                                    + b") Tj ET", Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form,
+                                    BBox=[0, 0, 200, 200], Resources=pikepdf.Dictionary(
+                                        Font=pikepdf.Dictionary(F1=font)))
             resources = page.obj.get("/Resources", pikepdf.Dictionary())
             xobjects = resources.get("/XObject", pikepdf.Dictionary())
             xobjects["/OCR-fake"] = layer
