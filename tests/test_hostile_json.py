@@ -4,6 +4,7 @@ outside its folder. A sentinel folder beside the data folder must stay untouched
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_pdf
+from conftest import finished_jobs, make_pdf
 from faultkit import Driven
 from test_decisions import first_done_then_held, held_files, held_folder, write_decision
 
@@ -23,6 +24,8 @@ from ocrpipe.errors import WorkerSetupError
 from ocrpipe.folders.layout import short_name
 from ocrpipe.folders.pathcheck import UnsafePath, check_job_key, check_name, child_path
 from ocrpipe.folders.store import new_state_record
+from ocrpipe.ops.status import print_status
+from ocrpipe.web.statuspage import pending_duplicates
 
 KEY = "a" * 64 + "__" + "b" * 64
 HELD = "20240101T000000000000Z__x.pdf"
@@ -300,3 +303,31 @@ def test_a_json_file_of_ocrpipe_made_a_link_or_a_fifo_is_not_read_and_blocks_not
 
     without_blocking(steps, data)
     assert (snapshot(outside), target.stat().st_atime_ns) == before
+
+
+def test_a_hold_folder_that_is_a_link_is_never_used_nor_read(
+        make_settings: Callable[..., Settings]) -> None:
+    """A link planted in hold/duplicates/ under the short name of a real key, to a folder whose status.json
+    names that key: a new duplicate of that key is held inside hold/, never moved through the link, and
+    neither `ocrpipe status` nor the status page counts or reads what it points to."""
+    settings = make_settings()
+    data = settings.data_dir
+    outside = sentinel(data)
+    driven, now = first_done_then_held(settings)
+    key = finished_jobs(data)[0]["jobKey"]
+    (outside / "status.json").write_text(json.dumps({"state": "DUPLICATE_PENDING", "jobKey": key}))
+    before = snapshot(outside)
+    hold = data / "hold" / "duplicates"
+    hold.mkdir(parents=True, exist_ok=True)
+    (hold / short_name(key)).symlink_to(outside, target_is_directory=True)
+    assert pending_duplicates(hold) == (0, [])
+    out = io.StringIO()
+    print_status(settings, as_json=True, out=out)
+    assert json.loads(out.getvalue())["heldDuplicates"] == 0
+    (data / "in" / "copy.pdf").write_bytes(make_pdf(2))
+    driven.run_all(now)
+    assert snapshot(outside) == before  # nothing moved into it, nothing written there
+    # Held in the key's other folder (its full key; the held name shortened to fit the path), not lost.
+    held = [p for folder in hold.iterdir() if not folder.is_symlink() for p in folder.iterdir()
+            if p.suffix == ".pdf" and not p.name.startswith(".")]
+    assert [p.read_bytes() for p in held] == [make_pdf(2)]

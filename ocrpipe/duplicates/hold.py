@@ -13,6 +13,7 @@ from typing import Any
 from ocrpipe.folders.fsutil import atomic_write_json, candidate_names, move_replacing, read_json
 from ocrpipe.folders.layout import MAX_PATH_CHARS, fit_name, folder_for, short_name
 from ocrpipe.folders.names import MAX_NAME_BYTES, fit, safe_name
+from ocrpipe.folders.nofollow import is_real_dir
 from ocrpipe.folders.pathcheck import UnsafePath, check_job_key, is_job_key
 from ocrpipe.folders.store import utc_now
 
@@ -155,7 +156,7 @@ def hold_folder(hold_dir: Path, job_key: str) -> Path:
     else where a new hold goes (:func:`ocrpipe.folders.layout.folder_for`)."""
     check_job_key(job_key)
     for folder in (hold_dir / short_name(job_key), hold_dir / job_key):
-        if folder.is_dir() and folder_key(folder) == job_key:
+        if is_real_dir(folder) and folder_key(folder) == job_key:
             return folder
     return folder_for(hold_dir, job_key, STATUS_FILE)
 

@@ -16,6 +16,7 @@ from pathlib import Path, PurePath
 from typing import TypeVar
 
 from ocrpipe.folders.fsutil import read_json
+from ocrpipe.folders.nofollow import is_real_dir
 
 # MAX_PATH is 260 with the terminating NUL: a path holds at most 259 characters, and CreateDirectory
 # keeps room for an 8.3 file name, so a folder at most 247.
@@ -58,11 +59,14 @@ def _key_in(folder: Path, record_file: str) -> str | None:
 
 def folder_for(parent: Path, job_key: str, record_file: str) -> Path:
     """The folder of ``job_key`` under ``parent``: the short name, unless another key already holds it
-    (its ``record_file`` says so) or the key's folder of an older layout exists."""
+    (its ``record_file`` says so) or the key's folder of an older layout exists. A link planted under
+    either name is never the key's folder: what it points to is not ocrpipe's to read or write."""
     legacy = parent / job_key
-    if legacy.is_dir():
+    if is_real_dir(legacy):
         return legacy
     short = parent / short_name(job_key)
+    if os.path.lexists(short) and not is_real_dir(short):
+        return legacy
     if short.is_dir() and _key_in(short, record_file) not in (None, job_key):
         return legacy
     return short
@@ -71,7 +75,7 @@ def folder_for(parent: Path, job_key: str, record_file: str) -> Path:
 def find_folder(parent: Path, job_key: str, record_file: str) -> Path | None:
     """The existing folder of ``job_key`` (short or full name), or None."""
     for folder in (parent / short_name(job_key), parent / job_key):
-        if _key_in(folder, record_file) == job_key:
+        if is_real_dir(folder) and _key_in(folder, record_file) == job_key:
             return folder
     return None
 

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from ocrpipe.config import Settings
 from ocrpipe.folders.fsutil import read_json
 from ocrpipe.folders.intake import walk_inbox
+from ocrpipe.folders.nofollow import is_real_dir
 from ocrpipe.folders.store import STATE_FILE
 from ocrpipe.hooks.events import backlog
 from ocrpipe.index.jobindex import JobIndex
@@ -50,7 +51,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         except SearchTooSlow:
             poorly = []
     waiting = sum(1 for _ in walk_inbox(settings.in_dir, settings.intake_max_depth)) if settings.in_dir.is_dir() else 0
-    held = sum(1 for p in settings.hold_dir.iterdir() if p.is_dir()) if settings.hold_dir.is_dir() else 0
+    held = sum(1 for p in settings.hold_dir.iterdir() if is_real_dir(p)) if settings.hold_dir.is_dir() else 0
     try:
         metrics = read_json(settings.index_dir / METRICS_FILE)
     except (OSError, ValueError):

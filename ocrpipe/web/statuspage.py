@@ -12,6 +12,7 @@ from typing import Any
 from ocrpipe.duplicates.hold import STATUS_FILE
 from ocrpipe.engine.snapshot import JobView, Snapshot
 from ocrpipe.folders.fsutil import read_json
+from ocrpipe.folders.nofollow import is_real_dir
 from ocrpipe.web import searchpage
 from ocrpipe.web.searchpage import SearchParts
 
@@ -59,7 +60,8 @@ class PageData:
 def pending_duplicates(hold_dir: Path, limit: int = SHOWN_DUPLICATES) -> tuple[int, list[dict[str, Any]]]:
     """How many duplicates wait for a decision, and the status.json of the first ``limit``."""
     try:
-        folders = sorted(p for p in hold_dir.iterdir() if p.is_dir())  # short names, or full keys (older)
+        # short names, or full keys (older); a link planted there is not ocrpipe's: neither counted nor read
+        folders = sorted(p for p in hold_dir.iterdir() if is_real_dir(p))
     except OSError:
         return 0, []
     shown = []
