@@ -24,7 +24,7 @@ from ocrpipe.stages.language import Plan, chars_of, describe, identify, load_pla
 from ocrpipe.stages.ocrtext import sidecar_pages
 from ocrpipe.stages.orientation import ocrmypdf_options, orientation_env, turn_reported_pages
 from ocrpipe.stages.pagemerge import check_merged, cut_range, graft, split_blocker
-from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused
+from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, pdfa_flavours
 from ocrpipe.tools.check import lang_candidates, tesseract_languages
 from ocrpipe.tools.ocrmypdf import build_argv, raise_for_exit
 from ocrpipe.tools.run import run_tool
@@ -187,11 +187,7 @@ def _graft(job_dir: Path, folder: Path, outputs: list[Path], ranges: list[list[i
     if any(batch_spoiled(tool_log) for tool_log in logs) or len({optimizer_unused(p) for p in logs}) > 1:
         log.info("the calls did not decide alike (PDF/A or the optimizer); reading the document again whole")
         return None
-    flavours = set()
-    for output in outputs:
-        with pikepdf.open(output) as pdf:
-            status = (pdf.open_metadata().pdfa_status or "").lower()
-            flavours.add(status if status in ("1b", "2b", "3b") else None)
+    flavours = pdfa_flavours(outputs)
     if len(flavours) > 1:
         return None
     flavour = flavours.pop()

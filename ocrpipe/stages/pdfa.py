@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,14 @@ def save_as_pdfa(part: pikepdf.Pdf, ocred: pikepdf.Pdf, out: Path, flavour: str 
         prepare(part, flavour, output_intent=None)
         part.save(out, **resolve_save_kwargs(flavour))
         return False
+
+
+def pdfa_flavours(outputs: Iterable[Path]) -> set[str | None]:
+    """The PDF/A flavours ("1b", "2b", "3b"; None: not PDF/A) that outputs of one document's several
+    ocrmypdf calls claim: more than one, and they cannot become one document."""
+    found: set[str | None] = set()
+    for output in outputs:
+        with pikepdf.open(output) as pdf:
+            status = (pdf.open_metadata().pdfa_status or "").lower()
+            found.add(status if status in ("1b", "2b", "3b") else None)
+    return found

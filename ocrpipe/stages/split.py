@@ -37,7 +37,7 @@ from ocrpipe.stages.orientation import (
     turn_reported_pages,
 )
 from ocrpipe.stages.pagemerge import check_merged, cut_range, graft, split_blocker
-from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, run_fields
+from ocrpipe.stages.pdfa import batch_spoiled, optimizer_unused, pdfa_flavours, run_fields
 from ocrpipe.stages.rangeplan import balanced_ranges, describe_pages, document_work
 from ocrpipe.stages.reading import (
     call_readings,
@@ -209,11 +209,7 @@ def _merge(settings: Settings, job_dir: Path, folder: Path, outputs: list[Path],
             raise SplitFailed(f"{spoiled} in one range; OCRing the document whole")
     if len({optimizer_unused(tool_log) for tool_log in logs}) > 1:
         raise SplitFailed("ocrmypdf's optimizer kept its work for some ranges only; OCRing the document whole")
-    flavours = set()
-    for output in outputs:
-        with pikepdf.open(output) as pdf:
-            status = (pdf.open_metadata().pdfa_status or "").lower()
-            flavours.add(status if status in ("1b", "2b", "3b") else None)
+    flavours = pdfa_flavours(outputs)
     if len(flavours) > 1:
         raise SplitFailed("the ranges came out as different kinds of PDF/A; OCRing the document whole")
     flavour = flavours.pop()
