@@ -107,7 +107,9 @@ function Test-Tools {
     $tools = @(
         @{ Name = '7-Zip'; Names = @('7z', '7za', '7zz'); Globs = @('7-Zip\7z.exe'); Winget = '7zip.7zip' },
         @{ Name = 'Tesseract'; Names = @('tesseract'); Globs = @('Tesseract-OCR\tesseract.exe'); Winget = 'UB-Mannheim.TesseractOCR' },
-        @{ Name = 'Ghostscript'; Names = @('gswin64c', 'gswin32c', 'gs'); Globs = @('gs\gs*\bin\gswin64c.exe', 'gs\gs*\bin\gswin32c.exe'); Winget = 'ArtifexSoftware.GhostScript' }
+        @{ Name = 'Ghostscript'; Names = @('gswin64c', 'gswin32c', 'gs'); Globs = @('gs\gs*\bin\gswin64c.exe', 'gs\gs*\bin\gswin32c.exe'); Winget = 'ArtifexSoftware.GhostScript' },
+        # Office documents (the CONVERT stage): its integration tests are skipped without LibreOffice.
+        @{ Name = 'LibreOffice'; Names = @('soffice'); Globs = @('LibreOffice\program\soffice.exe'); Winget = 'TheDocumentFoundation.LibreOffice' }
     )
     $missing = 0
     foreach ($tool in $tools) {
@@ -123,9 +125,9 @@ function Test-Tools {
             $ErrorActionPreference = 'Continue'
             try { $langs = @(& $path --list-langs 2>$null | ForEach-Object { "$_".Trim() }) } catch { $langs = @() }
             finally { $ErrorActionPreference = $saved }
-            foreach ($lang in @('eng', 'fra')) {
+            foreach ($lang in @('eng', 'fra', 'deu')) {  # deu: OCR_LANG=auto's tests read German too
                 if ($langs -notcontains $lang) {
-                    Write-Warning ("Tesseract has no '$lang' language data (OCR_LANG defaults to fra+eng): " +
+                    Write-Warning ("Tesseract has no '$lang' language data (OCR_LANG defaults to fra+eng; the OCR_LANG=auto tests read deu): " +
                                    "rerun the UB-Mannheim installer and tick it, or put $lang.traineddata in its tessdata folder.")
                     $missing++
                 }
