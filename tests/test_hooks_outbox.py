@@ -105,7 +105,7 @@ def test_a_crash_either_side_of_the_event_leaves_exactly_one(make_settings: Call
     else:
         real = JobIndex.record
 
-        def record_then_crash(self: JobIndex, entry: dict[str, Any]) -> None:
+        def record_then_crash(self: JobIndex, entry: dict[str, Any], **kwargs: Any) -> None:
             raise SimulatedCrash("killed before the index has the job")
 
         monkeypatch.setattr(JobIndex, "record", record_then_crash)
