@@ -37,7 +37,8 @@ def pending(settings: Settings) -> list[dict[str, Any]]:
     return found
 
 
-def print_pending(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout) -> None:
+def print_pending(settings: Settings, *, as_json: bool, out: TextIO | None = None) -> None:
+    out = out or sys.stdout  # looked up at the call: it may have been replaced since the import
     keys = pending(settings)
     if as_json:
         print(json.dumps(keys, indent=2, ensure_ascii=False), file=out)

@@ -18,7 +18,8 @@ def hooks_summary(settings: Settings) -> dict[str, Any]:
     return {**counts, "enabled": settings.hooks.enabled, "failedEvents": failed_events(settings)}
 
 
-def print_hooks(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout) -> None:
+def print_hooks(settings: Settings, *, as_json: bool, out: TextIO | None = None) -> None:
+    out = out or sys.stdout  # looked up at the call: it may have been replaced since the import
     summary = hooks_summary(settings)
     if as_json:
         print(json.dumps(summary, indent=2, ensure_ascii=False), file=out)
@@ -33,8 +34,9 @@ def print_hooks(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout) 
         print("ocrpipe hooks retry puts them all back (or name some by id).", file=out)
 
 
-def retry(settings: Settings, ids: list[str], *, out: TextIO = sys.stdout) -> int:
+def retry(settings: Settings, ids: list[str], *, out: TextIO | None = None) -> int:
     """Put the named failed events (all when none is named) back into pending/; how many went back."""
+    out = out or sys.stdout  # looked up at the call: it may have been replaced since the import
     for ident in ids:
         if not EVENT_ID.fullmatch(ident):
             raise ConfigError(f"{ident!r} is not an event id (evt_ and 32 hex digits, as ocrpipe hooks lists them)")

@@ -98,7 +98,8 @@ def _conversion(settings: Settings, out: TextIO, problems: list[tuple[str, tuple
           file=out)
 
 
-def doctor(settings: Settings, out: TextIO = sys.stdout) -> ExitCode:
+def doctor(settings: Settings, out: TextIO | None = None) -> ExitCode:
+    out = out or sys.stdout  # looked up at the call: it may have been replaced since the import
     problems: list[tuple[str, tuple[str, str]]] = []
     print("Tools:", file=out)
     for tool in probe_tools(settings):

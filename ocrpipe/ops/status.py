@@ -79,7 +79,8 @@ def hook_status(settings: Settings, metrics: dict[str, Any] | None) -> dict[str,
             "oldestPendingAt": datetime.fromtimestamp(oldest, UTC).isoformat(timespec="seconds") if oldest else None}
 
 
-def print_status(settings: Settings, *, as_json: bool, out: TextIO = sys.stdout) -> None:
+def print_status(settings: Settings, *, as_json: bool, out: TextIO | None = None) -> None:
+    out = out or sys.stdout  # looked up at the call: it may have been replaced since the import
     status = collect_status(settings)
     if as_json:
         print(json.dumps(status, indent=2, ensure_ascii=False), file=out)
