@@ -8,6 +8,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,22 +46,26 @@ def write_history_jsonl(path: Path, count: int) -> int:
 
 
 def timed_process(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Wall time and peak RSS (sampled every 10 ms) of one process; its pool workers are not counted."""
+    """Wall time and peak RSS (sampled every 10 ms) of one process; its pool workers are not counted.
+    Its output goes to temporary files, not pipes: a pipe nobody reads while it is sampled fills at
+    ~64 KB and the process would wait for ever."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    peak = 0
-    watched = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.01)
-    wall = time.perf_counter() - started
-    out, err = proc.communicate()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        peak = 0
+        watched = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peak = max(peak, watched.memory_info().rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.01)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     return {"seconds": round(wall, 3), "peakRssMb": round(peak / 2**20, 1), "exitCode": proc.returncode,
-            "stdout": out.decode(errors="replace"), "stderr": err.decode(errors="replace")}
+            "stdout": stdout.decode(errors="replace"), "stderr": stderr.decode(errors="replace")}
 
 
 def run_once(data: Path, env: dict[str, str]) -> dict[str, Any]:

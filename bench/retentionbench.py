@@ -11,17 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import psutil  # noqa: E402
-from indexbench import history_entry  # noqa: E402
+from indexbench import history_entry, timed_process  # noqa: E402
 
 from ocrpipe.index.jobindex import JobIndex  # noqa: E402
 
@@ -49,24 +46,6 @@ def build(data: Path, rows: int, old: int) -> None:
     JobIndex(index_dir).close()  # imports jobs.jsonl once: the index now holds every row
 
 
-def timed_clean(argv: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
-    """Wall time and peak RSS (sampled every 10 ms) of one ``ocrpipe clean``; its output goes to a file (a dry
-    run's list of 10,000 items fills a pipe nobody reads while it is sampled)."""
-    started = time.perf_counter()
-    with open(out, "wb") as stdout:
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL)
-        peak = 0
-        watched = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                peak = max(peak, watched.memory_info().rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.01)
-    return {"seconds": round(time.perf_counter() - started, 3), "peakRssMb": round(peak / 2**20, 1),
-            "exitCode": proc.returncode, "summary": json.loads(out.read_text(encoding="utf-8") or "{}")}
-
-
 def measure(rows: int, old: int, folder: Path) -> dict[str, Any]:
     data = folder / "data"
     build(data, rows, old)
@@ -74,10 +53,10 @@ def measure(rows: int, old: int, folder: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"rows": rows, "old": old}
     for label, extra in (("dryRun", []), ("apply", ["--apply"])):
         argv = [sys.executable, "-m", "ocrpipe", "clean", "--json", *extra]
-        result = timed_clean(argv, env, folder / f"{label}.json")
+        result = timed_process(argv, env)
         if result["exitCode"] != 0:
             raise RuntimeError(f"ocrpipe clean {extra} exited {result['exitCode']}")
-        summary = result["summary"]
+        summary = json.loads(result["stdout"] or "{}")
         report[label] = {"seconds": result["seconds"], "peakRssMb": result["peakRssMb"],
                          "files": summary["files"], "bytes": summary["bytes"],
                          "indexRows": summary.get("indexRowsThinned", summary.get("indexRowsToThin"))}
