@@ -19,6 +19,12 @@ MAX_IMAGE_BYTES = 512 * 1024
 SKIPPED_SCANS = {"2400dpi.pdf", "hugemono.pdf"}
 CORPUS_ARCHIVES = ("archives/scans_flat.zip", "archives/scans_nested.zip")  # scans_mixed.7z: too large
 PDF_MAGIC, PNG_MAGIC = b"%PDF-", b"\x89PNG\r\n\x1a\n"
+# The corpus' upright real scans, 18 pages in all: clean prints, a brochure, a book page with an illustration,
+# bilevel scans, four degraded DIBCO prints, a 1555 page in Fraktur (read as English, it reads poorly) and
+# a three-page TIFF. The cost of ROTATE_PAGES=auto is measured on pages that need no turn.
+UPRIGHT_SCANS = ("ocrmypdf/linn.pdf", "ocrmypdf/skew.pdf", "ocrmypdf/c02-22.pdf", "ocrmypdf/3small.pdf",
+                 "ocrmypdf/ccitt.pdf", "ocrmypdf/jbig2.pdf", "ocrmypdf/epson.pdf", "derived/dibco11_pr1-4.pdf",
+                 "derived/leptonica_1555_003.pdf", "derived/paperless_multipage.pdf", "ocrmypdf/francais.pdf")
 T = TypeVar("T")
 
 
@@ -83,6 +89,14 @@ def corpus_inputs(corpus: Path) -> list[tuple[Path, str]]:
     archives = [name for name in CORPUS_ARCHIVES if (corpus / name).is_file()]
     order = interleave([sorted(groups["pdf"]), sorted(groups["image"]), archives])
     return [(corpus / name, name) for name in order]
+
+
+def upright_scans(corpus: Path) -> list[tuple[Path, str]]:
+    """UPRIGHT_SCANS of a corpus folder, in their order."""
+    missing = [name for name in UPRIGHT_SCANS if not (corpus / name).is_file()]
+    if missing:
+        raise BenchError(f"{corpus} lacks the upright scans {', '.join(missing)}")
+    return [(corpus / name, name) for name in UPRIGHT_SCANS]
 
 
 def folder_inputs(folder: Path) -> list[tuple[Path, str]]:

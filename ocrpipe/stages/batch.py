@@ -92,7 +92,8 @@ def _ocr_and_split(settings: Settings, batch_dir: Path, members: Sequence[tuple[
                       extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
                       pdfa=settings.pdfa, orientation=[*ocrmypdf_options(settings), *reading_options(settings)],
                       sidecar=sidecar)
-    env = reading_env(orientation_env(tool_env(settings, batch_dir), settings.rotate_pages))
+    env = reading_env(orientation_env(tool_env(settings, batch_dir), settings.rotate_pages,
+                                      documents=[pages for _, pages in members]))
     result = run_tool(argv, timeout=settings.ocr_timeout_for(total), env=env, log_path=batch_dir / "ocr.log")
     raise_for_exit(result)
     reports, turns = turn_reported_pages(output, env)  # before the split: each part keeps its pages' /Rotate

@@ -87,7 +87,7 @@ def ocr_whole(settings: Settings, job_dir: Path, *, pages: int, jobs: int, lang:
                       lang=lang or normalise_languages(settings.ocr_lang), jobs=jobs, extra_args=settings.ocr_args,
                       max_image_mpixels=settings.max_image_mpixels, invalidate_signatures=signed, pdfa=settings.pdfa,
                       orientation=[*ocrmypdf_options(settings), *reading_options(settings)], sidecar=sidecar)
-    env = reading_env(orientation_env(tool_env(settings, job_dir), settings.rotate_pages))
+    env = reading_env(orientation_env(tool_env(settings, job_dir), settings.rotate_pages, documents=[pages]))
     result = run_tool(argv, timeout=settings.ocr_timeout_for(pages), env=env, log_path=job_dir / "ocr.log")
     raise_for_exit(result)
     turned = orientation_fields(*turn_reported_pages(partial, env))

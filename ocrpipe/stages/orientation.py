@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +22,25 @@ PLUGIN = Path(__file__).resolve().parent.parent / "tools" / "ocrpipe_orientation
 # The plugin's own constant (it imports nothing of ocrpipe); not imported from it, since importing the
 # plugin imports ocrmypdf, which costs every PREP and OCR worker about 0.3 s of CPU at its start.
 ORIENTATION_DIR_ENV = "OCRPIPE_ORIENTATION_DIR"
+DOCUMENTS_ENV = "OCRPIPE_ORIENTATION_DOCUMENTS"  # the plugin's too: the first page of each document in the call
 REPORTS = "orientation"  # inside the call's tmp/ folder: a killed attempt's reports go with it
 
 
-def orientation_env(env: dict[str, str], rotate_pages: str, reports: str = REPORTS) -> dict[str, str]:
+def orientation_env(env: dict[str, str], rotate_pages: str, reports: str = REPORTS, *,
+                    documents: Sequence[int] = ()) -> dict[str, str]:
     """The tool environment, with the folder the plugin reports into (made empty) under auto;
-    ``reports`` names it, one per ocrmypdf call running at the same time."""
+    ``reports`` names it, one per ocrmypdf call running at the same time. ``documents``: the page count of
+    each document in the call, in order, so a page may be judged by what its document's other pages showed
+    (a poorly printed document's pages found upright); without it, each page stands alone."""
     if rotate_pages != "auto":
         return env
     folder = Path(env["TMPDIR"]) / reports
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.iterdir():
         stale.unlink()
-    return {**env, ORIENTATION_DIR_ENV: str(folder)}
+    firsts = [1 + before for before in itertools.accumulate(documents[:-1], initial=0)] if documents else []
+    return {**env, ORIENTATION_DIR_ENV: str(folder),
+            **({DOCUMENTS_ENV: ",".join(map(str, firsts))} if firsts else {})}
 
 
 def read_reports(env: dict[str, str]) -> list[dict[str, Any]] | None:
@@ -84,7 +92,8 @@ def orientation_fields(reports: list[dict[str, Any]] | None, turns: dict[int, in
         return {}
     last = first + pages - 1 if pages is not None else None
     mine = [r for r in reports if r["page"] >= first and (last is None or r["page"] <= last)]
-    return {"orientationChecked": len(mine),
+    # A page the plugin found upright by its strokes is reported too, as not checked.
+    return {"orientationChecked": sum(1 for r in mine if r.get("checked", True)),
             "pagesTurned": {str(page - first + 1): degrees for page, degrees in sorted(turns.items())
                             if page >= first and (last is None or page <= last)}}
 

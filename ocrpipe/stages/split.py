@@ -186,8 +186,8 @@ def _ocr_range(settings: Settings, folder: Path, n: int, pages: list[int], *, jo
                       jobs=jobs, extra_args=settings.ocr_args, max_image_mpixels=settings.max_image_mpixels,
                       pdfa=settings.pdfa, orientation=[*ocrmypdf_options(settings), *reading_options(settings)],
                       sidecar=sidecar)
-    env = reading_env(orientation_env(tool_env(settings, folder), settings.rotate_pages, f"orientation-{n}"),
-                      f"readings-{n}")
+    env = reading_env(orientation_env(tool_env(settings, folder), settings.rotate_pages, f"orientation-{n}",
+                                      documents=[count]), f"readings-{n}")
     result = run_tool(argv, timeout=settings.ocr_timeout_for(count), env=env, log_path=folder / f"range-{n}.log")
     raise_for_exit(result)
     verify_output(partial, expected_pages=count)
