@@ -486,6 +486,14 @@ def partly_blurred_page(seed: int = 5) -> Image.Image:
     return page
 
 
+def poor_print_page(seed: int = 1) -> Image.Image:
+    """Prose as a photocopy of a copy gives it (blurred, then black and white: letters swollen and run
+    together): Tesseract reads it poorly all over (confidence under 20, no word read well), yet its
+    strokes still show which way up it is."""
+    page = text_page(prose(seed, 22), font_px=40).filter(ImageFilter.GaussianBlur(3.2))
+    return page.point(lambda level: 0 if level < 150 else 255)
+
+
 def prose_page(seed: int, *, lines: int = 24, **page: object) -> Image.Image:
     """A full Letter page of prose at 300 DPI, with scanner-like noise on some seeds."""
     noisy = {"grey": 225, "noise": 0.3, "skew": 0.8, "seed": seed} if seed % 3 == 0 else {}

@@ -99,6 +99,21 @@ def test_turned_pages_come_out_upright_in_order_and_upright_blank_and_photo_page
     assert validate_written(final, "2b").passed  # still PDF/A after the turn
 
 
+def test_a_poor_print_upright_costs_no_orientation_check_but_upside_down_is_checked(tmp_path: Path) -> None:
+    """Both pages read poorly all over; the upright one's lines lean up, so it gets no orientation
+    detection and stays as it is; the same page upside down leans down and is checked."""
+    page = inputs.poor_print_page()
+    raw = inputs.pages_pdf(tmp_path / "poor.pdf", [page, inputs.turned(page, 180)])
+    settings = _settings(tmp_path)
+    job_dir = job_ready_for_ocr(settings.work_dir, "poor", raw.read_bytes())
+
+    outcome = run_ocr(settings, job_dir, pages=2, jobs=1, attempts=ATTEMPTS)
+
+    assert outcome.ok, outcome.reason
+    assert _rotations(settings.out_dir / "poor.pdf")[0] == 0
+    assert read_state(job_dir)["orientationChecked"] == 1  # the upside-down page only
+
+
 def test_a_batch_with_one_upside_down_page_turns_that_page_only(tmp_path: Path) -> None:
     """Two documents in one ocrmypdf call; the second's middle page is upside down."""
     first = inputs.pages_pdf(tmp_path / "first.pdf", [inputs.text_page(inputs.GOOSE)])
