@@ -66,6 +66,8 @@ class Scheduler:
         self._unsettled: list[tuple[Job, StageOutcome]] = []  # outcomes a fault outside the job interrupted
         # Counters kept by other loops (the hooks' delivery), added to metrics.json's before each write.
         self.metric_feeds: list[Callable[[dict[str, Any]], None]] = []
+        # ``run --once`` warms the pools at its first job, not at start: a run with nothing to do starts no worker.
+        self.warm_at_first_job = False
 
     # ----- life cycle -------------------------------------------------------------------------
 
@@ -170,6 +172,9 @@ class Scheduler:
             if now >= self._next_poll:
                 self._next_poll = now + self.settings.poll_seconds
                 self._admit(now)
+            if self.warm_at_first_job and self.jobs:
+                self.warm_at_first_job = False
+                self.warm_pools()
             for stage in (Stage.CONVERT, Stage.PREP, Stage.OCR):
                 self._dispatch(stage, now)
         swept = self.retention.poll(now)
