@@ -294,3 +294,14 @@ def test_doctor_always_asks_the_tools_themselves(settings: Settings, bin_dir: Pa
     asked = len(calls(bin_dir))
     doctor(settings, out=io.StringIO())
     assert {line.split()[0] for line in calls(bin_dir)[asked:]} == {f"{tool}.py" for tool in TOOLS}
+
+
+def test_one_old_answer_is_asked_again_alone(settings: Settings, bin_dir: Path) -> None:
+    fresh(settings)
+    document = json.loads(cache_file(settings).read_text(encoding="utf-8"))
+    [gs] = [e for e in document["entries"] if e["command"][-1].endswith("gs.py")]
+    gs["probedAt"] -= MAX_AGE_SECONDS + 60
+    cache_file(settings).write_text(json.dumps(document), encoding="utf-8")
+    asked = len(calls(bin_dir))
+    fresh(settings)
+    assert calls(bin_dir)[asked:] == ["gs.py --version"]

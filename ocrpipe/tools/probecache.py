@@ -9,7 +9,8 @@ than MAX_AGE_SECONDS is asked again, so an upgrade that replaces only a shared l
 The file lives in the index folder, which anyone who can write the data folder can write: it is read
 without following a link or waiting on a FIFO, and anything in it that is not exactly what this module
 writes makes the whole file count as absent (every tool is asked again). A file it cannot write is no
-error: the next start asks again.
+error: the next start asks again. What a forger can still do is claim another version for the very binary
+installed; a writer of the data folder can rewrite the job index too, so this adds nothing new.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ MAX_AGE_SECONDS = 24 * 3600.0
 CLOCK_SLACK_SECONDS = 300.0  # an answer "from the future" within this is a clock step, not a forgery
 MAX_TEXT = 4096
 MAX_ITEMS = 256
+MAX_LISTED = 10_000  # entries of a tessdata folder (a full tessdata_fast checkout has about 130)
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 _LANGUAGE = re.compile(r"[A-Za-z_]+")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -52,8 +54,8 @@ Key = tuple[str, tuple[str, ...], tuple[str, ...]]  # (probe, command, args)
 def file_identity(path: str) -> list[Any] | None:
     """[resolved path, size, mtime in ns, inode] of a regular file (links resolved: a tool's own links are
     the system's, not the data folder's); None when there is no such file."""
-    real = os.path.realpath(path)
     try:
+        real = os.path.realpath(path)
         st = os.stat(real)
     except (OSError, ValueError):
         return None
@@ -80,13 +82,22 @@ def command_identity(command: Sequence[str], env: Mapping[str, str],
 
 
 def folder_identity(folder: str) -> list[Any] | None:
-    """A tessdata folder: its mtime and inode, and the names of the language files in it."""
+    """A tessdata folder: its mtime and inode, and the names of the language files in it. A folder of more
+    than MAX_LISTED entries is none (the path may come from a forged cache: no start lists a huge tree)."""
     try:
         st = os.stat(folder)
-        names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".traineddata"))
+        if not stat.S_ISDIR(st.st_mode):
+            return None
+        with os.scandir(folder) as entries:
+            names = []
+            for n, entry in enumerate(entries):
+                if n >= MAX_LISTED:
+                    return None
+                if entry.name.endswith(".traineddata"):
+                    names.append(entry.name)
     except (OSError, ValueError):
         return None
-    return [folder, st.st_mtime_ns, st.st_ino, names] if stat.S_ISDIR(st.st_mode) else None
+    return [folder, st.st_mtime_ns, st.st_ino, sorted(names)]
 
 
 def language_identity(tool: list[Any], env: Mapping[str, str], folders: list[str]) -> list[Any] | None:
@@ -239,7 +250,8 @@ def _valid_document(document: Any, now: float) -> dict[Key, dict[str, Any]]:
         if key in found:
             raise ValueError("an entry twice")
         found[key] = entry
-    return found
+    # An old answer is no oddity: that one alone is asked again (and one not asked for a day, dropped).
+    return {key: entry for key, entry in found.items() if entry["probedAt"] >= now - MAX_AGE_SECONDS}
 
 
 def _valid_entry(entry: Any, now: float) -> Key:
@@ -249,8 +261,8 @@ def _valid_entry(entry: Any, now: float) -> Key:
     if not command or not isinstance(entry["identity"], str) or not _DIGEST.fullmatch(entry["identity"]):
         raise ValueError("bad entry")
     probed = entry["probedAt"]
-    if type(probed) not in (int, float) or not now - MAX_AGE_SECONDS <= probed <= now + CLOCK_SLACK_SECONDS:
-        raise ValueError("entry too old, or from the future")
+    if type(probed) not in (int, float) or not 0 < probed <= now + CLOCK_SLACK_SECONDS:
+        raise ValueError("an entry from the future")
     result = entry["result"]
     if entry["probe"] == "version":
         if not isinstance(result, str) or len(result) > 64 or not _VERSION.fullmatch(result):
