@@ -8,11 +8,17 @@ import json
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from conftest import make_pdf
+from conftest import drive, make_pdf
 
+from ocrpipe.config import Settings
+from ocrpipe.engine.pools import StagePool
+from ocrpipe.engine.scheduler import Scheduler
 from ocrpipe.folders.layout import short_name
+from ocrpipe.model import Stage
 from ocrpipe.tools.probecache import CACHE_FILE
 
 # What only work needs: the stages' libraries, the pools' machinery, Dask, the hooks' delivery.
@@ -83,3 +89,23 @@ def test_a_file_is_done_under_spawn_and_the_cached_start_gives_it_the_same_key(d
     [finished] = [p for p in (data_dir / "archive").iterdir()]
     assert finished.name == "scan.pdf"
     assert held.name == short_name(status["jobKey"]) and status["files"][0]["source"] == "again.pdf"
+
+
+def test_the_pools_are_made_at_the_first_job_not_before(make_settings: Callable[..., Settings],
+                                                        scheduler_for: Callable[..., Scheduler],
+                                                        data_dir: Path) -> None:
+    scheduler = scheduler_for(make_settings())
+    scheduler.warm_at_first_job = True  # as run --once sets it
+    (data_dir / "in").mkdir(parents=True)
+    for n in range(3):
+        scheduler.tick(time.monotonic() + n)
+    assert scheduler.idle()
+    pools = [pool for pool in scheduler.pools.values() if isinstance(pool, StagePool)]
+    assert len(pools) == 3 and not any(pool.started for pool in pools), "no pool made while in/ is empty"
+
+    (data_dir / "in" / "scan.pdf").write_bytes(make_pdf(1))
+    drive(scheduler, until=lambda: bool(scheduler.jobs))
+    # Warmed with the first job: the OCR pool too, before any OCR is asked for (as a service's at its start).
+    assert scheduler.jobs and all(job.state.value.startswith(("DISCOVERED", "PREP")) for job in scheduler.jobs.values())
+    assert [pool.name for pool in pools if pool.started] == [Stage.PREP.value, Stage.OCR.value]
+    drive(scheduler, until=lambda: (data_dir / "out" / "scan.pdf").is_file())

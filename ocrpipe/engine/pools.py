@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ocrpipe.engine.worker import init_worker, warm_up
 
+if TYPE_CHECKING:
+    import logging.handlers
+
 # Recycling workers now and then bounds what a leaking library (Pillow, pikepdf) can hold.
 MAX_TASKS_PER_CHILD = 100
 # CPython terminates the other workers of a broken pool with SIGTERM (on Windows too, as this exit code).
@@ -36,10 +39,6 @@ class Pool(Protocol):
     def shutdown(self, *, wait: bool) -> None: ...
 
 
-if TYPE_CHECKING:
-    import logging.handlers
-
-
 def spawn_context() -> Any:
     import multiprocessing  # with the first pool: a run with nothing to do needs none
 
@@ -55,10 +54,6 @@ class LogRelay:
         self._handlers = handlers
         self._queue: Any = None
         self._listener: logging.handlers.QueueListener | None = None
-
-    @property
-    def started(self) -> bool:
-        return self._queue is not None
 
     def queue(self) -> Any:
         if self._queue is None:
@@ -103,6 +98,11 @@ class StagePool:
         self._factory = factory
         self._executor: Executor | None = None
         self._retired: list[dict[int, Any]] = []  # the worker processes of executors dropped lately
+
+    @property
+    def started(self) -> bool:
+        """Its executor, and so its worker processes, were made (they are at the first submit)."""
+        return self._executor is not None
 
     @property
     def executor(self) -> Executor:

@@ -94,10 +94,11 @@ class Scheduler:
         return self.life.errors_this_run + self.refusals.count if self._started else 0
 
     def warm_pools(self) -> None:
-        """Start the PREP workers now, so the first file does not wait for one, and one OCR worker: its
-        start-up (pikepdf, Pillow) runs beside the first PREP, which no OCR can start before, instead of
-        after it (about 0.6 s off a lone document's wall time). The other OCR workers start
-        when needed, so their start-up does not compete with the first OCR for the cores."""
+        """Start the PREP workers now (a service: at its start; ``run --once``: at its first job), so the first
+        file does not wait for one, and one OCR worker: its start-up (pikepdf, Pillow) runs beside the first
+        PREP, which no OCR can start before, instead of after it (about 0.6 s off a lone document's wall
+        time). The other OCR workers start when needed, so their start-up does not compete with the first
+        OCR for the cores."""
         self.pools[Stage.PREP].warm()
         self.pools[Stage.OCR].warm(1)
 
