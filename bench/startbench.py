@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from runs import CLEARED_ENV, REPO
-from sampling import children_cpu_seconds
+from sampling import children_cpu_seconds, load_average
 from sources import BenchError
 
 TARGET_WALL_SECONDS = 0.5
@@ -131,6 +131,10 @@ def empty_runs(rounds: int, work: Path, repos: list[Path] | None = None) -> dict
     checkouts = [checkout(r) for r in [*(repos or []), REPO]]
     if len({c["repo"] for c in checkouts}) < len(checkouts):
         raise BenchError("--ocrpipe-repo names a checkout twice (this one is always measured)")
+    for n, co in enumerate(checkouts[:-1]):  # two checkouts in folders of the same name: told apart
+        if co["label"] in [c["label"] for c in checkouts[:n]] or co["label"] == "this":
+            co["label"] = f"{co['label']}-{n + 1}"
+    load_before = load_average()
     reaper = become_subreaper()
     port = free_port()
     env = user_env(port)
@@ -147,12 +151,13 @@ def empty_runs(rounds: int, work: Path, repos: list[Path] | None = None) -> dict
                 run = {"round": n, "checkout": co["label"], "kind": kind, **one_start(co, data, env)}
                 per_round.append(run)
                 print(f"empty run: round {n} {co['label']:>10} {kind}: {run['wallSeconds']:.3f} s wall, "
-                      f"{run['cpuSeconds']} CPU-s, exit {run['exitCode']}", file=sys.stderr, flush=True)
+                      f"{run['cpuSeconds']} CPU-s, exit {run['exitCode']}, {run['orphansReaped']} orphan(s) reaped",
+                      file=sys.stderr, flush=True)
     summary = {co["label"]: {kind: medians([r for r in per_round if r["checkout"] == co["label"] and r["kind"] == kind])
                              for kind in ("cold", "warm")} for co in checkouts}
     this = summary["this"]
     report: dict[str, Any] = {
-        "checkouts": checkouts, "port": port,
+        "checkouts": checkouts, "port": port, "loadAverage": {"before": load_before, "after": load_average()},
         "cpuMethod": "rusage of every descendant, orphans reaped by the bench" if reaper else
                      "rusage of the descendants ocrpipe reaped itself (orphans missed)",
         "rounds": per_round, "medians": summary,
