@@ -19,6 +19,7 @@ Usage::
     python bench/benchmarks.py --fake-tools --files 1000            # the pipeline's own overhead
     python bench/benchmarks.py --dask-local 2 --rounds 3            # OCR on a local Dask cluster vs the pool
     python bench/benchmarks.py --executor tcp://host:8786           # ... on your cluster (bench/daskbench.py)
+    python bench/benchmarks.py --empty-run 9 --ocrpipe-repo ../main # an empty run --once, before/after
 
 Exit code: 0 when every ocrpipe run exited 0 and finished every job; 1 otherwise; 2 bad usage.
 Without ``--source`` the inputs are generated (tests/inputs.py): nothing outside the repository is read.
@@ -56,6 +57,7 @@ from sampling import SAMPLE_SECONDS, cores  # noqa: E402
 from sources import (  # noqa: E402
     BenchError, InputFile, corpus_inputs, folder_inputs, generated_inputs, is_corpus, materialise_inputs,
 )
+from startbench import add_empty_run_arguments  # noqa: E402
 
 
 def ensure_ocrpipe_importable() -> None:
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "publishing its snapshot (targets 100 ms, 1 ms)")
     targets.add_argument("--latency", action="store_true",
                          help="seconds from a drop to the start of PREP (target POLL + STABLE + 0.5 s)")
+    add_empty_run_arguments(targets)
     return parser
 
 
@@ -222,6 +225,10 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.latency:
         report["latency"] = drop_latency(work, ocrpipe_env(1, cores(), argparse.Namespace(
             fake_tools=True, fake_ocr_seconds=0.0, fake_7z_seconds=0.0)))
+    if args.empty_run:
+        from startbench import empty_runs
+
+        report["emptyRun"] = empty_runs(args.empty_run, work, args.ocrpipe_repo)
     report["ok"] = all(v["ok"] for v in report.values() if isinstance(v, dict) and "ok" in v)
     return report
 
@@ -235,7 +242,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         return {"benchmark": "ocrpipe-dask", "machine": machine_info(), "settings": settings_of(args),
                 **run_comparison(args, [i.path for i in inputs], env, work)}
     if (args.single_doc or args.tick_history or args.latency or args.index_history or args.hostile
-            or args.http_jobs is not None):
+            or args.http_jobs is not None or args.empty_run):
         return run_targets(args, work)
     started = datetime.now(timezone.utc)
     inputs = make_inputs(args, work)

@@ -5,7 +5,6 @@ explicitly, and the certificate files are read and matched here, with the settin
 from __future__ import annotations
 
 import ipaddress
-import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,6 +37,8 @@ def check_tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> boo
             raise ConfigError(f"{', '.join(present)} set without {' and '.join(missing)}: the three go together "
                               "(ocrpipe cluster-certs makes them)")
         return False
+    import ssl  # here: every start reads the settings, few use TLS (ssl costs ~10 ms to import)
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
         context.load_verify_locations(cafile=str(ca))

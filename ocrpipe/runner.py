@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import signal
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 from filelock import FileLock, Timeout
 
 from ocrpipe.cluster.client import dask_pools
 from ocrpipe.config import Settings
-from ocrpipe.engine.pools import process_pool_factory, spawn_context
+from ocrpipe.engine.pools import LogRelay, process_pool_factory
 from ocrpipe.engine.scheduler import Scheduler
 from ocrpipe.errors import AlreadyRunningError, ExitCode
 from ocrpipe.folders.intake import STAGING_DIR, staging_refused
 from ocrpipe.folders.names import readable_name
 from ocrpipe.folders.places import check_places
-from ocrpipe.hooks.courier import Courier
 from ocrpipe.index.metrics import load_metrics, write_metrics
 from ocrpipe.logs import setup_logging
 from ocrpipe.proctree import kill_tree
 from ocrpipe.tools.check import check_tools, with_candidates
-from ocrpipe.web.api import Api
-from ocrpipe.web.server import HttpService, start_api
+from ocrpipe.tools.probecache import ProbeCache
+
+if TYPE_CHECKING:  # imported where used: a run without hooks or HTTP API loads neither
+    from ocrpipe.hooks.courier import Courier
+    from ocrpipe.web.server import HttpService
 
 log = logging.getLogger("ocrpipe")
 LOCK_FILE = "ocrpipe.lock"
@@ -113,6 +114,9 @@ def start_http(settings: Settings, scheduler: Scheduler, profile: dict[str, Any]
     """The HTTP API over the scheduler's published snapshots, unless ORCHESTRATOR_PORT=0."""
     if settings.orchestrator_port == 0:
         return None
+    from ocrpipe.web.api import Api
+    from ocrpipe.web.server import start_api
+
     tools = profile.get("tool_versions")
     api = Api(settings, scheduler.snapshot, tools=tools if isinstance(tools, dict) else {},
               hooks=courier.view if courier is not None else None)
@@ -123,6 +127,8 @@ def start_hooks(settings: Settings, scheduler: Scheduler) -> Courier | None:
     """The delivery loop of the hook events, on a thread of its own, when a hook is set."""
     if not settings.hooks.enabled:
         return None
+    from ocrpipe.hooks.courier import Courier
+
     courier = Courier(settings)
     scheduler.metric_feeds.append(courier.feed_metrics)
     courier.start()
@@ -176,8 +182,11 @@ def run(settings: Settings, *, once: bool) -> ExitCode:
 
 def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], started: float) -> ExitCode:
     check_places(settings)  # INDEX_DIR, WORK_DIR, RETAIN_TRASH_DIR: a clear stop now, not at the first job
-    profile = check_tools(settings)
-    settings = with_candidates(settings)  # OCR_LANG=auto: the workers use the candidates the job key names
+    # The tools' versions as the last start found them, while their binaries are the same files.
+    probes = ProbeCache.for_index(settings.index_dir, trusted=settings.index_dir_set is not None)
+    profile = check_tools(settings, probes)
+    settings = with_candidates(settings, probes)  # OCR_LANG=auto: the workers use the candidates the job key names
+    probes.save()
     stage_pools, clusters = dask_pools(settings)  # connected now, or a clear error (exit 3)
     try:
         lock = take_instance_lock(settings)
@@ -186,16 +195,17 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
             cluster.close()
         raise
     before = load_metrics(settings.index_dir)
-    queue = spawn_context().Queue()
-    listener = logging.handlers.QueueListener(queue, *handlers, respect_handler_level=True)
-    listener.start()
+    relay = LogRelay(handlers)  # the workers' log lines; its queue and thread come with the first pool
     signals = StopSignals()
     signals.install()
     scheduler = Scheduler(settings, profile=profile,
-                          executor_factory=process_pool_factory(queue, settings.log_level), stage_pools=stage_pools)
+                          executor_factory=process_pool_factory(relay, settings.log_level), stage_pools=stage_pools)
     courier = start_hooks(settings, scheduler)
     http = start_http(settings, scheduler, profile, courier)
-    scheduler.warm_pools()
+    if once:  # a scheduled run with nothing to do starts no worker; one with work warms them at its first job
+        scheduler.warm_at_first_job = True
+    else:  # a service keeps its workers ready for the first file
+        scheduler.warm_pools()
     log.info("ocrpipe watching %s (PREP %s, OCR %s)%s", settings.in_dir, where(settings.prep_executor,
              settings.prep_concurrency), where(settings.ocr_executor, settings.ocr_concurrency),
              ", until in/ is empty" if once else "")
@@ -217,8 +227,7 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
         if http is not None:
             http.close()
         log_summary(before, getattr(scheduler, "metrics", before), time.monotonic() - started, scheduler.ticks)
-        listener.stop()
-        queue.close()
+        relay.stop()
         (settings.state_dir / PID_FILE).unlink(missing_ok=True)
         lock.release()
     if stopped:

@@ -31,7 +31,6 @@ from ocrpipe.model import (
     stage_of,
     submitted_state,
 )
-from ocrpipe.stages.pagetext import MAX_PAGE_CHARS, PAGES_FILE
 
 log = logging.getLogger("ocrpipe.lifecycle")
 
@@ -243,6 +242,10 @@ class Lifecycle:
 
     def _pages(self, job: Job) -> PageRecord | None:
         """What the worker read of the job's pages (pages.json); its text only while SEARCH_INDEX is on."""
+        # Imported at the first job's end: behind it stand the orientation module and pikepdf (50 ms), which
+        # a run with nothing to do never needs.
+        from ocrpipe.stages.pagetext import MAX_PAGE_CHARS, PAGES_FILE
+
         pages = load_page_record(job.dir / PAGES_FILE, max_chars=MAX_PAGE_CHARS)
         if pages is not None and not self.settings.search_index:
             return PageRecord(None, pages.readings)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import logging
 import signal
 import time
-from collections.abc import Callable
-from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from concurrent.futures import BrokenExecutor, Executor, Future
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocrpipe.engine.worker import init_worker, warm_up
+
+if TYPE_CHECKING:
+    import logging.handlers
 
 # Recycling workers now and then bounds what a leaking library (Pillow, pikepdf) can hold.
 MAX_TASKS_PER_CHILD = 100
@@ -37,16 +40,48 @@ class Pool(Protocol):
 
 
 def spawn_context() -> Any:
+    import multiprocessing  # with the first pool: a run with nothing to do needs none
+
     return multiprocessing.get_context("spawn")
 
 
+class LogRelay:
+    """Brings the workers' log records to the scheduler's handlers: a queue and a listener thread, made
+    with the first pool. A multiprocessing queue starts a process of its own (the resource tracker of its
+    semaphores), which a ``run --once`` with nothing to do need not pay."""
+
+    def __init__(self, handlers: Sequence[logging.Handler]) -> None:
+        self._handlers = handlers
+        self._queue: Any = None
+        self._listener: logging.handlers.QueueListener | None = None
+
+    def queue(self) -> Any:
+        if self._queue is None:
+            import logging.handlers
+
+            self._queue = spawn_context().Queue()
+            self._listener = logging.handlers.QueueListener(self._queue, *self._handlers, respect_handler_level=True)
+            self._listener.start()
+        return self._queue
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        if self._queue is not None:
+            self._queue.close()
+
+
 def process_pool_factory(log_queue: Any, log_level: str) -> ExecutorFactory:
-    """Pools with the spawn start method everywhere, so Linux runs what Windows runs."""
+    """Pools with the spawn start method everywhere, so Linux runs what Windows runs. ``log_queue`` is a
+    queue, a LogRelay (its queue made with the first pool), or None (the workers' records are dropped)."""
 
     def make(workers: int) -> Executor:
+        from concurrent.futures import ProcessPoolExecutor
+
+        queue = log_queue.queue() if isinstance(log_queue, LogRelay) else log_queue
         return ProcessPoolExecutor(
             max_workers=workers, mp_context=spawn_context(), initializer=init_worker,
-            initargs=(log_queue, log_level), max_tasks_per_child=MAX_TASKS_PER_CHILD,
+            initargs=(queue, log_level), max_tasks_per_child=MAX_TASKS_PER_CHILD,
         )
 
     return make
@@ -63,6 +98,11 @@ class StagePool:
         self._factory = factory
         self._executor: Executor | None = None
         self._retired: list[dict[int, Any]] = []  # the worker processes of executors dropped lately
+
+    @property
+    def started(self) -> bool:
+        """Its executor, and so its worker processes, were made (they are at the first submit)."""
+        return self._executor is not None
 
     @property
     def executor(self) -> Executor:

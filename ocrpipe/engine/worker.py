@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -32,6 +31,8 @@ def init_worker(log_queue: Any, level: str) -> None:
 
 def watch_parent(interval: float = 1.0) -> None:
     """If the scheduler dies (even by SIGKILL), kill this worker's tools and exit: no orphans."""
+    import multiprocessing  # loaded in a worker anyway; not at the scheduler's import (see pools.spawn_context)
+
     # The scheduler's pid as multiprocessing knows it: if it died while this worker was still
     # starting, os.getppid() already names the adoptive parent (init).
     known = multiprocessing.parent_process()

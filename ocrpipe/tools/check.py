@@ -17,8 +17,9 @@ from ocrpipe.errors import MissingToolError, TransientError
 from ocrpipe.model import canonical_profile, normalise_languages
 from ocrpipe.tools.htmlpdf import weasyprint_version
 from ocrpipe.tools.ocrmypdf import profile_args
+from ocrpipe.tools.probecache import ProbeCache
 from ocrpipe.tools.run import probe_version, run_tool
-from ocrpipe.tools.soffice import soffice_version
+from ocrpipe.tools.soffice import VERSION_FILES, soffice_version
 
 INSTALL = {
     "7z": ("sudo apt-get install -y p7zip-full", "winget install --id 7zip.7zip"),
@@ -39,8 +40,10 @@ class ToolStatus:
         return self.version is not None
 
 
-def probe_tools(settings: Settings) -> list[ToolStatus]:
-    """Each tool's version, asked in parallel: every start of ocrpipe waits for the slowest only."""
+def probe_tools(settings: Settings, cache: ProbeCache | None = None) -> list[ToolStatus]:
+    """Each tool's version, asked in parallel: every start of ocrpipe waits for the slowest only; with a
+    ``cache``, asked only of the tools it has no answer for (``ocrpipe doctor`` asks them all)."""
+    cache = cache or ProbeCache()
     env = dict(settings.tool_env)
     tools = [("7z", settings.seven_zip, ()), ("ocrmypdf", settings.ocrmypdf, ("--version",)),
              ("tesseract", settings.tesseract, ("--version",)), ("ghostscript", settings.ghostscript, ("--version",))]
@@ -48,7 +51,7 @@ def probe_tools(settings: Settings) -> list[ToolStatus]:
     def version_of(name: str, command: tuple[str, ...], args: tuple[str, ...]) -> str | None:
         if name == "ocrmypdf" and command == (sys.executable, "-m", "ocrmypdf"):
             return own_ocrmypdf_version()
-        return probe_version(command, args, env=env)
+        return cache.version(command, args, env, lambda: probe_version(command, args, env=env))
 
     with ThreadPoolExecutor(max_workers=len(tools)) as pool:
         versions = list(pool.map(lambda t: version_of(*t), tools))
@@ -67,16 +70,27 @@ def own_ocrmypdf_version() -> str | None:
         return None
 
 
-def tesseract_languages(settings: Settings) -> set[str] | None:
+def tesseract_languages(settings: Settings, cache: ProbeCache | None = None) -> set[str] | None:
     """Installed Tesseract languages, or None when Tesseract does not run."""
+    env = dict(settings.tool_env)
+    return (cache or ProbeCache()).languages(settings.tesseract, env, lambda: list_languages(settings.tesseract, env))
+
+
+_TESSDATA = re.compile(r'List of available languages in "([^"]+)"')
+
+
+def list_languages(command: tuple[str, ...], env: dict[str, str]) -> tuple[set[str] | None, list[str]]:
+    """``tesseract --list-langs``: the languages (None when it does not run) and the tessdata folder(s)
+    it names (Tesseract 5 does: ``List of available languages in "/usr/share/…/tessdata/" (4):``)."""
     try:
-        result = run_tool([*settings.tesseract, "--list-langs"], timeout=30, env=dict(settings.tool_env))
+        result = run_tool([*command, "--list-langs"], timeout=30, env=env)
     except TransientError:
-        return None
+        return None, []
     if result.returncode != 0:
-        return None
-    lines = (result.stdout + "\n" + result.stderr_tail).splitlines()
-    return {line.strip() for line in lines if re.fullmatch(r"[A-Za-z_]+", line.strip())}
+        return None, []
+    text = result.stdout + "\n" + result.stderr_tail
+    langs = {line.strip() for line in text.splitlines() if re.fullmatch(r"[A-Za-z_]+", line.strip())}
+    return langs, _TESSDATA.findall(text)
 
 
 def requested_languages(settings: Settings) -> list[str]:
@@ -94,9 +108,9 @@ def lang_candidates(settings: Settings, installed: set[str] | None) -> list[str]
     return sorted(set(listed) | {settings.ocr_lang_default})
 
 
-def missing_languages(settings: Settings) -> list[str]:
+def missing_languages(settings: Settings, cache: ProbeCache | None = None) -> list[str]:
     """OCR_LANG's languages Tesseract lacks, and its orientation data ('osd') unless ROTATE_PAGES=off."""
-    installed = tesseract_languages(settings)
+    installed = tesseract_languages(settings, cache)
     wanted = requested_languages(settings) + (["osd"] if settings.rotate_pages != "off" else [])
     return wanted if installed is None else [lang for lang in wanted if lang not in installed]
 
@@ -141,22 +155,26 @@ def build_profile(settings: Settings, tools: list[ToolStatus],
     )
 
 
-def with_candidates(settings: Settings) -> Settings:
+def with_candidates(settings: Settings, cache: ProbeCache | None = None) -> Settings:
     """Under OCR_LANG=auto without OCR_LANG_CANDIDATES: the settings with the installed languages as
     the candidates, found once here, so the job key and every worker (a cluster's too) use one list."""
     if settings.ocr_lang != "auto":
         return settings
-    return replace(settings, ocr_lang_candidates=tuple(lang_candidates(settings, tesseract_languages(settings))))
+    installed = tesseract_languages(settings, cache)
+    return replace(settings, ocr_lang_candidates=tuple(lang_candidates(settings, installed)))
 
 
-def converter_versions(settings: Settings) -> dict[str, str]:
+def converter_versions(settings: Settings, cache: ProbeCache | None = None) -> dict[str, str]:
     """The CONVERT stage's converters that this run uses, with their versions (they go into the job
     profile: a new LibreOffice gives new job keys, as a new Tesseract does): LibreOffice unless
     OFFICE_INPUT=off (with auto, only when it answers), WeasyPrint (e-mail) when installed. OFFICE_INPUT=on
     without a LibreOffice that answers is a MissingToolError."""
     found: dict[str, str] = {}
     if settings.office_input != "off":
-        version = soffice_version(settings.soffice, dict(settings.tool_env))
+        env = dict(settings.tool_env)
+        version = (cache or ProbeCache()).version(settings.soffice, ("--version",), env,
+                                                  lambda: soffice_version(settings.soffice, env),
+                                                  companions=VERSION_FILES)
         if version:
             found["soffice"] = version
         elif settings.office_input == "on":
@@ -168,13 +186,23 @@ def converter_versions(settings: Settings) -> dict[str, str]:
     return found
 
 
-def check_tools(settings: Settings) -> dict[str, object]:
-    """The job profile, once every tool answers; otherwise a MissingToolError naming what to install."""
-    tools = probe_tools(settings)
+def check_tools(settings: Settings, cache: ProbeCache | None = None) -> dict[str, object]:
+    """The job profile, once every tool answers; otherwise a MissingToolError naming what to install.
+    Tesseract's languages and LibreOffice are asked beside the other tools, not after them."""
+    cache = cache or ProbeCache()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        languages = pool.submit(tesseract_languages, settings, cache)
+        converters = pool.submit(converter_versions, settings, cache)
+        tools = probe_tools(settings, cache)
+        languages.result()  # remembered for this run: missing_languages and with_candidates find it there
+        try:
+            converted: dict[str, str] | MissingToolError = converters.result()
+        except MissingToolError as exc:  # OFFICE_INPUT=on without LibreOffice: said after the tools' own errors
+            converted = exc
     missing = [t.name for t in tools if not t.ok]
     if missing:
         raise MissingToolError(f"missing tool(s): {', '.join(missing)}; run 'ocrpipe doctor' for install commands")
-    langs = missing_languages(settings)
+    langs = missing_languages(settings, cache)
     if "osd" in langs:
         raise MissingToolError(f"Tesseract has no orientation data ('osd'), which ROTATE_PAGES={settings.rotate_pages} "
                                "needs; run 'ocrpipe doctor' for the install command, or set ROTATE_PAGES=off")
@@ -182,4 +210,6 @@ def check_tools(settings: Settings) -> dict[str, object]:
         named = "OCR_LANG_DEFAULT/OCR_LANG_CANDIDATES" if settings.ocr_lang == "auto" else "OCR_LANG"
         raise MissingToolError(f"Tesseract has no data for {named} language(s) {', '.join(langs)}; "
                                "run 'ocrpipe doctor' for install commands")
-    return build_profile(with_candidates(settings), tools, converter_versions(settings))
+    if isinstance(converted, MissingToolError):
+        raise converted
+    return build_profile(with_candidates(settings, cache), tools, converted)

@@ -19,6 +19,8 @@ INSTALL = ("sudo apt-get install -y --no-install-recommends libreoffice-writer-n
 DEAD_PROXY_HOST, DEAD_PROXY_PORT = "127.0.0.1", 9
 DEAD_PROXY = f"http://{DEAD_PROXY_HOST}:{DEAD_PROXY_PORT}"
 PROFILE_DIR = "lo-profile"
+# Beside the soffice executable, LibreOffice's version: an upgrade rewrites it (tools/probecache.py's key).
+VERSION_FILES = ("versionrc", "version.ini")
 # LibreOffice's own settings in the job's profile: the same dead proxy for HTTP, HTTPS and FTP, no
 # exceptions, and no update check or other start-up fetch.
 _REGISTRY = """<?xml version="1.0" encoding="UTF-8"?>

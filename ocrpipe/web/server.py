@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import selectors
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -43,7 +45,52 @@ class ApiServer(ThreadingHTTPServer):
         self.gate = ConnectionGate(max_connections, self.read_timeout)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        # Made before the bind: a port in use ends the constructor in server_close, which closes them.
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._stopping = False
+        self._stopped = threading.Event()
         super().__init__(address, ApiHandler)
+
+    def server_bind(self) -> None:
+        """HTTPServer's, without its reverse DNS lookup of the address (``socket.getfqdn``): it names the
+        server only for CGI, and on a machine whose DNS does not answer it costs seconds at every start."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """socketserver's loop, woken by ``shutdown`` through a socket pair instead of noticing it at the next
+        poll: a stop then takes no poll interval (0.2 s of every ``run --once``, which has no work to wait for)."""
+        self._stopped.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake_read, selectors.EVENT_READ)
+                while not self._stopping:
+                    ready = selector.select(poll_interval)
+                    if self._stopping:
+                        break
+                    if any(key.fileobj is self for key, _ in ready):
+                        self._handle_request_noblock()  # type: ignore[attr-defined]  # socketserver's own step
+                    self.service_actions()
+        finally:
+            try:
+                self._wake_read.recv(4096)  # the wake-up read, so that a later loop does not wake at once
+            except OSError:
+                pass
+            self._stopping = False
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop serve_forever (running in another thread) and wait until it has."""
+        self._stopping = True
+        try:
+            self._wake_write.send(b"x")
+        except OSError:  # the buffer is full of earlier wake-ups: the loop is awake anyway
+            pass
+        self._stopped.wait()
 
     def host_allowed(self, header: str | None) -> bool:
         """Bound to this machine only, answer only requests addressed to it: a web page cannot then
@@ -77,6 +124,8 @@ class ApiServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         super().server_close()
         self.gate.cut_all()
+        self._wake_read.close()
+        self._wake_write.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """The standard library prints a traceback to stderr here; a client that went away is no fault."""
