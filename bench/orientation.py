@@ -16,6 +16,8 @@ Usage::
     python bench/orientation.py --rounds 3 --variants off,auto,always,deskew
     python bench/orientation.py --source ../shared/corpus/tesseract --skip-cost
     python bench/orientation.py --upright-scans ../shared/corpus --rounds 3   # the corpus' upright real scans
+    python bench/orientation.py --upright-scans ../shared/corpus --skip-accuracy \
+        --other-plugin ../old/ocrpipe/tools/ocrpipe_orientation_plugin.py        # this plugin against another
 
 Exit code 0 when the targets are met (auto ≤ 5 % more CPU than off; recall ≥ 0.9 on every turned page;
 no upright page turned), 1 otherwise.
@@ -54,7 +56,9 @@ from sources import folder_inputs, upright_scans  # noqa: E402
 LANG = "eng"
 CPU_TARGET = 1.05  # auto's CPU seconds / off's, on the mixed workload
 RECALL_TARGET = 0.9
-VARIANTS = {"off": ("off", False), "auto": ("auto", False), "always": ("always", False), "deskew": ("off", True)}
+VARIANTS = {"off": ("off", False), "auto": ("auto", False), "always": ("always", False), "deskew": ("off", True),
+            "auto-other": ("auto", False)}  # auto with --other-plugin's file: before/after in one interleaved run
+PLUGINS = {"auto-other": PLUGIN}  # set by --other-plugin
 _ALWAYS_LINE = re.compile(r"(?:(\d+)\s+)?.*page is facing (\S+), confidence ([\d.]+) - (.*)")
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -66,7 +70,7 @@ def ocrmypdf(src: Path, dst: Path, variant: str, scratch: Path) -> dict[str, Any
     tmp.mkdir(parents=True, exist_ok=True)
     env = orientation_env({**os.environ, "OMP_THREAD_LIMIT": "1", "TMPDIR": str(tmp)}, rotate)
     argv = build_argv([sys.executable, "-m", "ocrmypdf"], src, dst, lang=LANG, jobs=1,
-                      orientation=orientation_args(rotate, deskew, PLUGIN))
+                      orientation=orientation_args(rotate, deskew, PLUGINS.get(variant, PLUGIN)))
     done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if done.returncode != 0:
         return {"exitCode": done.returncode, "stderr": done.stderr[-500:], "reports": [], "turns": {}}
@@ -225,6 +229,9 @@ def prepared(sources: Sequence[Path], folder: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, help="a folder of scans instead of the generated inputs")
+    parser.add_argument("--other-plugin", type=Path, metavar="FILE",
+                        help="also run auto with this orientation plugin (another checkout's "
+                             "ocrpipe/tools/ocrpipe_orientation_plugin.py), interleaved: variant auto-other")
     parser.add_argument("--upright-scans", type=Path, metavar="CORPUS",
                         help="the corpus' upright real scans (18 pages: sources.UPRIGHT_SCANS) instead of --source")
     parser.add_argument("--rounds", type=int, default=3)
@@ -235,7 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="turn the set's pages by their /Rotate instead of turning their drawing")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    variants = ["off", *[v for v in args.variants.split(",") if v in VARIANTS and v != "off"]]
+    variants = ["off", *[v for v in args.variants.split(",") if v in VARIANTS and v not in ("off", "auto-other")]]
+    if args.other_plugin:
+        PLUGINS["auto-other"] = args.other_plugin.resolve()
+        variants.append("auto-other")
     if args.upright_scans:
         args.source = args.upright_scans
     report: dict[str, Any] = {"source": (f"{args.source} (upright scans)" if args.upright_scans else str(args.source))
