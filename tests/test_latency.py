@@ -1,0 +1,74 @@
+"""What a dropped document waits for between the drop and its output: a file seen in in/ is taken the moment it
+has held still for STABLE_SECONDS, not at the next POLL_SECONDS, and the loop sleeps exactly until then (driven
+with a fake clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import make_pdf
+from faultkit import Driven
+
+from ocrpipe.config import Settings
+
+
+def drop(settings: Settings, name: str, content: bytes) -> Path:
+    settings.in_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.in_dir / name
+    path.write_bytes(content)
+    return path
+
+
+def test_a_file_is_taken_when_its_stability_window_ends_not_at_the_next_poll(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(POLL_SECONDS="5", STABLE_SECONDS="2")
+    driven = Driven(settings)
+    scheduler = driven.scheduler
+    drop(settings, "scan.pdf", make_pdf())
+    scheduler.tick(100.0)  # seen: its clock starts
+    assert not scheduler.jobs
+    assert scheduler.next_due() == 102.0
+    scheduler.tick(101.9)
+    assert not scheduler.jobs
+    scheduler.tick(102.0)  # three seconds before the next poll
+    assert len(scheduler.jobs) == 1 and len(driven.calls()) == 1  # taken, and its PREP submitted at once
+    assert scheduler.next_due() == 107.0  # the next poll, POLL_SECONDS after this one
+    scheduler.close()
+
+
+def test_a_file_that_changes_while_it_settles_waits_again_from_its_change(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(POLL_SECONDS="5", STABLE_SECONDS="2")
+    driven = Driven(settings)
+    scheduler = driven.scheduler
+    path = drop(settings, "scan.pdf", make_pdf()[:200])  # half copied
+    scheduler.tick(100.0)
+    path.write_bytes(make_pdf())  # the rest arrives before the window ends
+    scheduler.tick(102.0)
+    assert not scheduler.jobs  # seen changed at 102: its window starts again
+    assert scheduler.next_due() == 104.0
+    scheduler.tick(104.0)
+    assert len(scheduler.jobs) == 1
+    scheduler.close()
+
+
+def test_the_loop_sleeps_until_the_next_step_falls_due(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(POLL_SECONDS="5", STABLE_SECONDS="2")
+    scheduler = Driven(settings).scheduler
+    waits: list[float] = []
+    scheduler.dispatcher.wait = waits.append  # type: ignore[method-assign]
+    scheduler.tick(100.0)  # nothing in in/
+    assert scheduler.next_due() == 105.0
+    scheduler.wait(5.0, now=101.5)
+    drop(settings, "scan.pdf", make_pdf())
+    scheduler.tick(105.0)
+    scheduler.wait(5.0, now=105.2)
+    scheduler.tick(107.3)  # woken late: the window ended at 107.0
+    scheduler.wait(5.0, now=107.3)  # the file is taken; the next poll is due at 112.3
+    assert waits == pytest.approx([3.5, 1.8, 5.0])
+    scheduler.stop_admitting()
+    assert scheduler.next_due() is None  # stopping: only the stages' ends wake it
+    scheduler.close()
