@@ -1,6 +1,6 @@
 """What a dropped document waits for between the drop and its output: a file seen in in/ is taken the moment it
 has held still for STABLE_SECONDS, not at the next POLL_SECONDS, and the loop sleeps exactly until then (driven
-with a fake clock)."""
+with a fake clock); the next stage starts without a write of the record the worker already wrote."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from conftest import make_pdf
 from faultkit import Driven
 
 from ocrpipe.config import Settings
+from ocrpipe.folders.store import STATE_FILE
+from ocrpipe.model import JobState
 
 
 def drop(settings: Settings, name: str, content: bytes) -> Path:
@@ -71,4 +73,21 @@ def test_the_loop_sleeps_until_the_next_step_falls_due(
     assert waits == pytest.approx([3.5, 1.8, 5.0])
     scheduler.stop_admitting()
     assert scheduler.next_due() is None  # stopping: only the stages' ends wake it
+    scheduler.close()
+
+
+def test_a_stage_done_by_its_worker_is_settled_without_writing_the_record(
+        make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    driven = Driven(settings)
+    scheduler = driven.scheduler
+    drop(settings, "scan.pdf", make_pdf())
+    scheduler.tick(100.0)
+    [job] = scheduler.jobs.values()
+    future, fn, args, kwargs = driven.pop()
+    future.set_result(fn(*args, **kwargs))  # PREP, run for real: the worker records PREP_DONE
+    written = (job.dir / STATE_FILE).read_bytes()
+    scheduler.tick(101.0)
+    assert job.state is JobState.OCR_SUBMITTED and len(driven.calls()) == 1  # settled, and its OCR submitted
+    assert (job.dir / STATE_FILE).read_bytes() == written
     scheduler.close()
