@@ -1,6 +1,7 @@
 """What a dropped document waits for between the drop and its output: a file seen in in/ is taken the moment it
 has held still for STABLE_SECONDS, not at the next POLL_SECONDS, and the loop sleeps exactly until then (driven
-with a fake clock); the next stage starts without a write of the record the worker already wrote."""
+with a fake clock); the next stage starts without a write of the record the worker already wrote; the output is
+in out/ before the pages' text is read for the search index, which is kept before DONE is recorded."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import make_pdf
+from conftest import job_ready_for_ocr, make_pdf
 from faultkit import Driven
 
 from ocrpipe.config import Settings
-from ocrpipe.folders.store import STATE_FILE
-from ocrpipe.model import JobState
+from ocrpipe.folders.layout import FINAL_PDF
+from ocrpipe.folders.outcome import StageOutcome
+from ocrpipe.folders.store import STATE_FILE, read_state, transition
+from ocrpipe.model import JobState, Stage
+from ocrpipe.stages import ocr
+from ocrpipe.stages.pagetext import PAGES_FILE
 
 
 def drop(settings: Settings, name: str, content: bytes) -> Path:
@@ -91,3 +96,23 @@ def test_a_stage_done_by_its_worker_is_settled_without_writing_the_record(
     assert job.state is JobState.OCR_SUBMITTED and len(driven.calls()) == 1  # settled, and its OCR submitted
     assert (job.dir / STATE_FILE).read_bytes() == written
     scheduler.close()
+
+
+def test_the_output_is_in_out_before_its_pages_text_is_read(make_settings: Callable[..., Settings],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings()
+    job_dir = job_ready_for_ocr(settings.work_dir, "scan", make_pdf())
+    for state in (JobState.OCR_SUBMITTED, JobState.OCR_RUNNING):
+        transition(job_dir, state, attempts={"PREP": 1, "OCR": 1})
+    (job_dir / FINAL_PDF).write_bytes(make_pdf())
+    seen = []
+    real = ocr.record_page_texts
+
+    def reading(folder: Path, *, with_text: bool) -> None:
+        seen.append(((settings.out_dir / "scan.pdf").is_file(), read_state(folder)["state"]))
+        real(folder, with_text=with_text)
+
+    monkeypatch.setattr(ocr, "record_page_texts", reading)
+    record = ocr.publish(settings, job_dir, StageOutcome(Stage.OCR, True, 1.0, {"pdfa": None}))
+    assert seen == [(True, JobState.OCR_RUNNING.value)]
+    assert record["state"] == JobState.DONE.value and (job_dir / PAGES_FILE).is_file()
