@@ -152,7 +152,7 @@ class Intake:
             old_size, old_mtime, since = self._seen.get(path, (-1, -1, now))
             if (old_size, old_mtime) != (size, mtime_ns):
                 since = now
-                if old_size < 0 and log.isEnabledFor(logging.DEBUG):  # when its wait began: bench/latencybench.py
+                if old_size < 0 and log.isEnabledFor(logging.DEBUG):  # its wait starts now (bench/latencybench.py)
                     rel = os.path.relpath(path, self.in_dir).replace(os.sep, "/")
                     log.debug("seen in in/: %s", rel, extra={"file": rel})
             seen[path] = (size, mtime_ns, since)
