@@ -271,6 +271,8 @@ def one_round(service: Service, docs: dict[int, Path], n: int, folder: Path, env
                      first=order[0])
         if entry["afterAllowance"] is not None and alone["seconds"] > 0:
             entry["ratio"] = round(entry["afterAllowance"] / alone["seconds"], 3)
+        if alone["cpuSeconds"] > 0:
+            entry["cpuRatio"] = round(entry["serviceCpuSeconds"] / alone["cpuSeconds"], 3)
         print(f"latency round {n + 1}, {pages} page(s): {_line(entry)}", file=sys.stderr, flush=True)
         found[pages] = entry
     return found
@@ -327,4 +329,5 @@ def _verdict(entries: list[dict[str, Any]]) -> dict[str, Any]:
     medians = {key: _median([e.get(key) for e in entries]) for key in MEDIANS}
     ran = all(e["aloneExitCode"] == 0 and e.get("ratio") is not None for e in entries)
     return {"rounds": entries, "median": medians, "medianRatio": ratio,
+            "medianCpuRatio": _median([e.get("cpuRatio") for e in entries]),
             "ok": ran and ratio is not None and ratio <= LATENCY_TARGET}
