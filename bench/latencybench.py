@@ -208,12 +208,12 @@ def _job_steps(lines: list[dict[str, Any]], name: str, dropped: float) -> dict[s
         if hit is not None:
             found[step] = round(_at(hit) - dropped, 3)
     if "ocrStarted" in found:
-        # The job's ocrmypdf calls, run by its OCR worker: a split document's run in threads, whose lines
-        # do not name the job; nothing else runs meanwhile.
+        # The tools run since its OCR started: its ocrmypdf calls (a split document's run in threads, whose
+        # lines do not name the job); nothing else runs meanwhile.
         begin = dropped + found["ocrStarted"]
         calls = [(_at(line) - float(line["seconds"]), _at(line)) for line in lines
-                 if line.get("process") and line.get("tool") and _at(line) >= begin
-                 and line.get("seconds") is not None and (key is None or line.get("jobKey") in (None, key))]
+                 if line.get("tool") and line.get("seconds") is not None and _at(line) >= begin
+                 and line.get("jobKey") in (None, key)]
         if calls:
             found["ocrmypdfStarted"] = round(min(start for start, _ in calls) - dropped, 3)
             found["ocrmypdfEnded"] = round(max(end for _, end in calls) - dropped, 3)
