@@ -18,8 +18,8 @@ Usage::
     python bench/benchmarks.py --rounds 3                           # the same 3 times, median ratios
     python bench/benchmarks.py --fake-tools --files 1000            # the pipeline's own overhead
     python bench/benchmarks.py --dask-local 2 --rounds 3            # OCR on a local Dask cluster vs the pool
-    python bench/benchmarks.py --latency --rounds 5                 # a running service: drop -> out/ (latencybench.py)
     python bench/benchmarks.py --executor tcp://host:8786           # ... on your cluster (bench/daskbench.py)
+    python bench/benchmarks.py --latency --rounds 5                 # a running service: drop -> out/ (latencybench.py)
 
 Exit code: 0 when every ocrpipe run exited 0 and finished every job; 1 otherwise; 2 bad usage.
 Without ``--source`` the inputs are generated (tests/inputs.py): nothing outside the repository is read.
@@ -27,7 +27,8 @@ Without ``--source`` the inputs are generated (tests/inputs.py): nothing outside
 This file is the command line; the parts are in its neighbours: ``sources.py`` chooses the inputs and makes
 each unique (``workload.py`` generates the default ones), ``runs.py`` runs ocrpipe and measures it (with
 ``sampling.py``), ``baselines.py`` runs plain ocrmypdf, ``reports.py`` gives the ratios, the median over
-rounds and the table; ``targets.py`` and the other ``*bench.py`` hold the single measurements.
+rounds and the table; ``targets.py`` and the other ``*bench.py`` hold the single measurements (``service.py``
+runs ocrpipe as a service for ``latencybench.py``).
 """
 
 from __future__ import annotations
