@@ -20,6 +20,7 @@ Usage::
     python bench/benchmarks.py --dask-local 2 --rounds 3            # OCR on a local Dask cluster vs the pool
     python bench/benchmarks.py --executor tcp://host:8786           # ... on your cluster (bench/daskbench.py)
     python bench/benchmarks.py --empty-run 9 --ocrpipe-repo ../main # an empty run --once, before/after
+    python bench/benchmarks.py --latency --rounds 5                 # a running service: drop -> out/ (latencybench.py)
 
 Exit code: 0 when every ocrpipe run exited 0 and finished every job; 1 otherwise; 2 bad usage.
 Without ``--source`` the inputs are generated (tests/inputs.py): nothing outside the repository is read.
@@ -27,7 +28,8 @@ Without ``--source`` the inputs are generated (tests/inputs.py): nothing outside
 This file is the command line; the parts are in its neighbours: ``sources.py`` chooses the inputs and makes
 each unique (``workload.py`` generates the default ones), ``runs.py`` runs ocrpipe and measures it (with
 ``sampling.py``), ``baselines.py`` runs plain ocrmypdf, ``reports.py`` gives the ratios, the median over
-rounds and the table; ``targets.py`` and the other ``*bench.py`` hold the single measurements.
+rounds and the table; ``targets.py`` and the other ``*bench.py`` hold the single measurements (``service.py``
+runs ocrpipe as a service for ``latencybench.py``).
 """
 
 from __future__ import annotations
@@ -118,9 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     targets.add_argument("--http-jobs", type=int, metavar="N",
                          help="HTTP API request times with N finished jobs in the index, and the tick cost of "
                               "publishing its snapshot (targets 100 ms, 1 ms)")
-    targets.add_argument("--latency", action="store_true",
-                         help="seconds from a drop to the start of PREP (target POLL + STABLE + 0.5 s)")
     add_empty_run_arguments(targets)
+    targets.add_argument("--latency", action="store_true",
+                         help="a running service: drop to output in out/ for 1 and 18 pages against ocrmypdf alone "
+                              "(target 1.05x + the stability wait; bench/latencybench.py); with --fake-tools, "
+                              "drop to the start of PREP (target POLL + STABLE + 0.5 s)")
+    targets.add_argument("--rotate-pages", choices=("off", "auto"), default="off",
+                         help="--latency: ROTATE_PAGES for ocrpipe, and its plugin for ocrmypdf alone (default off)")
     return parser
 
 
@@ -222,13 +228,17 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         from api_targets import api_over_history
 
         report["httpApi"] = api_over_history(args.http_jobs, work)
-    if args.latency:
-        report["latency"] = drop_latency(work, ocrpipe_env(1, cores(), argparse.Namespace(
-            fake_tools=True, fake_ocr_seconds=0.0, fake_7z_seconds=0.0)))
     if args.empty_run:
         from startbench import empty_runs
 
         report["emptyRun"] = empty_runs(args.empty_run, work, args.ocrpipe_repo)
+    if args.latency and args.fake_tools:
+        report["latency"] = drop_latency(work, ocrpipe_env(1, cores(), args))
+    elif args.latency:
+        from latencybench import service_latency
+
+        report["latency"] = service_latency(args.source, work, ocrpipe_env(1, cores(), args), cores(),
+                                            rounds=args.rounds, rotate_pages=args.rotate_pages)
     report["ok"] = all(v["ok"] for v in report.values() if isinstance(v, dict) and "ok" in v)
     return report
 

@@ -131,7 +131,7 @@ def setup_logging(level: str, *, json_lines: bool, log_file: Path | None = None)
 def set_levels(level: str) -> None:
     logging.getLogger().setLevel(level)
     # Libraries' chatter (pikepdf, PIL, every lock taken) stays out of an operator's log unless asked for.
-    for noisy in ("PIL", "pikepdf", "img2pdf", "ocrmypdf", "filelock"):
+    for noisy in ("PIL", "pikepdf", "img2pdf", "ocrmypdf", "fontTools", "filelock"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

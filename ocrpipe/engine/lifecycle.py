@@ -73,7 +73,8 @@ class Lifecycle:
         stands (it may have finished before dying); an outcome for a job that moved on is dropped."""
         stage = outcome.stage
         verdict: dict[str, Any] = {}
-        record = update_state(job.dir, lambda r: verdict.update(self._decide(r, job, outcome)))
+        # A stage the worker recorded as done needs no write (an fsync) before the next stage starts.
+        record = update_state(job.dir, lambda r: verdict.update(self._decide(r, job, outcome)), only_changed=True)
         ctx = job_context(job.key, stage.value, record["attempts"][stage.value])
         what = verdict["what"]
         if what == "moved on":

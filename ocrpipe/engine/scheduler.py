@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class Scheduler:
         self.jobs: dict[str, Job] = {}
         self.admitting = True
         self._next_poll = 0.0
+        self._last_step = float("-inf")  # the ``now`` of the last tick
         self._written_metrics: dict[str, Any] = {}
         self._next_metrics_write = 0.0
         self._started = False
@@ -128,8 +130,26 @@ class Scheduler:
         program keeps locked are left for the next run."""
         return not self.jobs and self.intake.pending == 0 and self._looked
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float, *, now: float | None = None) -> None:
+        """Sleep until a stage ends, the next step falls due (see ``next_due``) or ``timeout`` passes.
+        ``now``: the clock ``tick`` is given (``run`` gives it time.monotonic())."""
+        due = self.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - (time.monotonic() if now is None else now)))
         self.dispatcher.wait(timeout)
+
+    def next_due(self) -> float | None:
+        """The next instant a step has something to do without a stage ending: the pause after a fault
+        ends, the poll of in/ is due, a file seen there has held still for STABLE_SECONDS, a retry's pause
+        ends. Only instants after the last step count: one that passed unused wakes no step again."""
+        last = self._last_step
+        if self._paused_until > last:
+            return self._paused_until
+        if not self.admitting:  # stopping: only stage ends matter, and they end the wait themselves
+            return None
+        due = [self._next_poll, *([self.intake.settles_at] if self.intake.settles_at is not None else []),
+               *(job.not_before for job in self.jobs.values() if job.future is None)]
+        return min((at for at in due if at > last), default=None)
 
     # ----- one step -----------------------------------------------------------------------------
 
@@ -138,6 +158,7 @@ class Scheduler:
         the index) is retried after a pause, and after MAX_FAULTS in a row ends the run."""
         if not self._started:
             self.start()  # a start that fails (the index cannot be opened, say) ends the run with its message
+        self._last_step = now
         if now < self._paused_until:
             return
         self.ticks += 1
@@ -170,7 +191,9 @@ class Scheduler:
         self.reaper.check(list(self.jobs.values()), self.settings.job_timeout_seconds, now=now)
         if self.admitting:
             self.decisions.tick()  # after settling: a run that just ended frees the decisions waiting for it
-            if now >= self._next_poll:
+            # Polled every POLL_SECONDS, and as soon as a file seen earlier has held still long enough.
+            settled = self.intake.settles_at is not None and now >= self.intake.settles_at
+            if now >= self._next_poll or settled:
                 self._next_poll = now + self.settings.poll_seconds
                 self._admit(now)
             if self.warm_at_first_job and self.jobs:

@@ -126,6 +126,7 @@ class Intake:
         self._seen: dict[str, tuple[int, int, float]] = {}
         self.blocked: set[Path] = set()  # stable, but another program holds them
         self._set_aside: dict[str, tuple[int, int]] = {}  # could not be taken in: left alone while unchanged
+        self.settles_at: float | None = None  # when the next file still settling has held still long enough
 
     @property
     def pending(self) -> int:
@@ -151,10 +152,15 @@ class Intake:
             old_size, old_mtime, since = self._seen.get(path, (-1, -1, now))
             if (old_size, old_mtime) != (size, mtime_ns):
                 since = now
+                if old_size < 0 and log.isEnabledFor(logging.DEBUG):  # its wait starts now (bench/latencybench.py)
+                    rel = os.path.relpath(path, self.in_dir).replace(os.sep, "/")
+                    log.debug("seen in in/: %s", rel, extra={"file": rel})
             seen[path] = (size, mtime_ns, since)
             if now - since >= self.stable_seconds:
                 stable.append((mtime_ns, path, size))
         self._seen, self._set_aside = seen, aside
+        self.settles_at = min((since + self.stable_seconds for _, _, since in seen.values()
+                               if now - since < self.stable_seconds), default=None)
         self.blocked = set()
         ready: list[Candidate] = []
         root = str(self.in_dir)

@@ -32,12 +32,17 @@ def _tmp_name(record: dict[str, Any], purpose: str) -> str:
 
 
 def publish_done(settings: Settings, job_dir: Path, record: dict[str, Any],
-                 finish: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+                 finish: Callable[[dict[str, Any]], None], *,
+                 before_done: Callable[[], None] | None = None) -> dict[str, Any]:
     """Copy final.pdf to out/, move the original to archive/, then record both with ``finish`` in one
-    state write. Run again after a crash, it finds its own temp links and places nothing twice."""
+    state write. Run again after a crash, it finds its own temp links and places nothing twice.
+    ``before_done`` runs once both are placed, before that write: what must be kept before DONE is
+    recorded but need not keep the output from its reader (final.pdf is still there)."""
     (out_folder, out_rel, out_tmp), (archive_folder, rel, orig_tmp) = _placements(settings, record)
     output = place_file(job_dir / FINAL_PDF, out_folder, out_rel.name, tmp_name=out_tmp, keep_source=True)
     archived = place_file(job_dir / record["input"], archive_folder, rel.name, tmp_name=orig_tmp, keep_source=False)
+    if before_done is not None:
+        before_done()
 
     def mutate(r: dict[str, Any]) -> None:
         r.update(output=plain_path(output), archived=plain_path(archived))

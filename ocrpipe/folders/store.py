@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,12 +84,17 @@ def write_new_state(job_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_json(job_dir / STATE_FILE, record)
 
 
-def update_state(job_dir: Path, mutate: Callable[[dict[str, Any]], None], *, durable: bool = True) -> dict[str, Any]:
+def update_state(job_dir: Path, mutate: Callable[[dict[str, Any]], None], *, durable: bool = True,
+                 only_changed: bool = False) -> dict[str, Any]:
     """Read, change and write back under the lock; returns the new record. ``durable=False`` skips
-    the fsync, for records whose loss in a power cut only means a stage runs again."""
+    the fsync, for records whose loss in a power cut only means a stage runs again. ``only_changed``:
+    a check that found nothing to change writes nothing (not even ``updatedAt``)."""
     with _lock(job_dir):
         record = read_state(job_dir)
+        before = copy.deepcopy(record) if only_changed else None
         mutate(record)
+        if before is not None and record == before:
+            return record
         record["updatedAt"] = utc_now()
         atomic_write_json(job_dir / STATE_FILE, record, durable=durable)
         return record

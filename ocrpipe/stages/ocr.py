@@ -40,9 +40,10 @@ def run_ocr(settings: Settings, job_dir: Path, *, pages: int, jobs: int, attempt
 
 def publish(settings: Settings, job_dir: Path, outcome: StageOutcome) -> dict[str, Any]:
     """final.pdf to out/, the original to archive/, DONE recorded: in the worker, beside the scheduler.
-    Each page's text is read from final.pdf first, here, so the scheduler only stores it."""
-    record_page_texts(job_dir, with_text=settings.search_index)
-    record = publish_done(settings, job_dir, read_state(job_dir), lambda record: mark_done(record, outcome))
+    Each page's text is read from final.pdf here too, so the scheduler only stores it: once the output is
+    in out/ (its reader need not wait for it), before DONE is recorded (the text is kept by then)."""
+    record = publish_done(settings, job_dir, read_state(job_dir), lambda record: mark_done(record, outcome),
+                          before_done=lambda: record_page_texts(job_dir, with_text=settings.search_index))
     clean_done_job(job_dir)
     return record
 
