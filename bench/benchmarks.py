@@ -238,7 +238,8 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         from latencybench import service_latency
 
         report["latency"] = service_latency(args.source, work, ocrpipe_env(1, cores(), args), cores(),
-                                            rounds=args.rounds, rotate_pages=args.rotate_pages)
+                                            rounds=args.rounds, rotate_pages=args.rotate_pages,
+                                            repo=args.ocrpipe_repo[0] if args.ocrpipe_repo else None)
     report["ok"] = all(v["ok"] for v in report.values() if isinstance(v, dict) and "ok" in v)
     return report
 

@@ -42,19 +42,20 @@ def free_port() -> int:
 class Service:
     """``ocrpipe run`` on a fresh data folder, its log in JSON lines at debug level (the steps' times)."""
 
-    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+    def __init__(self, folder: Path, env: dict[str, str], *, python: str = sys.executable) -> None:
         self.data, self.log = folder / "data", folder / "ocrpipe.jsonl"
         self.drops = folder / "drops"  # beside in/, on the same volume: a rename into in/ is atomic
         for path in (self.data / "in", self.drops):
             path.mkdir(parents=True)
         self.env = {**env, "LOG_LEVEL": "DEBUG", "LOG_JSON": "true", "LOG_FILE": str(self.log),
                     "ORCHESTRATOR_PORT": str(free_port())}
+        self.python = python  # another checkout's (its PYTHONPATH in ``env``): a before/after comparison
         self.proc: subprocess.Popen[bytes] | None = None
         self._read = 0  # how far the log has been read
         self.lines: list[dict[str, Any]] = []
 
     def __enter__(self) -> Service:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ocrpipe", "run", "--data", str(self.data)], env=self.env,
+        self.proc = subprocess.Popen([self.python, "-m", "ocrpipe", "run", "--data", str(self.data)], env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.root = psutil.Process(self.proc.pid)
         try:
