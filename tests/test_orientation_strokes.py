@@ -218,10 +218,14 @@ def _upright(page: int, **more: Any) -> dict[str, Any]:
     return {"page": page, "checked": True, "angle": 0, "confidence": 3.1, "turned": 0, **more}
 
 
-def test_a_leaning_page_of_a_document_whose_checked_pages_were_upright_is_not_checked(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked, report = _leaning_page(tmp_path, monkeypatch, [_upright(2), _upright(3)], "1")
-    assert asked == [] and report["checked"] is False
+@pytest.mark.parametrize("earlier", [
+    [_upright(2), _upright(3)],
+    [_upright(2), {"page": 3, "checked": False, "upright": "strokes", "strokes": [9, 0]}],  # upright by its strokes
+])
+def test_a_leaning_page_of_a_document_whose_pages_were_found_upright_is_not_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, earlier: list[dict[str, Any]]) -> None:
+    asked, report = _leaning_page(tmp_path, monkeypatch, earlier, "1")
+    assert asked == [] and report["checked"] is False and report["upright"] == "document"
 
 
 @pytest.mark.parametrize(("earlier", "starts"), [
@@ -230,7 +234,7 @@ def test_a_leaning_page_of_a_document_whose_checked_pages_were_upright_is_not_ch
     ([_upright(2), _upright(3)], "1,4"),  # those pages are another document's
     ([_upright(2), _upright(3), _upright(4, turned=180)], "1"),  # the document has a turned page
     ([_upright(2), _upright(3, failed=True)], "1"),  # a detection that failed says nothing
-    ([_upright(2), {"page": 3, "checked": False, "strokes": [9, 0]}], "1"),  # spared, not checked
+    ([_upright(2), {"page": 3, "checked": False, "upright": "document", "strokes": [3, 2]}], "1"),  # no chains
     ([_upright(2), {"page": "3", "checked": "yes"}], "1"),  # not a report of the plugin's
 ])
 def test_a_leaning_page_is_checked_unless_its_document_settled_upright(

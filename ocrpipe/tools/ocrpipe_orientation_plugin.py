@@ -69,8 +69,9 @@ LINE_LEAN = 1.5
 MIN_OUTSIDE_INK = 0.05  # a line with less ink outside its band than this share of the band's has no say
 UPRIGHT_LINES = 4
 UPRIGHT_MAJORITY = 3
-# A document of poor prints: once SETTLED_PAGES of its pages were checked and found upright (none turned),
-# a page of it with LEANING_LINES lines leaning up, LEANING_MAJORITY times as many as down, is upright too.
+# A document of poor prints: once SETTLED_PAGES of its pages were found upright (checked, or by clear strokes)
+# and none turned, a page of it with LEANING_LINES lines leaning up, LEANING_MAJORITY times as many as down,
+# is upright too.
 SETTLED_PAGES = 2
 LEANING_LINES = 3
 LEANING_MAJORITY = 1.5
@@ -223,8 +224,9 @@ def document_of(page: int, starts: str | None) -> tuple[int, float] | None:
 
 
 def settled_upright(folder: Path, pages: tuple[int, float]) -> bool:
-    """Whether SETTLED_PAGES pages of the document (``pages``: first, last + 1) were checked and found
-    upright, and none turned, by the reports the plugin wrote so far (other pages run at the same time)."""
+    """Whether SETTLED_PAGES pages of the document (``pages``: first, last + 1) were found upright by a check
+    or clearly by their strokes, and none turned, by the reports the plugin wrote so far (other pages run at
+    the same time). A page taken as upright only because of its document's other pages does not count."""
     upright = 0
     for path in folder.glob("page-*.json"):
         try:
@@ -232,7 +234,9 @@ def settled_upright(folder: Path, pages: tuple[int, float]) -> bool:
             page, checked, turned = int(report["page"]), report.get("checked"), report.get("turned")
         except (OSError, ValueError, TypeError, KeyError):
             continue
-        if not pages[0] <= page < pages[1] or checked is not True or report.get("failed"):
+        if not pages[0] <= page < pages[1] or report.get("failed"):
+            continue
+        if checked is not True and not (checked is False and report.get("upright") == "strokes"):
             continue
         if turned:
             return False
@@ -349,14 +353,15 @@ def _reads_upright_by_strokes(input_file: Path, output_hocr: Path, hocr: str, re
     with Image.open(input_file) as image:
         votes = stroke_votes(image, hocr)
     if upright_by_strokes(votes):
-        why = "upright by its strokes"
+        why, by = "upright by its strokes", "strokes"
     elif leans_upright(votes) and _document_settled(output_hocr):
-        why = "leaning upright in a document of pages found upright"
+        why, by = "leaning upright in a document of pages found upright", "document"
     else:
         return False
     log.info("%s: reads poorly (confidence %.0f) but %s (%d lines lean up, %d down): not checked",
              input_file.name, reading.confidence, why, *votes)
-    _record(output_hocr, {"checked": False, "strokes": list(votes), "before": round(reading.confidence, 1)})
+    _record(output_hocr, {"checked": False, "upright": by, "strokes": list(votes),
+                          "before": round(reading.confidence, 1)})
     return True
 
 
