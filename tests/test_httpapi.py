@@ -301,7 +301,9 @@ def test_run_once_serves_while_it_runs(tmp_path: Path, data_dir: Path, fake_env:
         deadline = time.monotonic() + 60
         jobs: list[dict[str, Any]] = []
         record: dict[str, Any] = {}
-        while record.get("state") != "OCR_RUNNING":  # waits for the child process, not for a scheduler here
+        # Waits for the child process, not for a scheduler here; the job's record is its state.json, which the
+        # OCR worker writes as it starts, and /jobs the snapshot the scheduler publishes at the end of its step.
+        while record.get("state") != "OCR_RUNNING" or [j["stage"] for j in jobs] != ["OCR"]:
             assert time.monotonic() < deadline and proc.poll() is None, f"the API never showed OCR running: {jobs}"
             try:
                 jobs = http_json(f"{base}/jobs")[1]["jobs"]
