@@ -16,17 +16,22 @@ from typing import Any, Callable
 
 import pikepdf
 
-# One- to six-page scans of a corpus folder (``--source``), cycled to build a long document.
+# One- to six-page scans of a corpus folder (``--source``), cycled to build a long document: "mixed" has
+# cardinal.pdf, whose pages are turned (ROTATE_PAGES=auto reads them again); "upright" is 18 pages, all upright.
 SCANS = ("ocrmypdf/linn.pdf", "ocrmypdf/skew.pdf", "ocrmypdf/c02-22.pdf", "ocrmypdf/3small.pdf",
          "ocrmypdf/cardinal.pdf", "ocrmypdf/ccitt.pdf", "ocrmypdf/jbig2.pdf", "ocrmypdf/epson.pdf")
+UPRIGHT_SCANS = ("ocrmypdf/linn.pdf", "ocrmypdf/skew.pdf", "ocrmypdf/c02-22.pdf", "ocrmypdf/3small.pdf",
+                 "ocrmypdf/ccitt.pdf", "ocrmypdf/jbig2.pdf", "ocrmypdf/epson.pdf", "derived/dibco11_pr1-4.pdf",
+                 "derived/leptonica_1555_003.pdf", "derived/paperless_multipage.pdf", "ocrmypdf/francais.pdf")
+SCAN_SETS = {"mixed": SCANS, "upright": UPRIGHT_SCANS}
 GENERATED_PAGES = 8  # distinct generated pages, cycled like the scans
 
 
-def long_document_pages(source: Path | None, work: Path) -> list[Path]:
-    """The PDFs a long document is made of: a corpus's scans, every PDF of another folder, or by default
-    eight generated full pages of prose (tests/inputs.py)."""
+def long_document_pages(source: Path | None, work: Path, *, choice: str = "mixed") -> list[Path]:
+    """The PDFs a long document is made of: a corpus's scans (``choice``: a set of SCAN_SETS), every PDF of
+    another folder, or by default eight generated full pages of prose (tests/inputs.py)."""
     if source is not None:
-        pdfs = ([source / name for name in SCANS] if (source / "MANIFEST.tsv").is_file()
+        pdfs = ([source / name for name in SCAN_SETS[choice]] if (source / "MANIFEST.tsv").is_file()
                 else sorted(source.rglob("*.pdf")))
         if not pdfs:
             raise ValueError(f"no PDF in {source}")
