@@ -12,14 +12,15 @@ Variants, run interleaved round after round (the order reversed every other roun
 - ``--jobs 1,2``: one ``ocrmypdf --jobs N`` call on the whole document;
 - ``--ranges 2x1,2x2``: K concurrent ``ocrmypdf --jobs J`` calls on K page ranges dealt by estimated work (as
   ocrpipe cuts them; the cutting is not timed), nothing of ocrpipe around them;
-- ``--ocrpipe 0,16``: ``ocrpipe run --once`` with OCR_SPLIT_MIN_PAGES=0 (whole) or 16; ``--split-parts K``
-  forces a split into K ranges.
+- ``--ocrpipe auto,whole,split2``: ``ocrpipe run --once`` as it decides, whole (OCR_SPLIT_MIN_PAGES=0), or
+  split into K ranges whatever it predicts (OCR_SPLIT_PARTS=K); ``--ocrpipe-repo PATH`` runs another
+  checkout's (its ``.venv``) instead, e.g. a before.
 
 Usage::
 
     python bench/phasetrace.py --pages 18 --chart                   # generated pages, ocrmypdf --jobs 1 and 2
     python bench/phasetrace.py --pages 18 --source ../shared/corpus --set upright --jobs 2 --ranges 2x2 \\
-        --ocrpipe 0,16 --rounds 3
+        --ocrpipe whole,split2 --rounds 3
 
 ``--instant-tesseract`` puts a Tesseract that reads nothing first on PATH (POSIX shell): what is left is
 ocrmypdf's own work on each page, and how well its page workers (threads of one process) share it.
@@ -50,6 +51,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sampling import children_cpu_seconds, cores  # noqa: E402
+from targets import checkout, long_document, long_document_pages  # noqa: E402
 
 INTERVAL = 0.1
 KINDS = {"tesseract": "T", "ocrmypdf": "O", "tool": "x", "ocrpipe": "P"}
@@ -205,6 +207,13 @@ def summary(trace: Trace, run: dict[str, Any]) -> dict[str, Any]:
             "calls": calls}
 
 
+LOADED = 0.10  # a run during which other programs used more than this share of its CPU is not clean
+
+
+def is_clean(run: dict[str, Any]) -> bool:
+    return run["outsideCpuSeconds"] <= LOADED * run["cpuSeconds"]
+
+
 def chart(trace: Trace, width: float = 0.5) -> str:
     """One row per ``width`` seconds, a character per 0.1 core busy: T Tesseract, O ocrmypdf, x its other tools,
     P ocrpipe; after the bar, '.' per 0.1 core other programs used."""
@@ -280,10 +289,16 @@ def variants(args: argparse.Namespace, source: Path, work: Path,
         commands = [ocrmypdf(jobs, f, f.with_suffix(".ocr.pdf")) for f in files]
         made.append((f"{parts} ranges, --jobs {jobs} each",
                      [sys.executable, __file__, "--concurrent", json.dumps(commands)], tool_env))
-    for minimum in filter(None, args.ocrpipe.split(",")):
-        run_env = {**env, "OCR_SPLIT_MIN_PAGES": minimum}
-        made.append((f"ocrpipe OCR_SPLIT_MIN_PAGES={minimum}", [sys.executable, "-m", "ocrpipe", "run", "--once",
-                                                                 "--data", str(work / "data")], run_env))
+    co = checkout(args.ocrpipe_repo)
+    for variant in filter(None, args.ocrpipe.split(",")):
+        if variant not in ("auto", "whole") and not variant.startswith("split"):
+            raise SystemExit(f"phasetrace: --ocrpipe {variant!r}: expected auto, whole or splitK")
+        run_env = {**env, "PYTHONPATH": os.pathsep.join([co["repo"], env.get("PYTHONPATH", "")]),
+                   **({"OCR_SPLIT_MIN_PAGES": "0"} if variant == "whole" else {}),
+                   **({"OCR_SPLIT_PARTS": variant[5:], "OCR_SPLIT_MIN_PAGES": "2"} if variant.startswith("split")
+                      else {})}
+        made.append((f"ocrpipe {variant}" + (f" ({co['label']})" if co["label"] != "this" else ""),
+                     [co["python"], "-m", "ocrpipe", "run", "--once", "--data", str(work / "data")], run_env))
     return made
 
 
@@ -294,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", choices=("mixed", "upright"), default="mixed", help="which of the corpus' scans")
     parser.add_argument("--jobs", default="1,2", help="whole-document ocrmypdf calls, by --jobs (default 1,2)")
     parser.add_argument("--ranges", default="", help="raw concurrent calls on ranges, PARTSxJOBS, e.g. 2x2,2x1")
-    parser.add_argument("--ocrpipe", default="", help="ocrpipe runs, by OCR_SPLIT_MIN_PAGES, e.g. 0,16")
+    parser.add_argument("--ocrpipe", default="", help="ocrpipe runs: auto, whole, splitK (comma list)")
+    parser.add_argument("--ocrpipe-repo", type=Path, help="the ocrpipe runs from this checkout (its .venv)")
     parser.add_argument("--rotate-pages", choices=("off", "auto"), default="off")
     parser.add_argument("--instant-tesseract", action="store_true", help="a Tesseract that reads nothing")
     parser.add_argument("--rounds", type=int, default=1)
@@ -305,7 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.concurrent:
         return concurrent(json.loads(args.concurrent))
     from runs import REPO, ocrpipe_env
-    from targets import long_document, long_document_pages
 
     sys.path.insert(0, str(REPO))
     work = Path(tempfile.mkdtemp(prefix="ocrpipe-trace-"))
@@ -333,11 +348,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.chart:
                     print(chart(trace), flush=True)
                     print("\n".join(f"{t:6.2f} {text}" for t, text in trace.lines[:40]), flush=True)
+        clean = [r["round"] for r in report["runs"]]
+        clean = [n for n in sorted(set(clean)) if all(is_clean(r) for r in report["runs"] if r["round"] == n)]
+        report["cleanRounds"] = clean
+        print(f"clean rounds (other programs used under {LOADED:.0%} of a run's CPU in every run): {clean}")
         for name, *_ in runs:
-            mine = [r for r in report["runs"] if r["name"] == name]
+            mine = [r for r in report["runs"] if r["name"] == name and (r["round"] in clean or not clean)]
             print(f"{name}: wall median {statistics.median(r['wallSeconds'] for r in mine):.2f} s, CPU median "
-                  f"{statistics.median(r['cpuSeconds'] for r in mine):.2f} s, other programs' CPU "
-                  f"{statistics.median(r['outsideCpuSeconds'] for r in mine):.1f} s")
+                  f"{statistics.median(r['cpuSeconds'] for r in mine):.2f} s over {len(mine)} "
+                  f"{'clean ' if clean else ''}round(s)")
         args.out.write_text(json.dumps(report, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)

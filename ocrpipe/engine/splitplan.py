@@ -10,7 +10,9 @@ idle. k calls on k ranges run their starts side by side (no shorter: each call h
 page phase, and each renders and checks only its own pages in its tail. Within one call, PDFium renders
 one page at a time (ocrmypdf holds a lock around it), so on many cores one call's page phase can be no
 shorter than its pages' rendering in a row; k calls render k pages at a time. Against this the split pays
-ocrpipe's cut before the calls and the merge after them, on one core.
+ranges that balance worse than one call's pages shared by all its page workers, and ocrpipe's cut before
+the calls and merge after them, on one core. So a split pays on many cores for long documents, most for
+small pages (a tail's part per page is the same for every page); on 2 or 4 cores, never.
 
 The figures are seconds of one core of the machine they were traced on (``bench/phasetrace.py``; how, in
 docs/speed.md, "Splitting a long document"): on a faster machine all of them shrink alike, and the
@@ -53,12 +55,17 @@ class DocumentWork:
 class CallCosts:
     """Seconds of one core: ocrmypdf 17.13 (pypdfium2 rasteriser), Tesseract 5.3.0, traced on 2 cores."""
 
-    start: float = 0.75  # before its first page: imports, reading and analysing the PDF
+    start: float = 0.8  # before its first page: imports, reading and analysing the PDF
     tail: float = 0.75  # after its last page: PDF/A, the optimizer, the save …
-    tail_per_page: float = 0.06  # … and each page's text layer and ocrmypdf's check of it
-    ocr_per_work: float = 0.28  # Tesseract on real scans, per unit of estimated work
-    own_per_work: float = 0.03  # the call's own process: rendering, preprocessing, the page image …
+    tail_per_page: float = 0.06  # … and each page's text layer (from its hOCR) and ocrmypdf's check of it
+    ocr_per_work: float = 0.25  # Tesseract on real scans, per unit of estimated work
+    own_per_work: float = 0.035  # the call's own process: rendering, preprocessing, the page's image …
     rendering_per_work: float = 0.013  # … of which PDFium's rendering, one page at a time in a call
+    # Ranges of equal estimated work take unequal time (Tesseract's time per megapixel differs 2.5 times
+    # between the corpus' scans), and a call's page workers cannot take another call's pages: the slowest
+    # of k ranges of n pages overruns its share by imbalance * sqrt(2 ln k * k / n), the expected largest
+    # of k draws. 0.25: a split in two of 18 scanned pages took 10 % longer than one call (2 cores).
+    imbalance: float = 0.25
     merge: float = 0.1  # ocrpipe's split: the ranges cut, then grafted back, saved as PDF/A and checked …
     merge_per_page: float = 0.015  # … per page
 
@@ -83,7 +90,8 @@ def split_seconds(doc: DocumentWork, cores: int, parts: int, costs: CallCosts = 
     """Predicted wall time of ``parts`` (at most ``cores``) concurrent calls on ranges of about equal work,
     with the cut and the merge."""
     tail = costs.tail + costs.tail_per_page * math.ceil(doc.pages / parts)
-    return (costs.start + _page_phase(doc, cores, parts, costs) + tail
+    overrun = costs.imbalance * math.sqrt(2 * math.log(parts) * parts / doc.pages)
+    return (costs.start + _page_phase(doc, cores, parts, costs) * (1 + overrun) + tail
             + costs.merge + costs.merge_per_page * doc.pages)
 
 
