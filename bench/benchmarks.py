@@ -109,7 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="start dask scheduler and N 'ocrpipe worker --nthreads 1' here")
     targets = parser.add_argument_group("single measurements (run instead of the sweep)")
     targets.add_argument("--single-doc", type=int, metavar="PAGES",
-                         help="one document of PAGES real scan pages against ocrmypdf --jobs <cores> (target 0.95x, CPU at most 1.10x)")
+                         help="one document of PAGES pages against ocrmypdf --jobs <cores>, like for like (target "
+                              "1.03x its wall on fewer than 8 cores, 0.90x on 8 or more; CPU reported)")
+    targets.add_argument("--scan-set", choices=("mixed", "upright"), default="mixed",
+                         help="with --single-doc and a corpus --source: its mixed scans (one with turned pages) or "
+                              "18 upright ones (default %(default)s)")
+    targets.add_argument("--rotate-pages", choices=("off", "auto"), default="off",
+                         help="with --single-doc: ocrpipe's ROTATE_PAGES; auto gives the baseline ocrpipe's "
+                              "orientation plugin too (default %(default)s: like for like)")
+    targets.add_argument("--ocrpipe-repo", type=Path, action="append", metavar="PATH",
+                         help="with --single-doc: also this checkout (its .venv), interleaved, e.g. main for a before")
     targets.add_argument("--tick-history", type=int, metavar="N",
                          help="duration of one scheduler tick with N finished jobs in the history (target 50 ms)")
     targets.add_argument("--index-history", type=int, metavar="N",
@@ -209,10 +218,12 @@ def run_targets(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         env = ocrpipe_env(1, cores(), argparse.Namespace(fake_tools=False))
         env.update(STABLE_SECONDS="0", POLL_SECONDS="0.2")
         try:
-            parts = long_document_pages(args.source, work)
+            parts = long_document_pages(args.source, work, choice=args.scan_set)
+            report["singleDocument"] = single_document(parts, args.single_doc, work, env, cores(), rounds=args.rounds,
+                                                       rotate_pages=args.rotate_pages, repos=args.ocrpipe_repo,
+                                                       scan_set=args.scan_set if args.source else "generated")
         except ValueError as exc:
             raise BenchError(str(exc)) from None
-        report["singleDocument"] = single_document(parts, args.single_doc, work, env, cores(), rounds=args.rounds)
     if args.tick_history:
         report["tick"] = tick_with_history(args.tick_history, work)
     if args.index_history:

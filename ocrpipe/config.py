@@ -29,10 +29,9 @@ T = TypeVar("T")
 MB_PER_OCR_RUN = 512
 MB_PER_PAGE_WORKER = 128
 DEFAULT_BATCH_MAX_PAGES = 20
-# A lone document of at least this many pages is OCRed as page ranges (README, Speed); 0: never.
-# Measured on 2 cores (bench --single-doc, real scans): 49 pages split in two 0.99 x the wall time of one
-# ``ocrmypdf --jobs 2`` call, whole 1.12 x; 19 pages split 1.02 x (median of 3; whole: 1.13 x), at 1.09 x its
-# CPU. Each extra call costs about 1.5-2 s of CPU, so below about 16 pages a split would cost over 10 % more.
+# Only a lone document of at least this many pages may be OCRed as page ranges (docs/speed.md); 0: never.
+# Whether it is, and in how many, engine/splitplan.py predicts. Below 16 pages a split's extra calls (about
+# 1.5 CPU-s each) cost more than a tenth of the document's CPU (19 scanned pages: 47 CPU-s).
 DEFAULT_SPLIT_MIN_PAGES = 16
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SIGNED_PDF_CHOICES = ("KEEP", "OCR", "ERROR")  # what a digitally signed PDF gets: see the README
@@ -128,6 +127,7 @@ class Settings:
     shutdown_grace_seconds: float = 30.0
     ocr_batch_max_pages: int = DEFAULT_BATCH_MAX_PAGES
     ocr_split_min_pages: int = DEFAULT_SPLIT_MIN_PAGES  # 0: never split
+    ocr_split_parts: int = 0  # 0 (auto): as many page ranges as predicted shortest, if any; k: always k
     pdfa: str = "auto"  # auto | lossless | required: see PDFA_CHOICES
     rotate_pages: str = "auto"  # auto | always | off: see ROTATE_PAGES_CHOICES
     deskew: bool = False  # ocrmypdf's --deskew
@@ -295,6 +295,15 @@ def _candidates(raw: str) -> tuple[str, ...]:
     return tuple(sorted(set(parts)))
 
 
+def _split_parts(raw: str) -> int:
+    if raw.lower() == "auto":
+        return 0
+    parts = int(raw)
+    if parts < 2:
+        raise ValueError(raw)
+    return parts
+
+
 def _port(raw: str) -> int:
     port = int(raw)
     if not 0 <= port <= 65535:
@@ -422,9 +431,11 @@ def load_settings(environ: Mapping[str, str] | None = None, flags: Mapping[str, 
         # Documents ready together share one ocrmypdf call, up to this many pages; 1 turns batches off.
         ocr_batch_max_pages=int(read.number("OCR_BATCH_MAX_PAGES", DEFAULT_BATCH_MAX_PAGES, minimum=1,
                                             integer=True)),
-        # A lone document of this many pages or more is OCRed as page ranges in concurrent calls; 0: never.
+        # A lone document of fewer pages is never OCRed as page ranges in concurrent calls; 0: none is.
         ocr_split_min_pages=int(read.number("OCR_SPLIT_MIN_PAGES", DEFAULT_SPLIT_MIN_PAGES, minimum=0,
                                             integer=True)),
+        # auto: the split is predicted (engine/splitplan.py); a number: always that many ranges (measuring it).
+        ocr_split_parts=int(read.get("OCR_SPLIT_PARTS", _split_parts, 0, "auto or a whole number >= 2")),
         pdfa=read.choice("PDFA", "AUTO", PDFA_CHOICES).lower(),
         rotate_pages=read.choice("ROTATE_PAGES", "AUTO", ROTATE_PAGES_CHOICES).lower(),
         deskew=read.choice("DESKEW", "OFF", ("ON", "OFF")) == "ON",

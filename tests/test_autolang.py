@@ -199,7 +199,8 @@ def test_cyrillic_page_is_read_in_the_candidates_of_its_script(data_dir: Path, t
 def test_split_document_is_read_in_its_language(pages: tuple[str, ...], calls: list[str], data_dir: Path,
                                                 tool_log: Path, make_settings: Callable[..., Settings],
                                                 scheduler_for: Callable[..., Any]) -> None:
-    settings = dataclasses.replace(make_settings(**AUTO, OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"), cpu_count=2)
+    settings = dataclasses.replace(make_settings(**AUTO, OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8",
+                                                 OCR_SPLIT_PARTS="2"), cpu_count=2)
     job_dir = job_ready_for_ocr(settings.work_dir, "long", lang_pdf(*pages))
     update_state(job_dir, lambda record: record.update(pages=len(pages)))  # which decides the split
     drive(scheduler_for(settings), timeout=120)

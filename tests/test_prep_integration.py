@@ -57,8 +57,10 @@ def test_compressed_tarball_is_unpacked_through(tmp_path: Path, mode: str) -> No
     content = tarball(mode, {"scans/page10.pdf": make_pdf(1), "scans/page2.pdf": make_pdf(2)})
     outcome, job_dir = prep_job(tmp_path, "scans.tar.x", content)
     assert outcome.ok, outcome.reason
+    work = outcome.fields.pop("pageWork")  # for the scheduler's split decision: 3 pages, their work
     assert outcome.fields == {"kind": "archive", "pages": 3, "soloReason": None, "ghostscriptReason": None,
                               "batchGroup": None}
+    assert 0 < work["heaviest"] <= work["total"]
     with pikepdf.open(job_dir / "raw.pdf") as pdf:
         assert len(pdf.pages) == 3
     assert read_state(job_dir)["state"] == "PREP_DONE"

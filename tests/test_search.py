@@ -182,7 +182,8 @@ def _no_snapshot() -> Any:
 
 def split_settings(make_settings: Callable[..., Settings], **overrides: str) -> Settings:
     """A lone document of 4 pages or more is OCRed as two ranges (whatever this machine's cores)."""
-    return dataclasses.replace(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="4", **overrides), cpu_count=2)
+    return dataclasses.replace(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="4", OCR_SPLIT_PARTS="2",
+                                             **overrides), cpu_count=2)
 
 
 def ocr_inputs(tool_log: Path) -> list[str]:

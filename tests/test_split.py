@@ -14,7 +14,6 @@ import pytest
 
 import inputs
 from conftest import drive, finished_jobs, job_ready_for_ocr, make_pdf, read_calls
-from ocrpipe.engine.batching import split_parts
 from ocrpipe.config import Settings
 from ocrpipe.model import JobState
 from ocrpipe.stages.fidelity import page_images
@@ -25,16 +24,6 @@ from ocrpipe.stages.rangeplan import describe_pages
 from ocrpipe.folders.store import transition, update_state
 
 PAGES = 10
-
-
-def test_a_document_is_split_only_when_slots_and_cores_would_idle() -> None:
-    assert split_parts(18, spare_slots=2, cores=2, min_pages=8) == 2
-    assert split_parts(7, spare_slots=2, cores=2, min_pages=8) == 1  # short: one call costs less
-    assert split_parts(18, spare_slots=1, cores=2, min_pages=8) == 1  # another call keeps a slot busy
-    assert split_parts(18, spare_slots=2, cores=1, min_pages=8) == 1  # one core: nothing to overlap
-    assert split_parts(48, spare_slots=8, cores=8, min_pages=8) == 8
-    assert split_parts(10, spare_slots=8, cores=8, min_pages=8) == 2  # no range under half the minimum
-    assert split_parts(48, spare_slots=2, cores=2, min_pages=0) == 1  # OCR_SPLIT_MIN_PAGES=0: never
 
 
 def pdf_with(tmp_path: Path, name: str, change: Callable[[pikepdf.Pdf], None]) -> Path:
@@ -93,7 +82,8 @@ def ocr_calls(tool_log: Path) -> list[str]:
 
 
 def two_cores(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, cpu_count=2)  # the split does not depend on the machine's cores
+    # OCR_SPLIT_PARTS=2 splits whatever the prediction: these tests are about the split, not the decision.
+    return dataclasses.replace(settings, cpu_count=2)
 
 
 def assert_same_structure(original: Path, result: Path) -> None:
@@ -127,7 +117,7 @@ def assert_same_structure(original: Path, result: Path) -> None:
 def test_long_document_is_ocred_in_ranges_and_merged_with_its_structure(
         scenario: str, calls: list[str], tmp_path: Path, data_dir: Path, tool_log: Path,
         make_settings: Callable[..., Settings], scheduler_for: Callable[..., Any]) -> None:
-    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8", OCR_SPLIT_PARTS="2"))
     book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker=f"FAKE-SCENARIO:{scenario}")
     ready(settings, "book", book)
 
@@ -142,7 +132,7 @@ def test_long_document_is_ocred_in_ranges_and_merged_with_its_structure(
 def test_short_or_whole_documents_are_not_split(tmp_path: Path, data_dir: Path, tool_log: Path,
                                                 make_settings: Callable[..., Settings],
                                                 scheduler_for: Callable[..., Any]) -> None:
-    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8", OCR_SPLIT_PARTS="2"))
     (tmp_path / "short.pdf").write_bytes(make_pdf(7))
     ready(settings, "short", tmp_path / "short.pdf")
     drive(scheduler_for(settings))
@@ -152,7 +142,8 @@ def test_short_or_whole_documents_are_not_split(tmp_path: Path, data_dir: Path, 
 def test_a_split_whose_range_fails_again_runs_whole_at_no_attempts_cost(
         tmp_path: Path, data_dir: Path, tool_log: Path, make_settings: Callable[..., Settings],
         scheduler_for: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
-    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8", MAX_ATTEMPTS_OCR="1"))
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8", OCR_SPLIT_PARTS="2",
+                                       MAX_ATTEMPTS_OCR="1"))
     book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:fail-range")
     ready(settings, "book", book)
 
@@ -173,7 +164,7 @@ def test_a_split_whose_range_fails_again_runs_whole_at_no_attempts_cost(
 def test_a_failed_split_is_remembered_across_a_restart(data_dir: Path, tmp_path: Path, tool_log: Path,
                                                         make_settings: Callable[..., Settings],
                                                         scheduler_for: Callable[..., Any]) -> None:
-    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8", OCR_SPLIT_PARTS="2"))
     job_dir = ready(settings, "book", inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:book"))
     update_state(job_dir, lambda record: record.update(splitFailed=True))
     drive(scheduler_for(settings))
@@ -184,7 +175,7 @@ def test_a_failed_split_is_remembered_across_a_restart(data_dir: Path, tmp_path:
 def test_crash_between_ranges_and_merge_is_finished_on_restart(
         interrupted: str, tmp_path: Path, data_dir: Path, tool_log: Path,
         make_settings: Callable[..., Settings], scheduler_for: Callable[..., Any]) -> None:
-    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8"))
+    settings = two_cores(make_settings(OCR_CONCURRENCY="2", OCR_SPLIT_MIN_PAGES="8", OCR_SPLIT_PARTS="2"))
     book = inputs.book_pdf(tmp_path / "book.pdf", PAGES, marker="FAKE-SCENARIO:book")
     job_dir = ready(settings, "book", book)
     # What a worker killed mid-split leaves: OCR_RUNNING, range outputs in split/, a partial merge.

@@ -1,5 +1,5 @@
 """How ready documents are given to ocrmypdf: which share one call, and how many page workers
-(``--jobs``) each call gets. Pure planning, no I/O.
+(``--jobs``) each call gets. Pure planning, no I/O. Whether a lone document is split: splitplan.py.
 
 Each ocrmypdf call costs about 1.5 s of CPU before any OCR, so small documents that are ready
 together are OCRed together. A batch never waits to fill up, is capped in pages, and the waiting
@@ -66,15 +66,6 @@ def plan_ocr_units(ready: Sequence[Plannable], *, free_slots: int, max_batch_pag
         if len(units) < free_slots:
             units.append(PlannedUnit([job], pages, batchable(job), job.batch_group))
     return [unit.jobs for unit in units]
-
-
-def split_parts(pages: int | None, *, spare_slots: int, cores: int, min_pages: int) -> int:
-    """Into how many page ranges a lone long document is OCRed (1: whole). Only when slots
-    and cores would otherwise idle, at most one range per core, and no range shorter than half of
-    ``min_pages`` (each call costs about 1.5 s of CPU before its first page)."""
-    if not min_pages or not pages or pages < min_pages or spare_slots < 2 or cores < 2:
-        return 1
-    return max(1, min(spare_slots, cores, pages // max(1, math.ceil(min_pages / 2))))
 
 
 def page_workers(cores: int, slots: int, running: int) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ocrpipe.config import Settings
-from ocrpipe.engine.batching import page_workers, plan_ocr_units, split_parts
+from ocrpipe.engine.batching import page_workers, plan_ocr_units
 from ocrpipe.engine.entry import (  # stages imported in workers, not here
     run_convert,
     run_ocr,
@@ -23,6 +23,7 @@ from ocrpipe.engine.entry import (  # stages imported in workers, not here
 )
 from ocrpipe.engine.jobs import Job, Unit
 from ocrpipe.engine.pools import ExecutorFactory, Pool, StagePool
+from ocrpipe.engine.splitplan import DocumentWork, split_parts
 from ocrpipe.errors import WorkerSetupError
 from ocrpipe.folders.cancel import request_cancel
 from ocrpipe.folders.heartbeat import checked_identity, heartbeat_path, kill_identity, kill_recorded, read_heartbeat
@@ -124,12 +125,17 @@ class Dispatcher:
         units = [Unit(stage, jobs) for jobs in
                  plan_ocr_units(ready, free_slots=free, max_batch_pages=self.settings.ocr_batch_max_pages)]
         if len(units) == 1 and not units[0].batch and not units[0].jobs[0].whole:
-            # Fewer documents than slots and cores: a long one is OCRed as page ranges.
-            busy_cores = self.busy(Stage.OCR)
-            units[0].parts = split_parts(units[0].jobs[0].pages, spare_slots=free,
-                                         cores=self.settings.cpu_count - busy_cores,
-                                         min_pages=self.settings.ocr_split_min_pages)
+            # One document and free slots: a long one is OCRed as page ranges when that is predicted shorter.
+            job = units[0].jobs[0]
+            units[0].parts = split_parts(DocumentWork.of(job.pages or 1, job.work), spare_slots=free,
+                                         free_cores=self.free_cores(), min_pages=self.settings.ocr_split_min_pages,
+                                         always=self.settings.ocr_split_parts)
         return units
+
+    def free_cores(self) -> int:
+        """The cores no running OCR call's page workers keep busy."""
+        busy = sum(unit.busy_cores for unit in self.units.values() if unit.stage is Stage.OCR)
+        return max(0, self.settings.cpu_count - busy)
 
     def room(self, unit: Unit, now: float) -> tuple[str, float]:
         """("now" | "later" | "never", MB the unit needs): room on the work volume beyond MIN_FREE_MB?"""
@@ -180,6 +186,7 @@ class Dispatcher:
         else:
             future = pool.submit(run_ocr, self.settings, first.dir, pages=first.pages or 1, jobs=jobs,
                                  attempts=attempts[first.key])
+        unit.page_workers = jobs if stage is Stage.OCR else 0
         self.units[future] = unit
         for job in unit.jobs:
             # The worker records SUBMITTED and RUNNING in one write as it starts: no write here.

@@ -25,6 +25,7 @@ class Job:
     solo: bool = False  # never batched: its batch failed, or a batch would drop part of it (bookmarks…)
     batch_group: str | None = None  # batched only with jobs of the same group (PREP's batchGroup)
     whole: bool = False  # never split into page ranges (a split of it failed)
+    work: tuple[float, float] | None = None  # PREP's estimate of its OCR work: in all, heaviest page
     convert: str | None = None  # "office" or "email": the job starts with CONVERT (admission's finding)
     seq: int = 0
 
@@ -40,6 +41,7 @@ class Unit:
     stage: Stage
     jobs: list[Job]
     parts: int = 1  # a long document OCRed as this many page ranges, one OCR slot each
+    page_workers: int = 0  # each call's --jobs, once submitted
 
     @property
     def slots(self) -> int:
@@ -52,3 +54,8 @@ class Unit:
     @property
     def pages(self) -> int:
         return sum(j.pages or 1 for j in self.jobs)
+
+    @property
+    def busy_cores(self) -> int:
+        """The cores its page phase keeps busy: a page worker each, while it has pages for them."""
+        return min(self.parts * self.page_workers, self.pages)

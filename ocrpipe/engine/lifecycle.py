@@ -10,6 +10,7 @@ from typing import Any
 from ocrpipe.config import Settings
 from ocrpipe.engine.jobs import Job
 from ocrpipe.engine.restarts import end_restart_run, note_restart, restart_attempts
+from ocrpipe.engine.splitplan import recorded_work
 from ocrpipe.errors import OcrpipeError
 from ocrpipe.folders.fsutil import remove_tree
 from ocrpipe.folders.outbox import write_job_end
@@ -159,6 +160,7 @@ class Lifecycle:
             gs_reason = record.get("ghostscriptReason")  # never batched with others
             job.solo = job.solo or bool(solo_reason) or bool(gs_reason)
             job.batch_group = record.get("batchGroup")
+            job.work = recorded_work(record.get("pageWork"))
             alone = (f"; OCRed alone, since a batch would drop its {solo_reason}" if solo_reason else
                      f"; OCRed alone, since its PDF/A needs Ghostscript ({gs_reason})" if gs_reason else "")
             log.info("prepared %d page(s) in %.1fs%s", job.pages, outcome.seconds, alone, extra=ctx)

@@ -10,6 +10,7 @@ from typing import Any
 from ocrpipe.engine.dispatcher import BATCH_PREFIX, kill_stage
 from ocrpipe.engine.jobs import Job
 from ocrpipe.engine.lifecycle import Lifecycle
+from ocrpipe.engine.splitplan import recorded_work
 from ocrpipe.folders.cancel import request_cancel
 from ocrpipe.folders.fsutil import remove_tree
 from ocrpipe.folders.heartbeat import heartbeat_path, read_heartbeat
@@ -65,6 +66,7 @@ def resume_work(life: Lifecycle) -> None:
                   solo=bool(record.get("soloReason") or record.get("batchFailed") or record.get("ghostscriptReason")),
                   batch_group=record.get("batchGroup"),  # kept across a restart
                   whole=bool(record.get("splitFailed")),  # a split that failed is not tried again
+                  work=recorded_work(record.get("pageWork")),
                   convert=record.get("convert") if record.get("convert") in ("office", "email") else None)
         life.track(job)
         try:

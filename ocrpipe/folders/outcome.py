@@ -79,10 +79,11 @@ def mark_prepared(record: dict[str, Any], outcome: StageOutcome) -> None:
     # soloReason: what an OCR batch would drop of the document (its bookmarks, say); ghostscriptReason:
     # why ocrmypdf would make its PDF/A with Ghostscript, which would re-encode its batch mates' images
     # too. Either way it is OCRed alone. batchGroup: the documents it may share an OCR call with.
+    # pageWork: its pages' estimated OCR work, from which the scheduler predicts whether a split pays.
     record.update(pages=outcome.fields["pages"], kind=outcome.fields["kind"],
                   soloReason=outcome.fields.get("soloReason"),
                   ghostscriptReason=outcome.fields.get("ghostscriptReason"),
-                  batchGroup=outcome.fields.get("batchGroup"))
+                  batchGroup=outcome.fields.get("batchGroup"), pageWork=outcome.fields.get("pageWork"))
     if outcome.fields.get("signed"):
         record["signed"] = True
 

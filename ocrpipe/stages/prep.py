@@ -23,6 +23,7 @@ from ocrpipe.stages.doctype import detect
 from ocrpipe.stages.fidelity import batch_group, ghostscript_reason
 from ocrpipe.stages.office import CONVERT_DIR
 from ocrpipe.stages.pdftraits import largest_image, read_traits
+from ocrpipe.stages.rangeplan import work_summary
 from ocrpipe.stages.sniff import Kind, sniff
 from ocrpipe.tools.sevenzip import ArchiveLimits, check_entries, extract_archive, list_archive, office_document
 
@@ -61,7 +62,8 @@ def _prepare(settings: Settings, job_dir: Path) -> dict[str, Any]:
     raw = job_dir / RAW_PDF
     _check_images(settings, raw)
     fields: dict[str, Any] = {"kind": kind.value, "pages": pages, "soloReason": batch_would_drop(raw),
-                              "ghostscriptReason": ghostscript_reason(raw), "batchGroup": batch_group(raw)}
+                              "ghostscriptReason": ghostscript_reason(raw), "batchGroup": batch_group(raw),
+                              "pageWork": work_summary(raw)}
     if kind is Kind.PDF and _signed(settings, source):
         # OCR alone: whether kept or OCRed anyway, a batch would lose what makes it a signed document.
         fields.update(signed=True, soloReason="digital signature")
@@ -88,7 +90,8 @@ def _prepare_converted(settings: Settings, job_dir: Path, record: dict[str, Any]
                      names=names)
     _check_images(settings, raw)
     return {"kind": record.get("convert") or "converted", "pages": pages, "soloReason": batch_would_drop(raw),
-            "ghostscriptReason": ghostscript_reason(raw), "batchGroup": batch_group(raw)}
+            "ghostscriptReason": ghostscript_reason(raw), "batchGroup": batch_group(raw),
+            "pageWork": work_summary(raw)}
 
 
 def converted_parts(record: dict[str, Any]) -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ is decoded."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pikepdf
 
@@ -43,6 +44,14 @@ def page_work(page: pikepdf.Page) -> float:
 
 def document_work(pdf: pikepdf.Pdf) -> list[float]:
     return [page_work(page) for page in pdf.pages]
+
+
+def work_summary(raw: Path) -> dict[str, float]:
+    """The document's estimated work, in all and of its heaviest page: what PREP records (``pageWork``) for
+    the scheduler, which reads no PDF, to predict whether splitting the document pays (engine/splitplan.py)."""
+    with pikepdf.open(raw) as pdf:
+        work = document_work(pdf)
+    return {"total": round(sum(work), 2), "heaviest": round(max(work, default=0.0), 2)}
 
 
 def balanced_ranges(work: Sequence[float], parts: int) -> list[list[int]]:
