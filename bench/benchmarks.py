@@ -115,10 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --single-doc and a corpus --source: its mixed scans (one with turned pages) or "
                               "18 upright ones (default %(default)s)")
     targets.add_argument("--rotate-pages", choices=("off", "auto"), default="off",
-                         help="with --single-doc: ocrpipe's ROTATE_PAGES; auto gives the baseline ocrpipe's "
-                              "orientation plugin too (default %(default)s: like for like)")
-    targets.add_argument("--ocrpipe-repo", type=Path, action="append", metavar="PATH",
-                         help="with --single-doc: also this checkout (its .venv), interleaved, e.g. main for a before")
+                         help="with --single-doc and --latency: ocrpipe's ROTATE_PAGES; auto gives the baseline "
+                              "ocrpipe's orientation plugin too (default %(default)s: like for like)")
     targets.add_argument("--tick-history", type=int, metavar="N",
                          help="duration of one scheduler tick with N finished jobs in the history (target 50 ms)")
     targets.add_argument("--index-history", type=int, metavar="N",
@@ -134,8 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a running service: drop to output in out/ for 1 and 18 pages against ocrmypdf alone "
                               "(target 1.05x + the stability wait; bench/latencybench.py); with --fake-tools, "
                               "drop to the start of PREP (target POLL + STABLE + 0.5 s)")
-    targets.add_argument("--rotate-pages", choices=("off", "auto"), default="off",
-                         help="--latency: ROTATE_PAGES for ocrpipe, and its plugin for ocrmypdf alone (default off)")
     return parser
 
 

@@ -45,8 +45,8 @@ def add_empty_run_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--empty-run", type=int, metavar="ROUNDS", help="an empty run --once, cold and warm, ROUNDS "
                        "times: wall and CPU of every process (targets 0.5 s, 0.5 CPU-s; bench/startbench.py)")
     group.add_argument("--ocrpipe-repo", type=Path, action="append", metavar="PATH",
-                       help="with --empty-run: also this checkout (its .venv), interleaved, e.g. main for a before; "
-                            "with --latency: the service is that checkout's instead of this one")
+                       help="with --empty-run and --single-doc: also this checkout (its .venv), interleaved, e.g. "
+                            "main for a before; with --latency: the service is that checkout's instead of this one")
 
 
 def become_subreaper() -> bool:
