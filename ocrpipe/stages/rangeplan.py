@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pikepdf
+if TYPE_CHECKING:  # the scheduler reads PAGE_OVERHEAD_MPX from here: an empty run must not load pikepdf
+    import pikepdf
 
 POINTS_PER_INCH = 72.0
 # ocrmypdf rasterises a page without images (vector art, text) at this resolution (VECTOR_PAGE_DPI).
@@ -49,6 +51,8 @@ def document_work(pdf: pikepdf.Pdf) -> list[float]:
 def work_summary(raw: Path) -> dict[str, float]:
     """The document's estimated work, in all and of its heaviest page: what PREP records (``pageWork``) for
     the scheduler, which reads no PDF, to predict whether splitting the document pays (engine/splitplan.py)."""
+    import pikepdf
+
     with pikepdf.open(raw) as pdf:
         work = document_work(pdf)
     return {"total": round(sum(work), 2), "heaviest": round(max(work, default=0.0), 2)}
