@@ -112,19 +112,6 @@ def single_doc_target(cores: int) -> float:
     return MANY_CORES_TARGET if cores >= MANY_CORES else SINGLE_DOC_TARGET
 
 
-def checkout(repo: Path | None) -> dict[str, str]:
-    """How to run an ocrpipe checkout: this one (``None``), or another with its own ``.venv`` Python and its
-    folder first on PYTHONPATH (a before/after comparison in one command)."""
-    here = Path(__file__).resolve().parents[1]
-    if repo is None or repo.resolve() == here:
-        return {"label": "this", "repo": str(here), "python": sys.executable}
-    repo = repo.resolve()
-    if not (repo / "ocrpipe" / "__main__.py").is_file():
-        raise ValueError(f"{repo} is no ocrpipe checkout (no ocrpipe/__main__.py)")
-    venv = repo / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    return {"label": repo.name, "repo": str(repo), "python": str(venv) if venv.is_file() else sys.executable}
-
-
 def baseline_call(source: Path, out: Path, env: dict[str, str], cores: int,
                   rotate_pages: str) -> tuple[list[str], dict[str, str]]:
     """Plain ``ocrmypdf --jobs <cores>`` with ocrpipe's default options; with ROTATE_PAGES=auto, ocrpipe's
@@ -164,7 +151,10 @@ def single_document(parts: list[Path], pages: int, work: Path, env: dict[str, st
     source.parent.mkdir(parents=True)
     count = long_document(parts, pages, source)
     env = {**env, "ROTATE_PAGES": rotate_pages}
-    checkouts = [checkout(None), *(checkout(repo) for repo in repos or [])]
+    from runs import REPO
+    from startbench import checkout
+
+    checkouts = [checkout(REPO), *(checkout(repo) for repo in repos or [])]
     if len({co["repo"] for co in checkouts}) < len(checkouts):
         raise ValueError("--ocrpipe-repo names a checkout twice (this one is always measured)")
     target = single_doc_target(cores)
