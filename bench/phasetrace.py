@@ -51,7 +51,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sampling import children_cpu_seconds, cores  # noqa: E402
-from targets import checkout, long_document, long_document_pages  # noqa: E402
+from startbench import checkout  # noqa: E402
+from targets import long_document, long_document_pages  # noqa: E402
 
 INTERVAL = 0.1
 KINDS = {"tesseract": "T", "ocrmypdf": "O", "tool": "x", "ocrpipe": "P"}
