@@ -51,6 +51,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sampling import children_cpu_seconds, cores  # noqa: E402
+from runs import REPO  # noqa: E402
 from startbench import checkout  # noqa: E402
 from targets import long_document, long_document_pages  # noqa: E402
 
@@ -290,7 +291,7 @@ def variants(args: argparse.Namespace, source: Path, work: Path,
         commands = [ocrmypdf(jobs, f, f.with_suffix(".ocr.pdf")) for f in files]
         made.append((f"{parts} ranges, --jobs {jobs} each",
                      [sys.executable, __file__, "--concurrent", json.dumps(commands)], tool_env))
-    co = checkout(args.ocrpipe_repo)
+    co = checkout(args.ocrpipe_repo or REPO)
     for variant in filter(None, args.ocrpipe.split(",")):
         if variant not in ("auto", "whole") and not variant.startswith("split"):
             raise SystemExit(f"phasetrace: --ocrpipe {variant!r}: expected auto, whole or splitK")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import BrokenExecutor, Executor, Future
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -156,3 +156,18 @@ class StagePool:
         if self._executor is not None:
             self._executor.shutdown(wait=wait, cancel_futures=True)
         self._executor = None
+
+
+def shut_down_together(pools: Iterable[Pool], *, wait: bool) -> None:
+    """Every pool told to stop at once, then waited for together: an idle worker's exit (its interpreter's
+    teardown, about 0.1 s with pikepdf loaded) runs beside the other pools' instead of after them."""
+    pools = list(pools)
+    if not wait or len(pools) < 2:
+        for pool in pools:
+            pool.shutdown(wait=wait)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(pools), thread_name_prefix="stop-pool") as stopper:
+        for stopped in [stopper.submit(pool.shutdown, wait=True) for pool in pools]:
+            stopped.result()

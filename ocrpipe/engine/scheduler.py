@@ -16,7 +16,7 @@ from ocrpipe.engine.decisions import Decisions
 from ocrpipe.engine.dispatcher import Dispatcher, work_volume_free, work_volume_total
 from ocrpipe.engine.jobs import Job, Unit
 from ocrpipe.engine.lifecycle import Lifecycle
-from ocrpipe.engine.pools import ExecutorFactory, Pool
+from ocrpipe.engine.pools import ExecutorFactory, Pool, shut_down_together
 from ocrpipe.engine.reaper import Reaper
 from ocrpipe.engine.recovery import drop_lost_intakes, remove_batch_folders, resume_work
 from ocrpipe.engine.refusal import Refusals
@@ -105,8 +105,7 @@ class Scheduler:
         self.pools[Stage.OCR].warm(1)
 
     def close(self, *, wait: bool = True) -> None:
-        for pool in self.pools.values():
-            pool.shutdown(wait=wait)
+        shut_down_together(self.pools.values(), wait=wait)
         if wait:  # every batch of this run has ended: a batch folder left now is an orphan's
             remove_batch_folders(self.settings.work_dir)
         if self._started:
