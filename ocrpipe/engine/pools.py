@@ -141,7 +141,7 @@ class StagePool:
         """Start ``count`` workers (all by default) now (they import pikepdf and Pillow), so the first
         file does not wait for one."""
         for _ in range(min(self.workers, self.workers if count is None else count)):
-            self.executor.submit(warm_up)
+            self.executor.submit(warm_up, self.name)
 
     def rebuild(self) -> None:
         """Drop a broken executor; the next submit starts a fresh one."""
