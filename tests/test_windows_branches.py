@@ -25,7 +25,7 @@ from ocrpipe.stages.common import tool_env
 from ocrpipe.folders.store import read_state, transition
 from ocrpipe.runner import StopSignals, stop_signal_names
 from ocrpipe.tools.check import language_install_hint, windows_tessdata
-from ocrpipe.tools.run import CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, detach_flags
+from ocrpipe.tools.detach import CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, detach_flags
 
 
 def installed_signals(*, windows: bool, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ocrpipe.proctree import kill_tree
-from ocrpipe.tools.run import detach_flags, tail
+from ocrpipe.tools.detach import detach_flags
+from ocrpipe.tools.run import tail
 
 OUTPUT_TAIL_BYTES = 4000
 MAX_VARIABLE_CHARS = 8000  # Windows allows 32767 characters for the whole block of one variable

@@ -6,17 +6,18 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypedDict
+from typing import IO
 
 from ocrpipe.errors import ToolTimeout, TransientError
 from ocrpipe.folders.heartbeat import cancelled, tool_running
 from ocrpipe.proctree import kill_tree
+from ocrpipe.tools.detach import detach_flags
+from ocrpipe.tools.readytool import READY
 
 STDERR_TAIL_CHARS = 2000
 log = logging.getLogger("ocrpipe.tools")
@@ -35,28 +36,6 @@ def tail(text: str, limit: int = STDERR_TAIL_CHARS) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-# Windows process creation flags (subprocess defines them only on Windows).
-CREATE_NEW_PROCESS_GROUP = 0x00000200
-CREATE_NO_WINDOW = 0x08000000
-
-
-class DetachFlags(TypedDict, total=False):
-    """The keyword arguments of ``subprocess.Popen`` that detach_flags gives."""
-
-    creationflags: int
-    start_new_session: bool
-
-
-def detach_flags(*, windows: bool = sys.platform == "win32") -> DetachFlags:
-    """A tool gets its own process group, so a Ctrl+C in the terminal reaches ocrpipe, not the tool:
-    ocrpipe then decides whether to let it finish or to kill the tree. On Windows a new process group
-    still shares the console, which sends CTRL_BREAK and console close to every process on it; a
-    console of its own (no window) keeps the tool out of them, and no window flashes under a task."""
-    if windows:
-        return {"creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW}
-    return {"start_new_session": True}
-
-
 def run_tool(
     argv: Sequence[str],
     *,
@@ -72,8 +51,10 @@ def run_tool(
     tool's whole tree and is raised here (7-Zip's output is watched this way)."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, _stderr_file(log_path) as err:
+        # An ocrmypdf started ahead (tools/readytool.py) writes into the log itself: no stdout to read.
+        proc = READY.take(argv, env, cwd, log_path)
         try:
-            proc = subprocess.Popen(
+            proc = proc or subprocess.Popen(
                 list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 env=dict(env) if env is not None else None, cwd=cwd, **detach_flags(),
             )
