@@ -205,7 +205,7 @@ def _run(settings: Settings, *, once: bool, handlers: list[logging.Handler], sta
     if once:  # a scheduled run with nothing to do starts no worker; one with work warms them at its first job
         scheduler.warm_at_first_job = True
     else:  # a service keeps its workers ready for the first file
-        scheduler.warm_pools()
+        scheduler.warm_pools(keep_tools_ready=True)
     log.info("ocrpipe watching %s (PREP %s, OCR %s)%s", settings.in_dir, where(settings.prep_executor,
              settings.prep_concurrency), where(settings.ocr_executor, settings.ocr_concurrency),
              ", until in/ is empty" if once else "")

@@ -128,7 +128,8 @@ class DaskStagePool:
     def died_on_their_own(self) -> set[int] | None:
         return None  # a lost worker's stage is settled by its record (common.check_start), not by pids
 
-    def warm(self, count: int | None = None) -> None:
+    def warm(self, count: int | None = None, settings: Settings | None = None,
+             keep_tools_ready: bool = False) -> None:
         pass  # each `ocrpipe worker` loads what the stages need at its start
 
     def rebuild(self) -> None:

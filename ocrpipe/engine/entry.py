@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ocrpipe.engine.worker import ready_for_next
+
 
 def run_convert(*args: Any, **kwargs: Any) -> Any:
     from ocrpipe.stages.convert import run_convert as run
@@ -21,16 +23,25 @@ def run_prep(*args: Any, **kwargs: Any) -> Any:
 def run_ocr(*args: Any, **kwargs: Any) -> Any:
     from ocrpipe.stages.ocr import run_ocr as run
 
-    return run(*args, **kwargs)
+    try:
+        return run(*args, **kwargs)
+    finally:
+        ready_for_next(args[0])
 
 
 def run_ocr_batch(*args: Any, **kwargs: Any) -> Any:
     from ocrpipe.stages.batch import run_ocr_batch as run
 
-    return run(*args, **kwargs)
+    try:
+        return run(*args, **kwargs)
+    finally:
+        ready_for_next(args[0])
 
 
 def run_ocr_split(*args: Any, **kwargs: Any) -> Any:
     from ocrpipe.stages.split import run_ocr_split as run
 
-    return run(*args, **kwargs)
+    try:
+        return run(*args, **kwargs)
+    finally:
+        ready_for_next(args[0])

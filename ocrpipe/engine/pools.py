@@ -14,6 +14,8 @@ from ocrpipe.engine.worker import init_worker, warm_up
 if TYPE_CHECKING:
     import logging.handlers
 
+    from ocrpipe.config import Settings
+
 # Recycling workers now and then bounds what a leaking library (Pillow, pikepdf) can hold.
 MAX_TASKS_PER_CHILD = 100
 # CPython terminates the other workers of a broken pool with SIGTERM (on Windows too, as this exit code).
@@ -34,7 +36,8 @@ class Pool(Protocol):
     def workers(self) -> int: ...
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future: ...
     def died_on_their_own(self) -> set[int] | None: ...
-    def warm(self, count: int | None = None) -> None: ...
+    def warm(self, count: int | None = None, settings: Settings | None = None,
+             keep_tools_ready: bool = False) -> None: ...
     def rebuild(self) -> None: ...
     def shutdown(self, *, wait: bool) -> None: ...
 
@@ -137,11 +140,12 @@ class StagePool:
         # ProcessPoolExecutor keeps its workers here (not public API): read only, for exit codes.
         return getattr(self._executor, "_processes", None)
 
-    def warm(self, count: int | None = None) -> None:
+    def warm(self, count: int | None = None, settings: Settings | None = None,
+             keep_tools_ready: bool = False) -> None:
         """Start ``count`` workers (all by default) now (they import pikepdf and Pillow), so the first
-        file does not wait for one."""
+        file does not wait for one; OCR workers given ``settings`` start their ocrmypdf ahead too."""
         for _ in range(min(self.workers, self.workers if count is None else count)):
-            self.executor.submit(warm_up, self.name)
+            self.executor.submit(warm_up, self.name, settings, keep_tools_ready)
 
     def rebuild(self) -> None:
         """Drop a broken executor; the next submit starts a fresh one."""

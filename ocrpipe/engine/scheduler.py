@@ -95,14 +95,15 @@ class Scheduler:
     def errors_this_run(self) -> int:
         return self.life.errors_this_run + self.refusals.count if self._started else 0
 
-    def warm_pools(self) -> None:
+    def warm_pools(self, *, keep_tools_ready: bool = False) -> None:
         """Start the PREP workers now (a service: at its start; ``run --once``: at its first job), so the first
-        file does not wait for one, and one OCR worker: its start-up (pikepdf, Pillow) runs beside the first
-        PREP, which no OCR can start before, instead of after it (about 0.6 s off a lone document's wall
-        time). The other OCR workers start when needed, so their start-up does not compete with the first
-        OCR for the cores."""
+        file does not wait for one, and one OCR worker: its start-up (pikepdf, Pillow) and its ocrmypdf's,
+        started ahead (tools/readytool.py), run beside the first PREP, which no OCR can start before, instead
+        of after it. The other OCR workers start when needed, so their start-up does not compete with the
+        first OCR for the cores. ``keep_tools_ready``: that worker starts another ocrmypdf after each call
+        (a service)."""
         self.pools[Stage.PREP].warm()
-        self.pools[Stage.OCR].warm(1)
+        self.pools[Stage.OCR].warm(1, self.settings, keep_tools_ready)
 
     def close(self, *, wait: bool = True) -> None:
         shut_down_together(self.pools.values(), wait=wait)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from ocrpipe.logs import WorkerQueueHandler, set_levels
 from ocrpipe.proctree import kill_tree
+
+if TYPE_CHECKING:
+    from ocrpipe.config import Settings
 
 
 def init_worker(log_queue: Any, level: str) -> None:
@@ -70,10 +74,40 @@ WARM_MODULES = {
 }
 
 
-def warm_up(stage: str | None = None) -> None:
-    """A task that only loads what the stage's work needs (PREP's and OCR's when None)."""
+def warm_up(stage: str | None = None, settings: Settings | None = None, keep_tools_ready: bool = False) -> None:
+    """A task that only loads what the stage's work needs (PREP's and OCR's when None). An OCR worker given
+    the settings first starts its ocrmypdf ahead (tools/readytool.py), so both imports run at once, and
+    again after each call when ``keep_tools_ready`` (a service; ``run --once`` has no next file to wait for)."""
     import importlib
 
+    if stage == "OCR" and settings is not None:
+        from ocrpipe.tools.readytool import READY
+
+        READY.keep_ready = keep_tools_ready
+        start_tool_ahead(settings)
     wanted = WARM_MODULES.get(stage) if stage else None
     for module in wanted or (*WARM_MODULES["PREP"], *WARM_MODULES["OCR"]):
         importlib.import_module(module)
+
+
+def start_tool_ahead(settings: Settings) -> None:
+    """This worker's ocrmypdf started now for its next call; ended when the worker ends."""
+    from ocrpipe.stages.common import tools_base_env
+    from ocrpipe.tools.readytool import READY
+
+    global _STOP_REGISTERED
+    if not _STOP_REGISTERED:
+        atexit.register(READY.stop)
+        _STOP_REGISTERED = True
+    READY.start(settings.ocrmypdf, tools_base_env(settings))
+
+
+def ready_for_next(settings: Settings) -> None:
+    """After an OCR stage: another ocrmypdf started ahead, where the worker keeps one ready."""
+    from ocrpipe.tools.readytool import READY
+
+    if READY.keep_ready:
+        start_tool_ahead(settings)
+
+
+_STOP_REGISTERED = False

@@ -30,11 +30,18 @@ log = logging.getLogger("ocrpipe.worker")
 def tool_env(settings: Settings, job_dir: Path) -> dict[str, str]:
     """The tools' environment: one Tesseract thread each, temp files inside the job's folder, and the
     mark that makes them this ocrpipe's to kill should their worker die (ownprocs.py)."""
-    env = dict(settings.tool_env)
-    mark_env(env, settings.work_dir)
+    env = tools_base_env(settings)
     tmp = job_dir / TMP_DIR
     tmp.mkdir(parents=True, exist_ok=True)
-    env.update(TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp), OMP_THREAD_LIMIT="1")
+    env.update(TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp))
+    return env
+
+
+def tools_base_env(settings: Settings) -> dict[str, str]:
+    """The tools' environment before a job gives them its folder (an ocrmypdf started ahead starts with it)."""
+    env = dict(settings.tool_env)
+    mark_env(env, settings.work_dir)
+    env["OMP_THREAD_LIMIT"] = "1"
     # ocrmypdf finds Tesseract and Ghostscript on PATH: put configured ones first.
     extra = [str(Path(cmd[0]).parent) for cmd in (settings.tesseract, settings.ghostscript)
              if Path(cmd[0]).is_absolute()]
