@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import signal
@@ -91,14 +90,10 @@ def warm_up(stage: str | None = None, settings: Settings | None = None, keep_too
 
 
 def start_tool_ahead(settings: Settings) -> None:
-    """This worker's ocrmypdf started now for its next call; ended when the worker ends."""
+    """This worker's ocrmypdf started now for its next call (it ends when the worker ends)."""
     from ocrpipe.stages.common import tools_base_env
     from ocrpipe.tools.readytool import READY
 
-    global _STOP_REGISTERED
-    if not _STOP_REGISTERED:
-        atexit.register(READY.stop)
-        _STOP_REGISTERED = True
     READY.start(settings.ocrmypdf, tools_base_env(settings))
 
 
@@ -108,6 +103,3 @@ def ready_for_next(settings: Settings) -> None:
 
     if READY.keep_ready:
         start_tool_ahead(settings)
-
-
-_STOP_REGISTERED = False

@@ -5,6 +5,7 @@ OCRMYPDF setting can be started ahead; any other command runs as it always did."
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ class ReadyTool:
         self._proc: subprocess.Popen[bytes] | None = None
         self._command: tuple[str, ...] = ()
         self.keep_ready = False  # start another after each call (a service), not only once (run --once)
+        self._stop_at_exit = False
 
     def start(self, command: Sequence[str], env: Mapping[str, str]) -> None:
         """Start a launcher for ``command`` unless one is waiting; ``env``: what its Python starts with
@@ -54,6 +56,9 @@ class ReadyTool:
                 self._proc = None
                 return
             self._command = tuple(command)
+            if not self._stop_at_exit:  # a launcher still waiting ends with this process
+                atexit.register(self.stop)
+                self._stop_at_exit = True
 
     def take(self, argv: Sequence[str], env: Mapping[str, str] | None, cwd: Path | None,
              log_path: Path | None) -> subprocess.Popen[bytes] | None:
